@@ -1,0 +1,3 @@
+from a3bench.cli import main
+
+main()

@@ -1,0 +1,134 @@
+"""PGD (Madry et al. 2018) and FGSM (Goodfellow et al. 2015), Linf or L2, any loss.
+
+>>> out = PGD(steps=20)(model, x, y, ThreatModel("Linf", 8/255), seed=0)
+>>> robust = ~out.success
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from a3bench.attacks.base import Attack, AttackOutput
+from a3bench.attacks.losses import LossFn, ce_loss, get_loss
+from a3bench.threat import ThreatModel, example_seeds
+
+
+def default_step_size(threat: ThreatModel, steps: int) -> float:
+    """2.5·eps/steps (Madry et al.), so the iterate can cross the ball in any direction."""
+    return 2.5 * threat.eps / max(steps, 1)
+
+
+def pgd_loop(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    threat: ThreatModel,
+    x_init: torch.Tensor,
+    *,
+    steps: int,
+    step_size: float,
+    loss_fn: LossFn = ce_loss,
+    early_stop: bool = True,
+    grad_fn=None,
+) -> AttackOutput:
+    """The one PGD loop. With ``early_stop`` an example leaves the batch as soon as an
+    iterate is misclassified (it stays broken: the iterate is inside the threat model),
+    so the compute goes to what is still robust.
+
+    ``grad_fn(x_adv, y) -> (logits, grad)`` replaces the plain gradient (EOT, BPDA ...).
+    """
+    x_adv = x_init.detach().clone()
+    success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+    active = torch.arange(x.shape[0], device=x.device)
+    fwd = bwd = 0
+
+    def plain_grad(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xa = xa.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(xa)
+            (grad,) = torch.autograd.grad(loss_fn(logits, ya).sum(), xa)
+        return logits.detach(), grad
+
+    grad_fn = grad_fn or plain_grad
+    for _ in range(steps):
+        if active.numel() == 0:
+            break
+        xa, ya, x0 = x_adv[active], y[active], x[active]
+        logits, grad = grad_fn(xa, ya)
+        fwd += xa.shape[0]
+        bwd += xa.shape[0]
+        if early_stop:
+            hit = logits.argmax(1) != ya
+            success[active[hit]] = True
+            keep = ~hit
+            active, xa, x0, grad = active[keep], xa[keep], x0[keep], grad[keep]
+        x_adv[active] = threat.project(threat.step(xa, grad, step_size), x0).detach()
+    if active.numel():
+        with torch.no_grad():
+            success[active] = model(x_adv[active]).argmax(1) != y[active]
+        fwd += int(active.numel())
+    return AttackOutput(x_adv, success, fwd, bwd)
+
+
+class PGD(Attack):
+    """PGD-K with random start and restarts; an example is broken if any restart breaks it.
+
+    Args:
+        steps: iterations K. step_size: absolute step; default 2.5·eps/K.
+        restarts: independent random starts (only still-robust examples are restarted).
+        loss: "ce", "cw", "dlr" or "logit-scaled". random_start: start uniformly in the ball.
+    """
+
+    def __init__(
+        self,
+        steps: int = 20,
+        *,
+        step_size: float | None = None,
+        restarts: int = 1,
+        loss: str = "ce",
+        random_start: bool = True,
+        name: str | None = None,
+    ) -> None:
+        if steps < 1 or restarts < 1:
+            raise ValueError("steps and restarts must be ≥ 1")
+        self.steps, self.step_size, self.restarts = steps, step_size, restarts
+        self.loss_name, self.loss_fn = loss, get_loss(loss)
+        self.random_start = random_start
+        self.name = name or f"pgd-{steps}"
+
+    def grad_fn(self, model: nn.Module):
+        """Hook for subclasses (EOT, BPDA): None means the plain gradient."""
+        return None
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        step = self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
+        x_best = x.clone()
+        success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        fwd = bwd = 0
+        for r in range(self.restarts):
+            todo = (~success).nonzero().flatten()
+            if todo.numel() == 0:
+                break
+            xs, ys = x[todo], y[todo]
+            if self.random_start:
+                x0 = threat.random_start(xs, seeds=example_seeds(seed, indices[todo], salt=r))
+            else:
+                x0 = xs
+            out = pgd_loop(model, xs, ys, threat, x0, steps=self.steps, step_size=step, loss_fn=self.loss_fn, grad_fn=self.grad_fn(model))
+            fwd += out.forward_passes
+            bwd += out.backward_passes
+            x_best[todo] = out.x_adv
+            success[todo] = out.success
+        return AttackOutput(x_best, success, fwd, bwd)
+
+
+class FGSM(PGD):
+    """FGSM: one step of size eps from the clean point (Linf: the sign of the gradient)."""
+
+    def __init__(self, loss: str = "ce") -> None:
+        super().__init__(steps=1, restarts=1, loss=loss, random_start=False, name="fgsm")
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        out = pgd_loop(model, x, y, threat, x, steps=1, step_size=threat.eps, loss_fn=self.loss_fn, early_stop=False)
+        return out

@@ -1,0 +1,38 @@
+"""The a3bench command line: one thin wrapper per command over a library function.
+
+Heavy imports (torch, robustbench) happen inside the commands so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from a3bench.cli import train_cli
+
+app = typer.Typer(
+    name="a3bench",
+    help="Train A3-defended classifiers and evaluate them honestly.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("train")(train_cli.train_command)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from a3bench import __version__
+
+        typer.echo(f"a3bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Train A3-defended classifiers and evaluate them honestly."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,48 @@
+"""What every command shares: error handling, the console, progress drawing."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+import typer
+
+DOCS_HINT = "see README.md"
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """One line on stderr, a non-zero exit, no traceback."""
+    text = " ".join(str(message).split())
+    typer.echo(f"error: {text}", err=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(func: Callable) -> Callable:
+    """Turn user-caused errors into one readable line and exit code 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from a3bench.errors import A3BenchError
+
+        try:
+            return func(*args, **kwargs)
+        except A3BenchError as e:
+            fail(str(e))
+        except KeyboardInterrupt:
+            typer.echo("interrupted", err=True)
+            raise typer.Exit(130)
+        except MemoryError:
+            fail("out of memory: lower --batch-size")
+
+    return wrapper
+
+
+def is_tty() -> bool:
+    return sys.stderr.isatty()

@@ -1,0 +1,82 @@
+"""``a3bench train CONFIG.yaml [--set key=value ...] [--out PATH] [--resume]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from a3bench.cli.common import console, handle_errors
+
+
+@handle_errors
+def train_command(
+    config: Path = typer.Argument(..., help="YAML training config (see configs/)."),
+    set_: Optional[List[str]] = typer.Option(None, "--set", help="Dotted override, e.g. --set train.epochs=3 (repeatable)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Checkpoint path (default runs/<config name>/model.pt)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint at --out."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda (overrides the config)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset files."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar (CI logs)."),
+) -> None:
+    """Train a classifier (standard, PGD-AT or TRADES; with or without A3)."""
+    from a3bench.config import load_config
+
+    overrides = list(set_ or [])
+    if device:
+        overrides.append(f"device={device}")
+    if data_dir:
+        overrides.append(f"data_dir={data_dir}")
+    cfg = load_config(config, overrides)
+    out = out or Path("runs") / config.stem / "model.pt"
+
+    from a3bench.train.loop import TrainCallbacks, train
+
+    con = console()
+    callbacks = TrainCallbacks() if quiet else _RichTrainProgress(con)
+    try:
+        result = train(cfg, out, resume=resume, callbacks=callbacks)
+    finally:
+        if hasattr(callbacks, "close"):
+            callbacks.close()
+    m = result.final
+    con.print(
+        f"[bold]done[/]: clean {m.clean_acc:.2f} %, PGD-{m.pgd_steps} {m.pgd_acc:.2f} % "
+        f"(first {m.n_eval} test examples, {cfg.attack.norm} eps {cfg.attack.eps:g}) -> {result.checkpoint}"
+    )
+
+
+class _RichTrainProgress:
+    def __init__(self, con) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.con = con
+        self.progress = Progress(
+            TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]:.3f}"),
+            TimeElapsedColumn(),
+            console=con,
+            transient=True,
+        )
+        self.progress.start()
+        self.task = None
+
+    def on_epoch_start(self, epoch, epochs, steps):
+        if self.task is not None:
+            self.progress.remove_task(self.task)
+        self.task = self.progress.add_task("train", total=steps, epoch=epoch, epochs=epochs, loss=float("nan"))
+
+    def on_step(self, epoch, step, loss):
+        self.progress.update(self.task, completed=step, loss=loss)
+
+    def on_epoch_end(self, m):
+        self.progress.console.print(
+            f"epoch {m.epoch}: loss {m.train_loss:.3f}  train {m.train_acc:.1f} %  "
+            f"clean {m.clean_acc:.2f} %  PGD-{m.pgd_steps} {m.pgd_acc:.2f} %  ({m.seconds:.0f} s)"
+        )
+
+    def close(self):
+        self.progress.stop()

@@ -1,0 +1,269 @@
+"""Backbones with named A3 insertion points.
+
+Every backbone exposes ``forward_features(x) -> z`` (penultimate features, N×D),
+``head`` (the final linear layer) and ``insertion_points`` (names usable in
+``A3Config.placement``). Inputs here are already normalised: the
+:class:`~a3bench.models.wrapper.Classifier` owns normalisation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from a3bench.models.a3 import A3, A3Config
+from a3bench.models.registry import register_model
+
+
+class Backbone(nn.Module):
+    insertion_points: tuple[str, ...] = ()
+
+    def __init__(self, a3: A3Config | None) -> None:
+        super().__init__()
+        self.a3_config = a3
+        if a3 is not None and a3.placement != "all":
+            unknown = sorted(set(a3.placement) - set(self.insertion_points))
+            if unknown:
+                from a3bench.errors import ConfigError
+
+                raise ConfigError(
+                    f"unknown A3 insertion point(s) {', '.join(unknown)} for {type(self).__name__} "
+                    f"(valid: {', '.join(self.insertion_points)})"
+                )
+
+    def _a3(self, point: str, channels: int, channel_dim: int = 1) -> nn.Module:
+        if self.a3_config is not None and self.a3_config.places(point):
+            return A3(channels, self.a3_config, channel_dim=channel_dim)
+        return nn.Identity()
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+# --- small CNN for 28×28 ---------------------------------------------------------------
+
+
+class SmallCNN(Backbone):
+    """Two conv blocks (32, 64 channels) and a 128-unit hidden layer; A3 after each block."""
+
+    insertion_points = ("block1", "block2")
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, a3: A3Config | None = None):
+        super().__init__(a3)
+        self.conv1 = nn.Conv2d(in_channels, 32, 3, padding=1)
+        self.a3_block1 = self._a3("block1", 32)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.a3_block2 = self._a3("block2", 64)
+        side = input_size // 4
+        self.fc = nn.Linear(64 * side * side, 128)
+        self.head = nn.Linear(128, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.a3_block1(F.max_pool2d(F.relu(self.conv1(x)), 2))
+        x = self.a3_block2(F.max_pool2d(F.relu(self.conv2(x)), 2))
+        return F.relu(self.fc(x.flatten(1)))
+
+
+# --- PreAct ResNet-18 (He et al. 2016), the usual CIFAR variant ---------------------------
+
+
+class PreActBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv1(out)
+        out = self.conv2(F.relu(self.bn2(out)))
+        return out + shortcut
+
+
+class PreActResNet18(Backbone):
+    insertion_points = ("stage1", "stage2", "stage3", "stage4")
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, input_size: int = 32, a3: A3Config | None = None):
+        super().__init__(a3)
+        self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        widths, strides = (64, 128, 256, 512), (1, 2, 2, 2)
+        in_planes = 64
+        stages, a3s = [], []
+        for i, (w, s) in enumerate(zip(widths, strides)):
+            stages.append(nn.Sequential(PreActBlock(in_planes, w, s), PreActBlock(w, w, 1)))
+            a3s.append(self._a3(f"stage{i + 1}", w))
+            in_planes = w
+        self.stages = nn.ModuleList(stages)
+        self.a3s = nn.ModuleList(a3s)
+        self.bn = nn.BatchNorm2d(512)
+        self.head = nn.Linear(512, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)
+        for stage, a3 in zip(self.stages, self.a3s):
+            out = a3(stage(out))
+        out = F.relu(self.bn(out))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+
+# --- WideResNet-28-10 (Zagoruyko & Komodakis 2016) ------------------------------------------
+
+
+class WideBlock(nn.Module):
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.shortcut = None
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(x))
+        shortcut = self.shortcut(out) if self.shortcut is not None else x
+        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
+        return out + shortcut
+
+
+class WideResNet(Backbone):
+    insertion_points = ("stage1", "stage2", "stage3")
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        input_size: int = 32,
+        a3: A3Config | None = None,
+        depth: int = 28,
+        widen: int = 10,
+    ):
+        super().__init__(a3)
+        n = (depth - 4) // 6
+        widths = (16 * widen, 32 * widen, 64 * widen)
+        self.conv1 = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        in_planes = 16
+        stages, a3s = [], []
+        for i, (w, s) in enumerate(zip(widths, (1, 2, 2))):
+            blocks = [WideBlock(in_planes if j == 0 else w, w, s if j == 0 else 1) for j in range(n)]
+            stages.append(nn.Sequential(*blocks))
+            a3s.append(self._a3(f"stage{i + 1}", w))
+            in_planes = w
+        self.stages = nn.ModuleList(stages)
+        self.a3s = nn.ModuleList(a3s)
+        self.bn = nn.BatchNorm2d(widths[-1])
+        self.head = nn.Linear(widths[-1], num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)
+        for stage, a3 in zip(self.stages, self.a3s):
+            out = a3(stage(out))
+        out = F.relu(self.bn(out))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+
+# --- small ViT, patch 4 -------------------------------------------------------------------
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with an explicit pre-softmax scale.
+
+    ``logit_scale`` multiplies the pre-softmax logits; it is 1 normally and is
+    changed only by the AAS attack (Jain & Dutta 2024) to undo softmax saturation.
+    """
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+        self.logit_scale: torch.Tensor | float = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, t, c = x.shape
+        q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        logits = (q @ k.transpose(-2, -1)) * (self.logit_scale / math.sqrt(c // self.heads))
+        out = logits.softmax(dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(n, t, c))
+
+
+class TransformerBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_dim: int, a3: nn.Module):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+        self.a3 = a3  # on the MLP branch's output (tokens N×T×C)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.a3(self.mlp(self.norm2(x)))
+
+
+class SmallViT(Backbone):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        input_size: int = 32,
+        a3: A3Config | None = None,
+        patch: int = 4,
+        dim: int = 192,
+        depth: int = 6,
+        heads: int = 3,
+        mlp_dim: int = 384,
+    ):
+        self.insertion_points = tuple(f"block{i + 1}" for i in range(depth))
+        super().__init__(a3)
+        self.patch_embed = nn.Conv2d(in_channels, dim, patch, patch)
+        n_tokens = (input_size // patch) ** 2
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.randn(1, n_tokens + 1, dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, heads, mlp_dim, self._a3(f"block{i + 1}", dim, channel_dim=-1)) for i in range(depth)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.patch_embed(x).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)[:, 0]
+
+
+@register_model("smallcnn", input_size=28, in_channels=1)
+def smallcnn(num_classes: int = 10, in_channels: int = 1, input_size: int = 28, a3: A3Config | None = None) -> Backbone:
+    return SmallCNN(num_classes, in_channels, input_size, a3)
+
+
+@register_model("preact_resnet18", input_size=32, in_channels=3)
+def preact_resnet18(num_classes: int = 10, in_channels: int = 3, input_size: int = 32, a3: A3Config | None = None) -> Backbone:
+    return PreActResNet18(num_classes, in_channels, input_size, a3)
+
+
+@register_model("wrn28_10", input_size=32, in_channels=3)
+def wrn28_10(num_classes: int = 10, in_channels: int = 3, input_size: int = 32, a3: A3Config | None = None) -> Backbone:
+    return WideResNet(num_classes, in_channels, input_size, a3, depth=28, widen=10)
+
+
+@register_model("vit_small_p4", input_size=32, in_channels=3)
+def vit_small_p4(num_classes: int = 10, in_channels: int = 3, input_size: int = 32, a3: A3Config | None = None) -> Backbone:
+    return SmallViT(num_classes, in_channels, input_size, a3, patch=4)

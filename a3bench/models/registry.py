@@ -1,0 +1,78 @@
+"""Model registry in the spirit of timm: ``register_model`` / ``create_model`` / ``list_models``.
+
+Architecture names (``smallcnn``) are kept apart from trained weights
+(``smallcnn.a3_joint_fmnist`` in the model zoo, see :mod:`a3bench.models.zoo`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from torch import nn
+
+from a3bench.errors import ModelSpecError
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    factory: Callable[..., nn.Module]
+    input_size: int
+    in_channels: int
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, *, input_size: int, in_channels: int) -> Callable:
+    def decorate(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, factory, input_size, in_channels)
+        return factory
+
+    return decorate
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def model_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelSpecError(f"unknown architecture {name!r} (valid: {', '.join(list_models())})") from None
+
+
+def create_model(
+    name: str,
+    *,
+    num_classes: int = 10,
+    in_channels: int | None = None,
+    input_size: int | None = None,
+    a3=None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+):
+    """Build ``name`` wrapped in a :class:`Classifier` that takes [0,1] pixels.
+
+    ``a3`` is an :class:`A3Config` (A3 layers at its placement) or None (plain backbone).
+    """
+    from a3bench.models.wrapper import Classifier
+
+    entry = model_entry(name)
+    in_channels = entry.in_channels if in_channels is None else in_channels
+    input_size = entry.input_size if input_size is None else input_size
+    backbone = entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3)
+    mean = tuple(mean) if mean is not None else (0.5,) * in_channels
+    std = tuple(std) if std is not None else (0.5,) * in_channels
+    return Classifier(
+        backbone,
+        mean=mean,
+        std=std,
+        arch=name,
+        num_classes=num_classes,
+        input_shape=(in_channels, input_size, input_size),
+    )

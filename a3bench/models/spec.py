@@ -1,0 +1,118 @@
+"""Resolve a ``--model SPEC`` to a ready model (eval mode, on the device).
+
+SPEC is one of: a model-zoo name; a checkpoint path; ``file.py:factory`` or
+``package.module:factory`` returning an ``nn.Module`` on [0,1] inputs;
+``robustbench:NAME`` for RobustBench's zoo; or None for the bundled default.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from a3bench.errors import ModelSpecError
+from a3bench.models.checkpoint import load_checkpoint, one_line
+from a3bench.models.zoo import DEFAULT_MODEL, list_zoo, zoo_card, zoo_path
+
+
+@dataclass
+class LoadedModel:
+    model: nn.Module
+    name: str  # used in result paths and leaderboards
+    source: str  # "zoo" | "checkpoint" | "factory" | "robustbench"
+    dataset: str | None  # the dataset the model was trained for, when known
+    meta: dict = field(default_factory=dict)  # checkpoint metadata ({} for factories)
+    card: dict = field(default_factory=dict)  # model card: reported accuracy, link, authors ...
+    path: str | None = None
+
+
+def _load_factory(spec: str) -> nn.Module:
+    target, _, factory_name = spec.rpartition(":")
+    if not factory_name.isidentifier():
+        raise ModelSpecError(f"model spec {spec!r}: {factory_name!r} is not a factory name")
+    try:
+        if target.endswith(".py"):
+            path = Path(target)
+            if not path.is_file():
+                raise ModelSpecError(f"model spec {spec!r}: file {target} does not exist")
+            mod_name = f"a3bench_user_{abs(hash(str(path.resolve())))}"
+            module_spec = importlib.util.spec_from_file_location(mod_name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            sys.modules[mod_name] = module
+            module_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(target)
+    except ModelSpecError:
+        raise
+    except Exception as e:
+        raise ModelSpecError(f"model spec {spec!r}: cannot import {target}: {one_line(e, 160)}") from None
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        raise ModelSpecError(f"model spec {spec!r}: {target} has no callable {factory_name!r}")
+    try:
+        model = factory()
+    except Exception as e:
+        raise ModelSpecError(f"model spec {spec!r}: {factory_name}() failed: {one_line(e, 160)}") from None
+    if not isinstance(model, nn.Module):
+        raise ModelSpecError(f"model spec {spec!r}: {factory_name}() returned {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _load_robustbench(name: str, dataset: str, norm: str, model_dir: str | None) -> nn.Module:
+    from a3bench._compat import import_robustbench
+
+    rb = import_robustbench()
+    from robustbench.utils import load_model as rb_load_model
+
+    model_dir = model_dir or os.environ.get("A3BENCH_ROBUSTBENCH_DIR") or str(Path.home() / ".cache" / "a3bench" / "robustbench")
+    try:
+        return rb_load_model(model_name=name, model_dir=model_dir, dataset=dataset, threat_model=norm)
+    except Exception as e:
+        raise ModelSpecError(
+            f"robustbench:{name} ({dataset}, {norm}) could not be loaded: {one_line(e, 160)} "
+            f"(its weights need the network, or a local copy under {model_dir}/{dataset}/{norm}/{name}.pt)"
+        ) from None
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.endswith((".pt", ".pth", ".ckpt")) or os.sep in spec or Path(spec).exists()
+
+
+def load_model(
+    spec: str | None = None,
+    *,
+    dataset: str | None = None,
+    norm: str = "Linf",
+    device: str | torch.device = "cpu",
+    robustbench_dir: str | None = None,
+) -> LoadedModel:
+    spec = spec or DEFAULT_MODEL
+    if spec.startswith("robustbench:"):
+        name = spec.split(":", 1)[1]
+        rb_dataset = dataset or "cifar10"
+        model = _load_robustbench(name, rb_dataset, norm, robustbench_dir)
+        return LoadedModel(model.to(device).eval(), name=name, source="robustbench", dataset=rb_dataset)
+    zp = zoo_path(spec)
+    if zp is not None:
+        ck = load_checkpoint(zp, device)
+        return LoadedModel(ck.model, name=spec, source="zoo", dataset=ck.meta.get("dataset"), meta=ck.meta, card=zoo_card(spec), path=str(zp))
+    if ":" in spec and not Path(spec).exists():
+        model = _load_factory(spec)
+        name = spec.rpartition(":")[2]
+        return LoadedModel(model.to(device).eval(), name=name, source="factory", dataset=dataset)
+    if _looks_like_path(spec):
+        ck = load_checkpoint(spec, device)
+        name = Path(spec).stem if Path(spec).stem != "model" else Path(spec).parent.name
+        return LoadedModel(ck.model, name=name, source="checkpoint", dataset=ck.meta.get("dataset"), meta=ck.meta, path=str(spec))
+    zoo = ", ".join(list_zoo()) or "none found"
+    raise ModelSpecError(
+        f"cannot resolve model {spec!r}: not a model-zoo name (available: {zoo}), a checkpoint path, "
+        f"'file.py:factory', 'package.module:factory' or 'robustbench:NAME'"
+    )
