@@ -218,12 +218,12 @@ def train(
             optimizer.step()
             global_step += 1
             n_steps += 1
-            loss_sum += float(parts.total)
+            loss_sum += float(parts.total.detach())
             nce_sum += parts.infonce
             rank_sum += parts.ranking
             correct += int((parts.logits.argmax(1) == y).sum())
             seen += len(y)
-            cb.on_step(epoch + 1, n_steps, float(parts.total))
+            cb.on_step(epoch + 1, n_steps, float(parts.total.detach()))
         clean, robust = evaluate_heldout(model, heldout, threat, cfg.eval.pgd_steps, cfg.eval.batch_size, cfg.seed)
         metrics = EpochMetrics(
             epoch=epoch + 1,
