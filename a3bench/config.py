@@ -105,9 +105,13 @@ class Config:
                 raise ConfigError(message)
         if self.objective.name == "joint" and self.train.method == "standard":
             raise ConfigError("objective 'joint' needs adversarial examples: use train.method pgd-at or trades")
+        from a3bench.errors import AttackError
         from a3bench.threat import parse_norm
 
-        parse_norm(self.attack.norm)
+        try:
+            parse_norm(self.attack.norm)
+        except AttackError as e:
+            raise ConfigError(f"attack.norm: {e}") from None
         return self
 
     @property

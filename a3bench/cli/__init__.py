@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from a3bench.cli import train_cli
+from a3bench.cli import models_cli, train_cli
 
 app = typer.Typer(
     name="a3bench",
@@ -17,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(train_cli.train_command)
+app.command("models")(models_cli.models_command)
 
 
 def _version(value: bool) -> None:

@@ -31,10 +31,10 @@ def train_command(
     cfg = load_config(config, overrides)
     out = out or Path("runs") / config.stem / "model.pt"
 
-    from a3bench.train.loop import TrainCallbacks, train
+    from a3bench.train.loop import train
 
     con = console()
-    callbacks = TrainCallbacks() if quiet else _RichTrainProgress(con)
+    callbacks = _EpochLines(con) if quiet else _RichTrainProgress(con)
     try:
         result = train(cfg, out, resume=resume, callbacks=callbacks)
     finally:
@@ -45,6 +45,29 @@ def train_command(
         f"[bold]done[/]: clean {m.clean_acc:.2f} %, PGD-{m.pgd_steps} {m.pgd_acc:.2f} % "
         f"(first {m.n_eval} test examples, {cfg.attack.norm} eps {cfg.attack.eps:g}) -> {result.checkpoint}"
     )
+
+
+def _epoch_line(m) -> str:
+    return (
+        f"epoch {m.epoch}: loss {m.train_loss:.3f}  train {m.train_acc:.1f} %  "
+        f"clean {m.clean_acc:.2f} %  PGD-{m.pgd_steps} {m.pgd_acc:.2f} %  ({m.seconds:.0f} s)"
+    )
+
+
+class _EpochLines:
+    """--quiet: no progress bar, one line per epoch (CI logs)."""
+
+    def __init__(self, con) -> None:
+        self.con = con
+
+    def on_epoch_start(self, epoch, epochs, steps):
+        pass
+
+    def on_step(self, epoch, step, loss):
+        pass
+
+    def on_epoch_end(self, m):
+        self.con.print(_epoch_line(m))
 
 
 class _RichTrainProgress:
@@ -73,10 +96,7 @@ class _RichTrainProgress:
         self.progress.update(self.task, completed=step, loss=loss)
 
     def on_epoch_end(self, m):
-        self.progress.console.print(
-            f"epoch {m.epoch}: loss {m.train_loss:.3f}  train {m.train_acc:.1f} %  "
-            f"clean {m.clean_acc:.2f} %  PGD-{m.pgd_steps} {m.pgd_acc:.2f} %  ({m.seconds:.0f} s)"
-        )
+        self.progress.console.print(_epoch_line(m))
 
     def close(self):
         self.progress.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,10 @@ def atomic_write_bytes(path: str | os.PathLike, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -98,13 +101,15 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's pickle-protocol notes are noise here
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"refused to load {path}: it holds objects other than tensors and plain data "
             f"(loading it could run code): {one_line(e, 160)}"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError) as e:
+    except Exception as e:  # weights_only: nothing ran; any other failure means a damaged or foreign file
         raise CheckpointError(f"{path} is not a readable checkpoint (truncated or another format): {one_line(e, 160)}") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an a3bench checkpoint (no 'format: {FORMAT}' header)")

@@ -1,0 +1,60 @@
+"""``a3bench models [SPEC]``: list architectures and the model zoo, or describe one model."""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from a3bench.cli.common import console, handle_errors
+
+
+@handle_errors
+def models_command(
+    spec: Optional[str] = typer.Argument(None, help="Zoo name or checkpoint path to describe (omit to list)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the description as JSON."),
+) -> None:
+    """List architectures and bundled models, or show one model's metadata (checks the checkpoint)."""
+    from rich.table import Table
+
+    from a3bench.models import DEFAULT_MODEL, a3_summary, list_models, list_zoo, load_model
+
+    con = console()
+    if spec is None:
+        table = Table(title="model zoo (use with --model)")
+        for col in ("name", "architecture", "dataset", "clean %", "PGD %", "eps"):
+            table.add_column(col)
+        for name in list_zoo():
+            m = load_model(name)
+            metrics = m.meta.get("metrics", {})
+            table.add_row(
+                name + (" (default)" if name == DEFAULT_MODEL else ""),
+                str(m.meta.get("architecture")),
+                str(m.dataset),
+                f"{metrics.get('clean_acc', float('nan')):.2f}",
+                f"{metrics.get('pgd_acc', float('nan')):.2f}",
+                f"{metrics.get('eps', float('nan')):g}",
+            )
+        con.print(table)
+        con.print("architectures: " + ", ".join(list_models()))
+        return
+    m = load_model(spec)
+    summary = a3_summary(m.model)
+    info = {
+        "name": m.name,
+        "source": m.source,
+        "path": m.path,
+        "dataset": m.dataset,
+        "parameters": sum(p.numel() for p in m.model.parameters()),
+        "a3_layers": summary.n_layers,
+        "a3_parameters": summary.n_parameters,
+        "meta": {k: v for k, v in m.meta.items() if k != "train"},
+        "train_config": m.meta.get("train"),
+        "card": m.card,
+    }
+    if as_json:
+        typer.echo(json.dumps(info, indent=2, default=str))
+    else:
+        for key, value in info.items():
+            con.print(f"[bold]{key}[/]: {value}")
