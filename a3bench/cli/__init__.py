@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from a3bench.cli import models_cli, train_cli
+from a3bench.cli import check_cli, report_cli
 
 app = typer.Typer(
     name="a3bench",
@@ -18,6 +19,8 @@ app = typer.Typer(
 )
 app.command("train")(train_cli.train_command)
 app.command("models")(models_cli.models_command)
+app.command("report")(report_cli.report_command)
+app.command("check")(check_cli.check_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,96 @@
+"""``a3bench report`` as a library call: read results, write the leaderboard, the
+per-model reports, or a RobustBench export."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from a3bench.errors import ResultError
+from a3bench.models.checkpoint import atomic_write_bytes
+from a3bench.report.leaderboard import DEFAULT_DOCS_URL, render_html, render_markdown
+from a3bench.report.load import LoadedResult, load_results
+from a3bench.report.markdown import render_model_report, report_filename
+from a3bench.report.robustbench import export_robustbench
+
+FORMATS = ("md", "html", "robustbench")
+
+
+class NoResults(ResultError):
+    """The folders hold no result record (not an unreadable one: nothing to report)."""
+
+
+@dataclass
+class ReportOutput:
+    leaderboard: Path | None  # None for the RobustBench export
+    reports: list[Path] = field(default_factory=list)  # per-model markdown, or model_info JSONs
+    results: list[LoadedResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def default_out(paths: Sequence[str | os.PathLike], fmt: str) -> Path:
+    """results/LEADERBOARD.md (or leaderboard.html) in the first folder; ./robustbench for the export."""
+    first = Path(paths[0]) if paths else Path("results")
+    base = first if first.is_dir() else first.parent
+    if fmt == "robustbench":
+        return Path("robustbench")
+    return base / ("LEADERBOARD.md" if fmt == "md" else "leaderboard.html")
+
+
+def docs_link(docs_url: str, from_dir: Path) -> str:
+    """A URL stays as it is; a path (relative to the working directory) becomes relative
+    to the folder of the file that links to it, so the link works on GitHub and on disk."""
+    if "://" in docs_url:
+        return docs_url
+    return Path(os.path.relpath(Path(docs_url).resolve(), from_dir.resolve())).as_posix()
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, lambda f: f.write(text.encode()))
+
+
+def generate_report(
+    paths: Sequence[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    fmt: str = "md",
+    docs_url: str = DEFAULT_DOCS_URL,
+    model_reports: bool = True,
+) -> ReportOutput:
+    if fmt not in FORMATS:
+        raise ResultError(f"unknown report format {fmt!r} (valid: {', '.join(FORMATS)})")
+    paths = list(paths) or ["results"]
+    results, warnings = load_results(paths)
+    if not results:
+        where = ", ".join(str(p) for p in paths)
+        raise NoResults(f"no result records found in {where} (run `a3bench attack` first; *.outcomes.json, *.state.json and *.sweep.json are not records)")
+    out = Path(out) if out is not None else default_out(paths, fmt)
+
+    if fmt == "robustbench":
+        written, more = export_robustbench(results, out)
+        return ReportOutput(None, written, results, warnings + more)
+
+    out_dir = out.parent
+    reports_dir = out_dir / "reports"
+    hrefs: dict[int, Path] = {}
+    written: list[Path] = []
+    if model_reports:
+        names: set[str] = set()
+        for res in results:
+            name = report_filename(res)
+            if name in names:  # two eps for the same model and norm
+                name = name[:-3] + f"_eps{res.record.eps:.6g}.md"
+            names.add(name)
+            path = reports_dir / name
+            _write_text(path, render_model_report(res, reports_dir, docs_link(docs_url, reports_dir)))
+            hrefs[id(res)] = path
+            written.append(path)
+
+    def href(res: LoadedResult) -> str | None:
+        p = hrefs.get(id(res))
+        return Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix() if p else None
+
+    render = render_markdown if fmt == "md" else render_html
+    _write_text(out, render(results, docs_link(docs_url, out_dir), href))
+    return ReportOutput(out, written, results, warnings)

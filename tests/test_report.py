@@ -1,0 +1,306 @@
+"""`a3bench report`: leaderboards parsed back, per-model reports, the RobustBench export.
+
+Records are built with ResultRecord and written to tmp_path: no model, no training."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from a3bench.cli import app
+from a3bench.eval.record import AttackRecord, Flag, ResultRecord, default_result_path, outcomes_path, write_json_atomic, write_record
+from a3bench.report.generate import generate_report
+from a3bench.report.leaderboard import COLUMNS
+from a3bench.report.load import load_results, read_outcomes, read_sweep
+from a3bench.report.robustbench import model_info
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def make_record(name: str = "m", clean: float = 90.0, robust: float = 40.0, *, dataset: str = "cifar10", norm: str = "Linf", eps: float = 8 / 255, **kw) -> ResultRecord:
+    n = kw.pop("n_examples", 100)
+    aa = kw.pop("autoattack_acc", robust + 1.0)
+    return ResultRecord(
+        name=kw.pop("title", f"Paper of {name}"),
+        dataset=dataset,
+        eps=eps,
+        clean_acc=clean,
+        robust_acc=robust,
+        autoattack_acc=aa,
+        norm=norm,
+        eps_text="8/255" if abs(eps - 8 / 255) < 1e-12 else "",
+        n_examples=n,
+        seed=0,
+        suite="adaptive",
+        attacks=["apgd-ce", "apgd-t", "a3-adaptive"],
+        per_attack=[
+            AttackRecord("apgd-ce", robust + 3, broken=int(clean - robust - 3), n_attacked=int(clean)),
+            AttackRecord("apgd-t", robust + 1, broken=2, n_attacked=int(robust + 3)),
+            AttackRecord("a3-adaptive", robust, broken=1, n_attacked=int(robust + 1)),
+        ],
+        robust_acc_ci=[robust - 9.0, robust + 9.5],
+        compute={"seconds": 12.0, "forward_passes": 250000, "backward_passes": 240000},
+        model={"spec": f"zoo:{name}", "parameters": 1_234_567},
+        **kw,
+    )
+
+
+def write(root: Path, name: str, record: ResultRecord) -> Path:
+    path = default_result_path(record.dataset, record.norm, name, root)
+    write_record(path, record)
+    return path
+
+
+def parse_md_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
+    """Every GitHub-markdown table in ``text`` as (headers, rows)."""
+    tables, lines, i = [], text.splitlines(), 0
+    while i < len(lines):
+        if lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|[\s:|-]+\|$", lines[i + 1]):
+            split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]]
+            headers, rows, i = split(lines[i]), [], i + 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(split(lines[i]))
+                i += 1
+            tables.append((headers, rows))
+        else:
+            i += 1
+    return tables
+
+
+@pytest.fixture()
+def results_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "results"
+    write(root, "weak", make_record("weak", 95.0, 10.0, link="https://example.org/weak"))
+    strong = make_record(
+        "strong",
+        85.0,
+        55.0,
+        reported=60.0,
+        architecture="WideResNet-28-10",
+        a3={"n_layers": 2, "n_parameters": 1000, "config": {"mode": "joint", "k": 4}},
+        footnote="Trained | with PGD.",
+    )
+    write(root, "strong", strong)
+    masked = make_record(
+        "masked",
+        80.0,
+        70.0,
+        flags=[Flag("zero-gradients", "error", "12 % of inputs have zero gradient", 0.12)],
+        verdict="unreliable",
+        verdict_reason="zero gradients",
+    )
+    mp = write(root, "masked", masked)
+    # Things a scan must skip.
+    write_json_atomic(outcomes_path(mp), {"indices": list(range(4)), "labels": [0, 1, 2, 3], "clean_correct": [True, True, True, False], "broken_by": [None, "apgd-ce", "apgd-ce", None]})
+    write_json_atomic(mp.with_name("masked.state.json"), {"whatever": 1})
+    # Another threat model: its own table.
+    write(root, "weak", make_record("weak", 95.0, 30.0, norm="L2", eps=0.5))
+    return root
+
+
+def test_leaderboard_columns_and_sort(results_dir: Path, tmp_path: Path):
+    out = tmp_path / "LB.md"
+    res = runner.invoke(app, ["report", str(results_dir), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    tables = parse_md_tables(text)
+    assert len(tables) == 2  # (cifar10, Linf, 8/255) and (cifar10, L2, 0.5)
+    headers, rows = next(t for t in tables if len(t[1]) == 3)
+    assert headers == COLUMNS
+    col = {h: i for i, h in enumerate(headers)}
+    worst = [float(r[col["Worst case (%) [95% CI]"]].split()[0]) for r in rows]
+    assert worst == sorted(worst, reverse=True) == [70.0, 55.0, 10.0]
+    assert [r[col["Rank"]] for r in rows] == ["1", "2", "3"]
+    by_model = {re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", r[col["Model"]]).split(" · ")[0]: r for r in rows}
+    assert set(by_model) == {"masked", "strong", "weak"}
+    assert by_model["masked"][col["Verdict"]] == "**unreliable**"
+    assert "zero-gradients" in by_model["masked"][col["Flags"]] and "diagnostics.md#zero-gradients" in by_model["masked"][col["Flags"]]
+    assert by_model["strong"][col["Reported (%)"]] == "60.00 (Δ -5.00)"
+    assert by_model["strong"][col["A3"]].startswith("A3×2 (mode=joint")
+    assert by_model["strong"][col["Clean (%)"]] == "85.00"
+    assert by_model["strong"][col["AutoAttack (%)"]] == "56.00"
+    assert by_model["strong"][col["Params"]] == "1.23M"
+    assert by_model["strong"][col["Compute / example"]] == "2.5k fwd / 2.4k bwd / 120 ms"
+    assert "[weak](https://example.org/weak)" in by_model["weak"][col["Model"]]
+    assert "- strong: Trained | with PGD." in text  # footnotes sit below the table
+
+
+def test_per_model_reports(results_dir: Path, tmp_path: Path):
+    out = tmp_path / "site" / "LEADERBOARD.md"
+    generate_report([results_dir], out)
+    reports = sorted(p.name for p in (out.parent / "reports").iterdir())
+    assert reports == ["cifar10_L2_weak.md", "cifar10_Linf_masked.md", "cifar10_Linf_strong.md", "cifar10_Linf_weak.md"]
+    lb = out.read_text()
+    assert "(reports/cifar10_Linf_masked.md)" in lb
+    text = (out.parent / "reports" / "cifar10_Linf_masked.md").read_text()
+    tables = parse_md_tables(text)
+    attack_table = next(rows for h, rows in tables if h[:2] == ["Attack", "Status"])
+    assert [r[0] for r in attack_table] == ["apgd-ce", "apgd-t", "a3-adaptive"]
+    breakers = next(rows for h, rows in tables if h[:3] == ["Attack", "Broken (record)", "Broken (outcomes)"])
+    assert breakers[0] == ["apgd-ce", "7", "2", "8.8"]  # record: 7 of 80 clean-correct; outcomes file: 2
+    assert "covers 4 examples, the record 100" in text  # a stale outcomes file is called out
+    assert "**zero-gradients** (error)" in text
+    # The docs link is relative to the report's folder, so it works wherever the tree is viewed.
+    href = re.search(r"\[What this means\]\(([^)#]+)#zero-gradients\)", text).group(1)
+    assert ((out.parent / "reports" / href).resolve()) == (Path.cwd() / "docs" / "diagnostics.md").resolve()
+
+
+def test_sweep_in_report(results_dir: Path, tmp_path: Path):
+    sweeps = tmp_path / "results" / "sweeps"
+    sweeps.mkdir()
+    (sweeps / "strong.png").write_bytes(b"\x89PNG fake")
+    write_json_atomic(
+        sweeps / "strong.sweep.json",
+        {"schema_version": 1, "model": "strong", "dataset": "cifar10", "norm": "Linf", "eps": [0.0, 0.1, 0.5], "curves": {"pgd-20": [85.0, 40.0, 0.0], "a3-adaptive": [85.0, 30.0, None]}, "plot": "strong.png", "flags": []},
+    )
+    out = tmp_path / "LB.md"
+    generate_report([results_dir], out)
+    text = (tmp_path / "reports" / "cifar10_Linf_strong.md").read_text()
+    assert "![robust accuracy against eps](../results/sweeps/strong.png)" in text
+    curve = next(rows for h, rows in parse_md_tables(text) if h == ["eps", "pgd-20", "a3-adaptive"])
+    assert curve == [["0", "85.00", "85.00"], ["0.1", "40.00", "30.00"], ["0.5", "0.00", "—"]]
+    # The sweep is not a record and no other report mentions it.
+    assert "sweep" not in (tmp_path / "reports" / "cifar10_Linf_weak.md").read_text().lower()
+
+
+def test_html_format(results_dir: Path, tmp_path: Path):
+    out = tmp_path / "lb.html"
+    res = runner.invoke(app, ["report", str(results_dir), "--format", "html", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("<table") == 2
+    assert '<a href="https://example.org/weak">weak</a>' in page
+    assert "<th" in page and "Worst case (%) [95% CI]" in page
+
+
+def _robustbench_read(models_folder: Path, dataset: str, threat_model: str) -> list[dict]:
+    """RobustBench's own reading of model_info files (robustbench.utils.list_available_models
+    and get_leaderboard_latex), with its enums, ACC_FIELDS and get_key."""
+    from a3bench._compat import import_robustbench
+
+    import_robustbench()
+    from robustbench.model_zoo.enums import BenchmarkDataset, ThreatModel
+    from robustbench.utils import ACC_FIELDS, get_key
+
+    ds, tm = BenchmarkDataset(dataset), ThreatModel(threat_model)
+    acc_field = ACC_FIELDS[tm]
+    out = []
+    for path in sorted((models_folder / ds.value / tm.value).glob("*.json")):
+        d = json.loads(path.read_text())
+        d["venue"] = "Unpublished" if d["venue"] == "" else d["venue"]
+        for k in acc_field:
+            if k in d:
+                d[k] = float(d[k]) / 100
+        d["clean_acc"] = float(d["clean_acc"]) / 100
+        "{} {} {} {} {}".format(d["name"], d["link"], d["architecture"], d["venue"], d["authors"])
+        d["_key"] = get_key(d, acc_field)
+        d["_additional_data"] = "Y" if d["additional_data"] else "N"
+        d["_stem"] = path.stem
+        out.append(d)
+    return sorted(out, key=lambda d: -d["_key"])
+
+
+def test_robustbench_export_round_trip(results_dir: Path, tmp_path: Path):
+    res = runner.invoke(app, ["report", str(results_dir), "--format", "robustbench", "--out", str(tmp_path / "rb")])
+    assert res.exit_code == 0, res.output
+    folder = tmp_path / "rb" / "model_info"
+    strong = json.loads((folder / "cifar10" / "Linf" / "strong.json").read_text())
+    # RobustBench's field types: accuracies and eps are strings, flags are JSON types.
+    assert strong["clean_acc"] == "85.0" and strong["autoattack_acc"] == "56.0" and strong["external"] == "55.0"
+    assert strong["eps"] == "8/255" and strong["reported"] == "60.0"
+    assert strong["additional_data"] is False and strong["number_forward_passes"] == 1 and strong["unreliable"] is False
+    assert strong["dataset"] == "cifar10" and strong["architecture"] == "WideResNet-28-10"
+    read = _robustbench_read(folder, "cifar10", "Linf")
+    assert [d["_stem"] for d in read] == ["masked", "strong", "weak"]  # ranked as our leaderboard
+    loaded = {r.model_id: r for r in load_results([results_dir])[0] if r.record.norm == "Linf"}
+    for d in read:
+        rec = loaded[d["_stem"]].record
+        assert d["_key"] == pytest.approx(rec.robust_acc / 100)  # RobustBench ranks by our worst case
+        assert d["clean_acc"] == pytest.approx(rec.clean_acc / 100)
+        assert d["name"] == rec.name and d["dataset"] == rec.dataset
+    assert json.loads((folder / "cifar10" / "Linf" / "masked.json").read_text())["unreliable"] is True
+    assert (folder / "cifar10" / "L2" / "weak.json").is_file()
+    # The export is never read back as records by a later report over the same tree.
+    assert len(load_results([tmp_path])[0]) == 4
+
+
+def test_robustbench_no_external_when_autoattack_is_worst():
+    rec = make_record("x", 90.0, 50.0, autoattack_acc=50.0)
+    from a3bench.report.load import LoadedResult
+
+    info = model_info(LoadedResult(rec, Path("x.json")))
+    assert "external" not in info and info["autoattack_acc"] == "50.0"
+    rec2 = make_record("y", 90.0, 50.0, autoattack_acc=None)
+    info2 = model_info(LoadedResult(rec2, Path("y.json")))
+    assert "autoattack_acc" not in info2 and info2["external"] == "50.0"
+
+
+def test_robustbench_warns_for_other_datasets(tmp_path: Path):
+    root = tmp_path / "results"
+    write(root, "f", make_record("f", dataset="fmnist", eps=0.1))
+    res = runner.invoke(app, ["report", str(root), "--format", "robustbench", "--out", str(tmp_path / "rb")])
+    assert res.exit_code == 0
+    assert "no 'fmnist' leaderboard" in res.output
+    assert json.loads((tmp_path / "rb/model_info/fmnist/Linf/f.json").read_text())["eps"] == "0.1"
+
+
+def test_empty_folder(tmp_path: Path):
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["report", str(tmp_path / "empty")])
+    assert res.exit_code == 1
+    assert "no result records found" in res.output
+
+
+def test_invalid_record_exits_2(tmp_path: Path):
+    bad = tmp_path / "results" / "cifar10" / "Linf"
+    bad.mkdir(parents=True)
+    (bad / "broken.json").write_text("{not json")
+    res = runner.invoke(app, ["report", str(tmp_path / "results")])
+    assert res.exit_code == 2 and "not valid JSON" in res.output
+    (bad / "broken.json").write_text(json.dumps({"schema_version": 99}))
+    res = runner.invoke(app, ["report", str(tmp_path / "results")])
+    assert res.exit_code == 2 and "schema_version" in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    res = runner.invoke(app, ["report", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_outcomes_reader_is_defensive(tmp_path: Path):
+    p = tmp_path / "a.outcomes.json"
+    write_json_atomic(p, {"robust": [True, False], "threat": {"norm": "Linf"}})
+    o = read_outcomes(p)
+    assert o.robust == [True, False] and o.indices is None and o.broken_counts() == {}
+    write_json_atomic(p, {"clean_correct": [True, False, True], "broken_by": [None, None, "apgd-ce"], "indices": [5, 6, 7], "seed": 0})
+    o = read_outcomes(p)
+    assert o.robust == [True, False, False] and o.broken_counts() == {"apgd-ce": 1}
+    write_json_atomic(p, {"indices": [1, 2]})
+    with pytest.raises(Exception, match="needs 'robust'"):
+        read_outcomes(p)
+
+
+def test_sweep_reader_rejects_bad_curves(tmp_path: Path):
+    p = tmp_path / "m.sweep.json"
+    write_json_atomic(p, {"schema_version": 1, "model": "m", "dataset": "d", "norm": "Linf", "eps": [0.1, 0.2], "curves": {"pgd": [1.0]}, "plot": None, "flags": []})
+    with pytest.raises(Exception, match="one value per eps"):
+        read_sweep(p)
+
+
+def test_report_over_repository_results(tmp_path: Path):
+    """The records the project ships (results/) must all be readable and reportable."""
+    from a3bench.report.load import find_json
+
+    root = REPO / "results"
+    if not root.is_dir() or not find_json([root]):
+        pytest.skip("no result records in results/ yet")
+    out = generate_report([root], tmp_path / "LEADERBOARD.md")
+    assert out.results and out.leaderboard.is_file()
+    tables = parse_md_tables(out.leaderboard.read_text())
+    for headers, rows in tables:
+        assert headers == COLUMNS
+        worst = [float(r[4].split()[0]) for r in rows]
+        assert worst == sorted(worst, reverse=True)
