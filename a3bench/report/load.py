@@ -225,7 +225,7 @@ def read_sweep(path: str | os.PathLike) -> Sweep:
 
 def _match_sweep(result: LoadedResult, sweeps: Iterable[Sweep]) -> Sweep | None:
     r = result.record
-    names = {result.model_id, str(r.model.get("spec", "")), r.name}
+    names = {result.model_id, str(r.model.get("spec", "")), str(r.model.get("name", "")), r.name} - {""}
     for s in sweeps:
         if s.dataset == r.dataset and s.norm == r.norm and (s.model in names or s.path.name == f"{result.model_id}.sweep.json"):
             return s
