@@ -304,3 +304,23 @@ def test_report_over_repository_results(tmp_path: Path):
         assert headers == COLUMNS
         worst = [float(r[4].split()[0]) for r in rows]
         assert worst == sorted(worst, reverse=True)
+
+
+def test_duplicate_results_warn_and_keep_first(tmp_path: Path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write(a, "m", make_record("m", 90.0, 40.0))
+    write(b, "m", make_record("m", 90.0, 20.0))
+    res = runner.invoke(app, ["report", str(a), str(b), "--out", str(tmp_path / "LB.md")])
+    assert res.exit_code == 0, res.output
+    assert "same model and threat" in res.output
+    (_, rows), = parse_md_tables((tmp_path / "LB.md").read_text())
+    assert len(rows) == 1 and rows[0][4].startswith("40.00")
+
+
+def test_record_and_outcomes_disagree(tmp_path: Path):
+    rec = make_record("m", 80.0, 70.0, n_examples=4)
+    p = write(tmp_path / "results", "m", rec)
+    write_json_atomic(outcomes_path(p), {"clean_correct": [True] * 4, "broken_by": [None, None, None, "apgd-t"]})
+    generate_report([tmp_path / "results"], tmp_path / "LB.md")
+    text = (tmp_path / "reports" / "cifar10_Linf_m.md").read_text()
+    assert "disagree on who broke what" in text
