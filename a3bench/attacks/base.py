@@ -7,7 +7,8 @@ examples *and* a success mask, and count the forward/backward passes they spent.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,6 +24,26 @@ class AttackOutput:
     backward_passes: int = 0
 
 
+@dataclass
+class AttackContext:
+    """What an attack may need beyond (x, y): set up once per evaluation by the runner.
+
+    ``model`` is the deployed model being evaluated (eval mode, parameters frozen);
+    ``loaded`` the :class:`~a3bench.models.LoadedModel` it came from, when known (its
+    ``meta``/``card`` tell an adaptive attack about A3, surrogates, ...).
+    """
+
+    model: nn.Module
+    threat: ThreatModel
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    batch_size: int = 256
+    num_classes: int | None = None
+    dataset: str | None = None
+    loaded: Any = None  # LoadedModel | None (typed loosely: attacks must not import models/)
+    extras: dict[str, Any] = field(default_factory=dict)  # scratch space shared by attacks of one run
+
+
 class Attack(ABC):
     """Base class. ``attack(model, x, y, threat, seed=, indices=)`` → :class:`AttackOutput`.
 
@@ -32,6 +53,22 @@ class Attack(ABC):
     """
 
     name: str = "attack"
+    group: str | None = None  # set for the components of a composite name ("autoattack")
+
+    def applies_to(self, ctx: AttackContext) -> str | None:
+        """None if the attack applies to ``ctx.model``; else the reason it is skipped.
+
+        A skipped attack is recorded with ``status="skipped"`` and the reason as its note
+        (e.g. an A3-specific attack on a model without A3) — it is not an error.
+        """
+        return None
+
+    def setup(self, ctx: AttackContext) -> None:
+        """Called once per evaluation before the first batch (build surrogates, wrappers ...)."""
+
+    def config(self) -> dict[str, Any]:
+        """The options that define this attack (stored in the record and the resume state)."""
+        return {}
 
     def __call__(
         self,

@@ -97,6 +97,9 @@ class PGD(Attack):
         self.random_start = random_start
         self.name = name or f"pgd-{steps}"
 
+    def config(self) -> dict:
+        return {"steps": self.steps, "step_size": self.step_size, "restarts": self.restarts, "loss": self.loss_name, "random_start": self.random_start}
+
     def grad_fn(self, model: nn.Module):
         """Hook for subclasses (EOT, BPDA): None means the plain gradient."""
         return None

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from a3bench.cli import models_cli, train_cli
+from a3bench.cli import attack_cli, models_cli, train_cli
 from a3bench.cli import check_cli, report_cli
 
 app = typer.Typer(
@@ -18,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("train")(train_cli.train_command)
+app.command("attack")(attack_cli.attack_command)
 app.command("models")(models_cli.models_command)
 app.command("report")(report_cli.report_command)
 app.command("check")(check_cli.check_command)

@@ -32,6 +32,8 @@ class AttackRecord:
     backward_passes: int = 0
     status: str = "ran"  # "ran" | "skipped"
     note: str | None = None  # why it was skipped, or anything worth knowing
+    group: str | None = None  # the composite name it came from ("autoattack"), if any
+    config: dict[str, Any] = field(default_factory=dict)  # the options that define the attack
 
 
 @dataclass

@@ -1,0 +1,164 @@
+"""AutoAttack (Croce & Hein, ICML 2020) through its reference implementation, PyPI ``pyautoattack``.
+
+Nothing is rewritten: each component is one of pyautoattack's own attack objects,
+configured by ``pyautoattack.AutoAttack`` itself for the ``standard`` or ``rand``
+version, and called on a batch exactly as ``AutoAttack.run_standard_evaluation`` calls
+it (same seed reset per batch, same ``no_grad`` context). The a3bench runner forms the
+batches the way AutoAttack does — the still-robust examples in order, ``batch_size`` at
+a time — so ``autoattack`` gives the same per-example outcome as AutoAttack run
+directly on the same examples with the same seed and batch size.
+
+Components: ``apgd-ce``, ``apgd-dlr`` (APGD, Linf/L2), ``apgd-t`` (targeted APGD-DLR,
+9 targets), ``fab`` / ``fab-t`` (FAB, Croce & Hein ICML 2020), ``square`` (Square
+Attack, Andriushchenko et al. ECCV 2020, black-box, 5000 queries).
+
+>>> attack = AutoAttackComponent("apgd-ce")
+>>> attack.setup(AttackContext(model, ThreatModel("Linf", 8/255), seed=0))
+>>> out = attack(model, x, y, ThreatModel("Linf", 8/255), seed=0)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from a3bench.attacks.base import Attack, AttackContext, AttackOutput
+from a3bench.errors import AttackError
+from a3bench.threat import ThreatModel
+
+COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd-ce", "apgd-dlr")}
+AA_LOGGER = "auto-attack"  # the logger name pyautoattack writes its warnings to
+
+
+class PassCounter(nn.Module):
+    """Counts forward and backward passes (per example) of the model it wraps.
+
+    Used for attacks that do not count their own passes (pyautoattack); a backward
+    pass is counted when a gradient flows back into the logits.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.forward_passes = 0
+        self.backward_passes = 0
+
+    def reset(self) -> tuple[int, int]:
+        counts = (self.forward_passes, self.backward_passes)
+        self.forward_passes = self.backward_passes = 0
+        return counts
+
+    def _count_backward(self, n: int):
+        def hook(grad: torch.Tensor) -> None:
+            self.backward_passes += n
+
+        return hook
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.model(x)
+        n = int(x.shape[0])
+        self.forward_passes += n
+        if out.requires_grad:
+            out.register_hook(self._count_backward(n))
+        return out
+
+
+def make_autoattack(model: nn.Module, threat: ThreatModel, *, seed: int, version: str, device: torch.device | str, num_classes: int | None = None):
+    """A ``pyautoattack.AutoAttack`` configured for ``version``, as AutoAttack itself configures it."""
+    from a3bench._compat import import_autoattack
+
+    aa = import_autoattack()
+    adversary = aa.AutoAttack(model, norm=threat.norm.value, eps=threat.eps, seed=seed, version=version, device=device)
+    if num_classes is not None and num_classes <= 9:
+        # AutoAttack assumes ≥ 10 classes (9 target classes); fewer would crash it.
+        adversary.apgd_targeted.n_target_classes = num_classes - 1
+        adversary.fab.n_target_classes = num_classes - 1
+    return adversary
+
+
+class AutoAttackComponent(Attack):
+    """One component of AutoAttack, run by pyautoattack on the examples it is given.
+
+    Args:
+        component: one of ``apgd-ce``, ``apgd-dlr``, ``apgd-t``, ``fab``, ``fab-t``, ``square``.
+        version: ``standard`` (deterministic models) or ``rand`` (EOT over 20 samples
+            for randomised models); sets restarts, iterations and targets as AutoAttack does.
+        name: the name shown in records (default: the component, ``-rand`` appended for rand).
+        group: the composite name it belongs to (``autoattack``), if any.
+
+    Norms: Linf and L2. The seed is AutoAttack's (reset at every batch, as AutoAttack does).
+
+    >>> out = AutoAttackComponent("square")(model, x, y, ThreatModel("L2", 0.5), seed=0)
+    """
+
+    def __init__(self, component: str, *, version: str = "standard", name: str | None = None, group: str | None = None) -> None:
+        if component not in COMPONENTS:
+            raise AttackError(f"unknown AutoAttack component {component!r} (valid: {', '.join(COMPONENTS)})")
+        if version not in VERSIONS:
+            raise AttackError(f"unknown AutoAttack version {version!r} (valid: {', '.join(VERSIONS)})")
+        self.component, self.version = component, version
+        self.name = name or (component if version == "standard" else f"{component}-rand")
+        self.group = group
+        self._adversary = None
+        self._key: tuple | None = None
+        self._counter: PassCounter | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"component": self.component, "version": self.version, "implementation": "pyautoattack"}
+
+    def setup(self, ctx: AttackContext) -> None:
+        self._build(ctx.model, ctx.threat, ctx.seed, ctx.device, ctx.num_classes)
+
+    def _build(self, model: nn.Module, threat: ThreatModel, seed: int, device, num_classes: int | None) -> None:
+        key = (id(model), threat, seed, str(device), num_classes)
+        if self._key == key:
+            return
+        self._counter = PassCounter(model)
+        self._adversary = make_autoattack(self._counter, threat, seed=seed, version=self.version, device=device, num_classes=num_classes)
+        self._key = key
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        if self._key is None or self._key[:3] != (id(model), threat, seed):
+            self._build(model, threat, seed, x.device, None)
+        adv, counter = self._adversary, self._counter
+        counter.reset()
+        # Exactly the per-batch dispatch of AutoAttack.run_standard_evaluation.
+        with torch.no_grad():
+            c = self.component
+            if c in ("apgd-ce", "apgd-dlr"):
+                adv.apgd.loss = "ce" if c == "apgd-ce" else "dlr"
+                adv.apgd.seed = adv.get_seed()
+                x_adv = adv.apgd.perturb(x, y)
+            elif c == "apgd-t":
+                adv.apgd_targeted.seed = adv.get_seed()
+                x_adv = adv.apgd_targeted.perturb(x, y)
+            elif c == "fab":
+                adv.fab.targeted = False
+                adv.fab.seed = adv.get_seed()
+                x_adv = adv.fab.perturb(x, y)
+            elif c == "fab-t":
+                adv.fab.targeted = True
+                adv.fab.n_restarts = 1
+                adv.fab.seed = adv.get_seed()
+                x_adv = adv.fab.perturb(x, y)
+            else:
+                adv.square.seed = adv.get_seed()
+                x_adv = adv.square.perturb(x, y)
+            success = counter(x_adv).argmax(1) != y
+        fwd, bwd = counter.reset()
+        return AttackOutput(x_adv.detach(), success, fwd, bwd)
+
+
+class WarningCollector(logging.Handler):
+    """Collects the warnings pyautoattack logs (zero gradients ...) so they become flags."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

@@ -1,0 +1,268 @@
+"""Attack names → :class:`~a3bench.attacks.base.Attack` objects, and suites of names.
+
+Syntax of one attack: ``NAME[:OPTION=VALUE[:OPTION=VALUE ...]]`` — options are separated
+by ``:`` so that a comma-separated ``--attacks`` list stays unambiguous::
+
+    pgd-100                         PGD, 100 iterations, CE loss, 1 random start
+    pgd-100:loss=dlr:restarts=5     DLR loss, 5 random starts
+    pgd-50:step=1/255:loss=logit-scaled
+    fgsm, apgd-ce, apgd-dlr, apgd-t, fab-t, square, autoattack, autoattack-rand
+
+A composite name (``autoattack``) expands into its components, each a separate step of
+the worst-case cascade (so the record shows what each component broke).
+
+Extending (adaptive attacks register the same way, in their own module)::
+
+    @register_attack("eot-pgd-K", pattern=r"eot-pgd-(\\d+)", help="PGD with EOT gradients")
+    def _eot(spec: AttackSpec) -> Attack:
+        return EOTPGD(steps=int(spec.match.group(1)), **spec.options)
+
+    register_suite("adaptive", ["mode-transfer", "bpda-a3", "a3-scale"], help="...")
+
+A factory receives an :class:`AttackSpec` (``text``, ``head``, ``match``, the raw
+``arg`` after the first ``:`` and the parsed ``options``) and returns an Attack or a
+list of Attacks. Attacks that do not fit a model say so through ``Attack.applies_to``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+from a3bench.attacks.base import Attack
+from a3bench.errors import AttackError
+
+Factory = Callable[["AttackSpec"], "Attack | list[Attack]"]
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One parsed attack name: ``pgd-100:loss=dlr:restarts=5``."""
+
+    text: str  # as written (whitespace stripped)
+    head: str  # before the first ':' ("pgd-100")
+    arg: str | None  # everything after the first ':' (raw; for factories with their own syntax)
+    match: re.Match
+    options: dict[str, str] = field(default_factory=dict)  # parsed OPTION=VALUE pairs ({} if not parseable)
+
+    def option(self, key: str, default: str | None = None) -> str | None:
+        return self.options.get(key, default)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    display: str  # "pgd-K"
+    regex: re.Pattern
+    factory: Factory
+    help: str
+    options: tuple[str, ...]  # accepted option keys; None-like empty tuple = no options
+
+
+_ATTACKS: dict[str, _Entry] = {}
+_SUITES: dict[str, tuple[tuple[str, ...], str]] = {}
+
+
+def register_attack(name: str, factory: Factory | None = None, *, pattern: str | None = None, help: str = "", options: Sequence[str] = (), raw_arg: bool = False):
+    """Register ``factory`` under ``name`` (a display name like ``pgd-K``).
+
+    ``pattern`` is a regex the head must match in full (default: the name itself).
+    ``options`` are the accepted ``KEY=VALUE`` keys; with ``raw_arg`` the text after the
+    first ``:`` is handed over unparsed (``transfer:SPEC``). Usable as a decorator.
+    """
+
+    def add(f: Factory) -> Factory:
+        regex = re.compile(pattern if pattern is not None else re.escape(name))
+        opts = ("*",) if raw_arg else tuple(options)
+        _ATTACKS[name] = _Entry(name, regex, f, help, opts)
+        return f
+
+    return add(factory) if factory is not None else add
+
+
+def register_suite(name: str, attacks: Sequence[str], *, help: str = "") -> None:
+    """A suite is a named list of attack names, run in order as one cascade."""
+    _SUITES[name] = (tuple(attacks), help)
+
+
+def list_attacks() -> dict[str, str]:
+    """Display name → one-line help, in registration order."""
+    return {e.display: e.help for e in _ATTACKS.values()}
+
+
+def list_suites() -> dict[str, tuple[tuple[str, ...], str]]:
+    return dict(_SUITES)
+
+
+def _valid_names() -> str:
+    return ", ".join(list(_ATTACKS)) + "; suites: " + ", ".join(_SUITES)
+
+
+def parse_options(arg: str | None, text: str) -> dict[str, str]:
+    if not arg:
+        return {}
+    options = {}
+    for part in arg.split(":"):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise AttackError(f"attack {text!r}: option {part!r} is not KEY=VALUE (e.g. pgd-100:loss=dlr:restarts=5)")
+        options[key.strip().lower()] = value.strip()
+    return options
+
+
+def parse_attack(text: str) -> tuple[_Entry, AttackSpec]:
+    text = text.strip()
+    head, _, arg = text.partition(":")
+    head = head.strip().lower()
+    for entry in _ATTACKS.values():
+        m = entry.regex.fullmatch(head)
+        if m is None:
+            continue
+        if entry.options == ("*",):
+            return entry, AttackSpec(text, head, arg or None, m, {})
+        options = parse_options(arg, text)
+        unknown = sorted(set(options) - set(entry.options))
+        if unknown:
+            valid = ", ".join(entry.options) or "none"
+            raise AttackError(f"attack {text!r}: unknown option(s) {', '.join(unknown)} (valid for {entry.display}: {valid})")
+        return entry, AttackSpec(text, head, arg or None, m, options)
+    raise AttackError(f"unknown attack {text!r} (valid: {_valid_names()})")
+
+
+def build_attack(text: str) -> list[Attack]:
+    """One attack name → its Attack objects (a composite gives several)."""
+    entry, spec = parse_attack(text)
+    made = entry.factory(spec)
+    attacks = made if isinstance(made, list) else [made]
+    if not attacks or not all(isinstance(a, Attack) for a in attacks):
+        raise TypeError(f"attack factory for {entry.display} must return an Attack or a list of them")
+    return attacks
+
+
+def split_names(text: str | Iterable[str]) -> list[str]:
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    names = [p.strip() for p in parts if p and p.strip()]
+    if not names:
+        raise AttackError("no attacks given")
+    return names
+
+
+@dataclass
+class AttackPlan:
+    """What a run will do: the names asked for, the suite (if any) and the cascade."""
+
+    names: list[str]
+    attacks: list[Attack]
+    suite: str | None = None
+
+
+def resolve(suite: str | None = None, attacks: str | Sequence[str] | None = None) -> AttackPlan:
+    """``--suite`` or ``--attacks`` (not both) → the cascade; default suite ``quick``."""
+    if suite and attacks:
+        raise AttackError("give --suite or --attacks, not both")
+    if attacks:
+        names = split_names(attacks)
+    else:
+        suite = (suite or "quick").strip().lower()
+        if suite not in _SUITES:
+            raise AttackError(f"unknown suite {suite!r} (valid: {', '.join(_SUITES)})")
+        names = list(_SUITES[suite][0])
+    built: list[Attack] = []
+    for name in names:
+        built.extend(build_attack(name))
+    seen: set[str] = set()
+    for a in built:
+        if a.name in seen:
+            raise AttackError(f"attack {a.name!r} appears twice in the cascade")
+        seen.add(a.name)
+    return AttackPlan(names=names, attacks=built, suite=None if attacks else suite)
+
+
+# --------------------------------------------------------------------------- built-ins
+
+
+def _int_option(spec: AttackSpec, key: str, default: int) -> int:
+    value = spec.option(key)
+    if value is None:
+        return default
+    try:
+        n = int(value)
+    except ValueError:
+        raise AttackError(f"attack {spec.text!r}: {key} must be an integer, got {value!r}") from None
+    if n < 1:
+        raise AttackError(f"attack {spec.text!r}: {key} must be ≥ 1, got {n}")
+    return n
+
+
+def _step_option(spec: AttackSpec) -> float | None:
+    from a3bench.threat import parse_eps
+
+    value = spec.option("step")
+    if value is None:
+        return None
+    step = parse_eps(value)
+    if step == 0:
+        raise AttackError(f"attack {spec.text!r}: step must be > 0")
+    return step
+
+
+def _loss_option(spec: AttackSpec, default: str = "ce") -> str:
+    from a3bench.attacks.losses import get_loss
+
+    loss = (spec.option("loss") or default).lower()
+    get_loss(loss)  # validates
+    return loss
+
+
+@register_attack("pgd-K", pattern=r"pgd-(\d+)", help="PGD, K iterations (Madry et al. 2018); options loss, restarts, step", options=("loss", "restarts", "step"))
+def _pgd(spec: AttackSpec) -> Attack:
+    from a3bench.attacks.pgd import PGD
+
+    steps = int(spec.match.group(1))
+    if steps < 1:
+        raise AttackError(f"attack {spec.text!r}: K must be ≥ 1")
+    return PGD(steps, step_size=_step_option(spec), restarts=_int_option(spec, "restarts", 1), loss=_loss_option(spec), name=spec.text.lower().replace(" ", ""))
+
+
+@register_attack("fgsm", help="FGSM, one step of size eps (Goodfellow et al. 2015); option loss", options=("loss",))
+def _fgsm(spec: AttackSpec) -> Attack:
+    from a3bench.attacks.pgd import FGSM
+
+    attack = FGSM(loss=_loss_option(spec))
+    attack.name = spec.text.lower().replace(" ", "")
+    return attack
+
+
+def _component(component: str, help: str) -> None:
+    def factory(spec: AttackSpec) -> Attack:
+        from a3bench.attacks.autoattack import AutoAttackComponent
+
+        return AutoAttackComponent(component)
+
+    register_attack(component, factory, help=help)
+
+
+_component("apgd-ce", "APGD with CE loss (Croce & Hein 2020), AutoAttack standard settings, via pyautoattack")
+_component("apgd-dlr", "APGD with DLR loss, via pyautoattack")
+_component("apgd-t", "targeted APGD-DLR, 9 target classes, via pyautoattack")
+_component("fab-t", "targeted FAB, 9 target classes, via pyautoattack")
+_component("square", "Square Attack, black-box, 5000 queries (Andriushchenko et al. 2020), via pyautoattack")
+
+
+@register_attack("autoattack", help="AutoAttack standard: apgd-ce, apgd-t, fab-t, square (pyautoattack)")
+def _autoattack(spec: AttackSpec) -> list[Attack]:
+    from a3bench.attacks.autoattack import VERSIONS, AutoAttackComponent
+
+    return [AutoAttackComponent(c, version="standard", group="autoattack") for c in VERSIONS["standard"]]
+
+
+@register_attack("autoattack-rand", help="AutoAttack rand (randomised defenses): apgd-ce, apgd-dlr with EOT over 20 samples")
+def _autoattack_rand(spec: AttackSpec) -> list[Attack]:
+    from a3bench.attacks.autoattack import VERSIONS, AutoAttackComponent
+
+    return [AutoAttackComponent(c, version="rand", group="autoattack-rand") for c in VERSIONS["rand"]]
+
+
+register_suite("quick", ["pgd-20"], help="PGD-20: a first look, seconds on CPU")
+register_suite("pgd", ["pgd-10", "pgd-20", "pgd-50", "pgd-100"], help="PGD with growing iterations: does accuracy still fall?")
+register_suite("standard", ["autoattack"], help="AutoAttack standard (RobustBench's number)")

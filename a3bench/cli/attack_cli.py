@@ -1,0 +1,180 @@
+"""``a3bench attack``: the worst-case cascade on one model, a rich table and a JSON record.
+
+A thin wrapper over :func:`a3bench.eval.runner.evaluate`; docs/attacks.md has the details.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from a3bench.cli.common import console, handle_errors
+
+# Customary budgets when --eps is omitted and the checkpoint does not say (docs/attacks.md).
+DEFAULT_EPS = {
+    ("cifar10", "Linf"): 8 / 255,
+    ("cifar100", "Linf"): 8 / 255,
+    ("cifar10", "L2"): 0.5,
+    ("cifar100", "L2"): 0.5,
+    ("fmnist", "Linf"): 0.1,
+    ("fmnist", "L2"): 1.5,
+    ("mnist", "Linf"): 0.3,
+    ("mnist", "L2"): 2.0,
+}
+
+
+def default_eps(dataset: str, norm: str, meta: dict) -> float | None:
+    """The eps the checkpoint was trained and evaluated at (same norm), else the dataset's customary one."""
+    metrics = (meta or {}).get("metrics") or {}
+    if metrics.get("norm") == norm and isinstance(metrics.get("eps"), (int, float)):
+        return float(metrics["eps"])
+    return DEFAULT_EPS.get((dataset, norm))
+
+
+@handle_errors
+def attack_command(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory or robustbench:NAME (default: the bundled model)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="fmnist, mnist, cifar10, cifar100, ... (default: the one the checkpoint was trained on)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset files."),
+    eps: Optional[str] = typer.Option(None, "--eps", help="Budget: 8/255, 0.1, 2e-3 (default: the checkpoint's training eps, else 8/255 CIFAR, 0.1 Fashion-MNIST, 0.3 MNIST)."),
+    norm: str = typer.Option("Linf", "--norm", help="Linf or L2."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="quick (PGD-20, default), pgd (PGD-10/20/50/100), standard (AutoAttack)."),
+    attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, e.g. 'pgd-100:loss=dlr:restarts=5,apgd-t,square'."),
+    n_examples: Optional[int] = typer.Option(1000, "--n-examples", "-n", help="First N test examples (0 = all)."),
+    batch_size: int = typer.Option(256, "--batch-size", "-b", help="Examples per attack call."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    seed: int = typer.Option(0, "--seed", help="Every random choice derives from it: same seed, same numbers."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Record path (default results/<dataset>/<norm>/<model>.json)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (CI logs); the summary is still printed."),
+) -> None:
+    """Attack a model with a suite (worst case over attacks, per-example) and write a JSON record."""
+    from a3bench.attacks.registry import resolve
+    from a3bench.data import canonical_name, load_dataset
+    from a3bench.errors import AttackError, DataError
+    from a3bench.eval.record import default_result_path
+    from a3bench.eval.runner import evaluate, resolve_device
+    from a3bench.models import load_model
+    from a3bench.threat import ThreatModel, parse_eps, parse_norm
+
+    # Validate everything cheap before loading anything heavy.
+    norm_v = parse_norm(norm).value
+    eps_v = parse_eps(eps) if eps is not None else None
+    plan = resolve(suite=suite, attacks=attacks)
+    if batch_size < 1:
+        raise AttackError(f"--batch-size must be ≥ 1, got {batch_size}")
+    if n_examples is not None and n_examples < 0:
+        raise DataError(f"--n-examples must be ≥ 0, got {n_examples}")
+    dev = resolve_device(device)
+    ds_name = canonical_name(dataset) if dataset else None
+
+    loaded = load_model(model, dataset=ds_name, norm=norm_v, device=dev)
+    ds_name = ds_name or (canonical_name(loaded.dataset) if loaded.dataset else None)
+    if ds_name is None:
+        raise DataError(f"model {model!r} does not say which dataset it was trained on: pass --dataset")
+    if eps_v is None:
+        eps_v = default_eps(ds_name, norm_v, loaded.meta)
+        if eps_v is None:
+            raise AttackError(f"no customary eps for {ds_name} ({norm_v}): pass --eps")
+    threat = ThreatModel(norm_v, eps_v)
+    data = load_dataset(ds_name, "test", data_dir)
+    out = out or default_result_path(ds_name, norm_v, loaded.name)
+
+    con = console()
+    err = console(stderr=True)
+    if not quiet:
+        err.print(f"[bold]{loaded.name}[/] on {ds_name} ({threat.label}), {len(plan.attacks)} attack(s): "
+                  f"{', '.join(a.name for a in plan.attacks)}")
+    drawer = None if quiet else _RichProgress(err)
+    try:
+        result = evaluate(loaded, data, threat, plan, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
+                          device=dev, out=out, resume=resume, progress=drawer, spec=model)
+    finally:
+        if drawer is not None:
+            drawer.close()
+    print_summary(con, result.record)
+    con.print(f"record -> {result.path}")
+
+
+def print_summary(con, record) -> None:
+    """The table every run ends with: clean, each attack, worst case with its 95 % CI."""
+    from rich.table import Table
+
+    from a3bench.eval.record import wilson_interval
+
+    n = record.n_examples or 1
+    table = Table(title=f"{record.name} · {record.dataset} · {record.norm} eps={record.eps_text} · n={record.n_examples} · seed {record.seed}")
+    table.add_column("attack", justify="left", overflow="fold")
+    for col in ("acc %", "95% CI", "broken", "of", "sec", "fwd/ex", "bwd/ex"):
+        table.add_column(col, justify="right", no_wrap=True)
+
+    def ci(acc: float) -> str:
+        lo, hi = wilson_interval(round(acc * n / 100), n)
+        return f"{lo:.1f}-{hi:.1f}"
+
+    table.add_row("clean", f"{record.clean_acc:.2f}", ci(record.clean_acc), "", "", "", "1", "0")
+    for a in record.per_attack:
+        if a.status == "skipped":
+            table.add_row(f"{a.name} [dim](skipped: {a.note})[/]", "", "", "", "", "", "", "")
+            continue
+        table.add_row(a.name, f"{a.robust_acc:.2f}", ci(a.robust_acc), str(a.broken), str(a.n_attacked), f"{a.seconds:.1f}",
+                      f"{a.forward_passes / n:.1f}", f"{a.backward_passes / n:.1f}")
+    lo, hi = record.robust_acc_ci
+    c = record.compute
+    table.add_section()
+    table.add_row("[bold]worst case[/]", f"[bold]{record.robust_acc:.2f}[/]", f"[bold]{lo:.1f}-{hi:.1f}[/]", "", "",
+                  f"{c.get('seconds', 0):.1f}", f"{c.get('forward_passes_per_example', 0):.1f}", f"{c.get('backward_passes_per_example', 0):.1f}")
+    con.print(table)
+    if record.autoattack_acc is not None:
+        con.print(f"AutoAttack accuracy: {record.autoattack_acc:.2f} %" + (f" (reported: {record.reported:.2f} %)" if record.reported is not None else ""))
+    for f in record.flags:
+        colour = "red" if f.severity == "error" else "yellow"
+        con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
+    colour = {"reliable": "green", "suspicious": "yellow", "unreliable": "red"}.get(record.verdict, "white")
+    con.print(f"verdict: [{colour}]{record.verdict}[/] ({record.verdict_reason})")
+
+
+class _RichProgress:
+    """Draws :class:`~a3bench.eval.runner.ProgressEvent` s: one bar per attack."""
+
+    def __init__(self, con) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description:<16}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("robust {task.fields[robust]}/{task.fields[n]}"),
+            TextColumn("{task.fields[passes]} passes"),
+            TimeElapsedColumn(),
+            console=con,
+            transient=False,
+        )
+        self.progress.start()
+        self.tasks: dict[int, int] = {}
+
+    def __call__(self, ev) -> None:
+        if ev.stage in ("done",):
+            return
+        key = ev.attack_index
+        name = "clean" if key < 0 else ev.attack
+        if ev.stage == "skipped":
+            self.progress.console.print(f"{name}: skipped ({ev.note})")
+            return
+        if key not in self.tasks:
+            self.tasks[key] = self.progress.add_task(name, total=max(ev.total, 1), robust=ev.robust, n=ev.n, passes=0)
+        task = self.tasks[key]
+        done = ev.done if ev.total else 1
+        self.progress.update(task, completed=done, total=max(ev.total, 1), robust=ev.robust, passes=_short(ev.forward_passes))
+
+    def close(self) -> None:
+        self.progress.stop()
+
+
+def _short(k: int) -> str:
+    for unit, size in (("M", 1e6), ("k", 1e3)):
+        if k >= size:
+            return f"{k / size:.1f}{unit}"
+    return str(k)

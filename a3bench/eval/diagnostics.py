@@ -1,0 +1,152 @@
+"""Is the evaluation trustworthy? Flags computed from the run, never hand-set (DESIGN §4).
+
+This module owns the flag set and the verdict roll-up. Each ``*_flags`` function looks
+at the model or the finished cascade and returns :class:`~a3bench.eval.record.Flag`
+objects; :func:`verdict` turns all flags into reliable / suspicious / unreliable.
+To add a flag: write a function here returning ``list[Flag]``, call it from the runner
+(or from a sweep), and give it a section in docs/attacks.md.
+
+AutoAttack's own sanity checks (``pyautoattack/checks.py``) are reused as they are:
+their warnings are collected instead of printed and become flags.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from a3bench.eval.record import AttackRecord, Flag
+
+WARNING, ERROR = "warning", "error"
+WHITE_BOX_GROUPS_EXCLUDED = ("square",)  # names of black-box attacks (AttackRecord.name)
+SQUARE_ALPHA = 0.2  # percentage points, AutoAttack's check_square_sr threshold (0.002)
+
+
+class _Collect:
+    """A stand-in for the ``logger`` argument of pyautoattack's checks: keeps the messages."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def warning(self, msg: str) -> None:
+        self.messages.append(" ".join(str(msg).split()))
+
+    info = debug = warning
+
+
+def _run_check(check: Callable[[_Collect], object]) -> list[str]:
+    sink = _Collect()
+    check(sink)
+    return sink.messages
+
+
+def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomized_ok: bool = False) -> list[Flag]:
+    """AutoAttack's checks on one batch: randomised outputs, softmax instead of logits,
+    zero gradients, dynamic (autograd inside forward) defense.
+
+    ``randomized_ok``: the suite handles randomness (EOT, ``autoattack-rand``); a
+    randomised model is then noted as a warning, not an error.
+    """
+    from a3bench._compat import import_autoattack
+
+    checks = import_autoattack().checks
+    flags: list[Flag] = []
+    # randomised outputs: 5 forward passes must agree (check_randomized)
+    msgs = _run_check(lambda log: checks.check_randomized(model, x, y, bs=x.shape[0], logger=log))
+    if msgs:
+        with torch.no_grad():
+            spread = (model(x) - model(x)).abs().max().item()
+        flags.append(Flag("randomized-outputs", WARNING if randomized_ok else ERROR,
+                          "the model's outputs change between identical forward passes: gradient attacks see noise; "
+                          "use EOT (eot-pgd-K) or autoattack-rand", value=spread))
+    # softmax instead of logits (check_range_output)
+    msgs = _run_check(lambda log: checks.check_range_output(model, x, logger=log))
+    if msgs:
+        flags.append(Flag("softmax-outputs", ERROR, "the model returns probabilities, not logits: CE/DLR gradients vanish; return logits"))
+    # zero gradients of the CE loss (check_zero_gradients, on the first APGD gradient in AutoAttack)
+    xg = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = F.cross_entropy(model(xg), y, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, xg, allow_unused=True)
+    if grad is None:
+        grad = torch.zeros_like(x)
+    msgs = _run_check(lambda log: checks.check_zero_gradients(grad, logger=log))
+    if msgs:
+        frac = (grad.flatten(1).abs().sum(1) == 0).float().mean().item()
+        flags.append(Flag("zero-gradients", WARNING,
+                          f"{100 * frac:.1f} % of examples have an exactly zero input gradient: gradient masking or a saturated "
+                          "softmax; try loss=logit-scaled or loss=dlr", value=round(100 * frac, 4)))
+    # autograd inside forward (check_dynamic). Its call counters are module globals that
+    # never reset, so one dynamic model would flag every later one: reset them first.
+    for key in checks.funcs:
+        checks.funcs[key] = 0
+    with torch.no_grad():
+        msgs = _run_check(lambda log: checks.check_dynamic(model, x, False, logger=log))
+    if msgs:
+        flags.append(Flag("dynamic-defense", WARNING, "the forward pass calls autograd (a test-time optimisation defense?): standard attacks may be insufficient"))
+    return flags
+
+
+def apgd_warning_flags(messages: Sequence[str]) -> list[Flag]:
+    """Warnings pyautoattack logged while attacking (e.g. zero gradients inside APGD)."""
+    zero = [m for m in messages if "zero gradient" in m]
+    if not zero:
+        return []
+    return [Flag("zero-gradients-in-apgd", WARNING, f"APGD met zero gradients ({len(zero)} batch(es)): {zero[0]}")]
+
+
+def black_box_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
+    """Square (black-box) broke examples that every white-box attack before it survived:
+    the gradients are misleading (AutoAttack's check_square_sr, same 0.2-point threshold)."""
+    flags = []
+    white_box_before = False
+    for rec in per_attack:
+        if rec.status != "ran":
+            continue
+        if rec.name in WHITE_BOX_GROUPS_EXCLUDED:
+            share = 100.0 * rec.broken / n if n else 0.0
+            if white_box_before and share > SQUARE_ALPHA:
+                flags.append(Flag("black-box-beats-white-box", ERROR,
+                                  f"square broke {rec.broken} example(s) ({share:.2f} %) that every white-box attack before it "
+                                  "missed: gradient masking; the white-box numbers are unreliable, run adaptive attacks",
+                                  value=round(share, 4)))
+        else:
+            white_box_before = True
+    return flags
+
+
+def unconfirmed_flags(per_attack: Sequence[AttackRecord], unconfirmed: dict[str, int]) -> list[Flag]:
+    """Attacks claimed successes that a fresh forward pass did not confirm (randomness, train-mode layers, fp16 ...)."""
+    flags = []
+    for name, count in unconfirmed.items():
+        if count:
+            flags.append(Flag("unconfirmed-successes", WARNING,
+                              f"{name}: {count} claimed success(es) not confirmed by a fresh eval-mode forward pass; "
+                              "they count as robust", value=float(count)))
+    return flags
+
+
+def budget_flags(violations: dict[str, int]) -> list[Flag]:
+    """Adversarial examples outside the eps-ball or [0,1] (only reported when the runner is not strict)."""
+    return [Flag("budget-violation", ERROR, f"{name}: {count} example(s) outside the threat model; they count as robust", value=float(count))
+            for name, count in violations.items() if count]
+
+
+_RANK = {"reliable": 0, "suspicious": 1, "unreliable": 2}
+
+
+def verdict(flags: Sequence[Flag]) -> tuple[str, str]:
+    """Roll flags up: any error → unreliable, any warning → suspicious, else reliable.
+
+    Returns (verdict, one-line reason naming the flags that decided it).
+    """
+    errors = [f for f in flags if f.severity == ERROR]
+    warnings = [f for f in flags if f.severity == WARNING]
+    if errors:
+        return "unreliable", "; ".join(sorted({f.name for f in errors}))
+    if warnings:
+        return "suspicious", "; ".join(sorted({f.name for f in warnings}))
+    return "reliable", "no diagnostic fired"
