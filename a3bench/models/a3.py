@@ -115,6 +115,8 @@ class A3(nn.Module):
         self.mode = A3Mode.ATTENUATE
         # Multiplies λ at run time; the a3-scale attack rescales it, never the parameters.
         self.strength_scale: torch.Tensor | float = 1.0
+        # BPDA: deployed forward, identity backward (set by a3_straight_through).
+        self.straight_through = False
 
     @property
     def strength(self) -> torch.Tensor:
@@ -153,7 +155,10 @@ class A3(nn.Module):
         mode = self.mode if mode is None else mode
         if mode is A3Mode.OFF:
             return a
-        return a * torch.exp(mode.sign * self.exponent(a))
+        out = a * torch.exp(mode.sign * self.exponent(a))
+        if self.straight_through:
+            return a + (out - a).detach()  # value of A3, gradient of the identity
+        return out
 
     def extra_repr(self) -> str:
         return f"channels={self.channels}, mode={self.mode.value}, eval_mask={self.config.eval_mask}"
@@ -208,6 +213,19 @@ def a3_strength_scales(model: nn.Module, scales) -> Iterator[nn.Module]:
     finally:
         for layer, previous in zip(layers, saved):
             layer.strength_scale = previous
+
+
+@contextlib.contextmanager
+def a3_straight_through(model: nn.Module) -> Iterator[nn.Module]:
+    """BPDA (Athalye et al. 2018) for A3: forward unchanged, each A3 layer the identity in backward."""
+    layers = a3_layers(model)
+    for layer in layers:
+        layer.straight_through = True
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            layer.straight_through = False
 
 
 @dataclass

@@ -1,0 +1,280 @@
+"""Adaptive attacks aimed at A3's own mechanism and at common gradient masking (DESIGN §3).
+
+All of them are PGD with a different *gradient* and the deployed model as the judge:
+each step computes the gradient on a surrogate (another A3 mode, a straight-through
+backward, rescaled A3 strengths, an average over random draws, another model) while
+early stopping, success and the runner's re-check use the deployed model.
+
+- ``mode-transfer``: craft on the same model in mode ``off`` and in mode ``amplify``,
+  evaluate on the deployed ``attenuate`` mode.
+- ``bpda-a3``: deployed forward, every A3 layer the identity in the backward pass
+  (BPDA, Athalye, Carlini & Wagner, ICML 2018).
+- ``a3-scale``: Adaptive Attention Scaling (Jain & Dutta, CVPR 2024) applied to A3 —
+  per-layer strengths λ' ∈ [1e-7, 1]·λ that maximise the normalised feature distance
+  Σ_l ‖φ_l(λ') − φ_l(λ)‖² / (‖φ_l(λ')‖‖φ_l(λ)‖), 10 ascent steps from a random start;
+  attack the rescaled model, evaluate on the original.
+- ``eot-pgd-K``: Expectation over Transformation (Athalye et al. 2018): the gradient
+  averaged over ``n`` forward passes of a randomised model.
+- ``transfer:SPEC``: craft on a surrogate model (any ``--model`` SPEC), evaluate on the target.
+
+>>> out = BPDAA3(steps=50)(a3_model, x, y, ThreatModel("Linf", 0.1), seed=0)
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from a3bench.attacks.base import AttackContext, AttackOutput
+from a3bench.attacks.pgd import PGD, default_step_size, pgd_loop
+from a3bench.models.a3 import a3_layers, a3_mode, a3_straight_through, a3_strength_scales
+from a3bench.threat import example_seeds
+
+GradFn = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
+NO_A3 = "the model has no A3 layers"
+
+
+def surrogate_grad_fn(judge: nn.Module, surrogate: Callable[[torch.Tensor], torch.Tensor], loss_fn) -> GradFn:
+    """Gradient of ``loss_fn`` through ``surrogate``; logits (for early stopping) from ``judge``."""
+
+    def grad_fn(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xg = xa.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(loss_fn(surrogate(xg), ya).sum(), xg)
+        with torch.no_grad():
+            logits = judge(xa)
+        return logits, grad
+
+    return grad_fn
+
+
+class _A3Only:
+    def applies_to(self, ctx: AttackContext) -> str | None:
+        return None if a3_layers(ctx.model) else NO_A3
+
+
+class BPDAA3(_A3Only, PGD):
+    """PGD-K through a straight-through (identity) backward of every A3 layer."""
+
+    def __init__(self, steps: int = 50, **kw) -> None:
+        super().__init__(steps, name=kw.pop("name", "bpda-a3"), **kw)
+
+    def grad_fn(self, model: nn.Module) -> GradFn:
+        def grad_fn(xa, ya):
+            xg = xa.detach().requires_grad_(True)
+            with torch.enable_grad(), a3_straight_through(model):
+                logits = model(xg)
+                (grad,) = torch.autograd.grad(self.loss_fn(logits, ya).sum(), xg)
+            return logits.detach(), grad
+
+        return grad_fn
+
+
+class ModeTransfer(_A3Only, PGD):
+    """PGD-K crafted on the model in other A3 modes (``off``, ``amplify``), judged in the deployed mode.
+
+    An example is broken if the adversarial example from any surrogate mode breaks it.
+    """
+
+    def __init__(self, steps: int = 50, modes: tuple[str, ...] = ("off", "amplify"), **kw) -> None:
+        super().__init__(steps, name=kw.pop("name", "mode-transfer"), **kw)
+        self.modes = tuple(modes)
+
+    def config(self) -> dict:
+        return {**super().config(), "modes": list(self.modes)}
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        x_best = x.clone()
+        success = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        fwd = bwd = 0
+        step = self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
+        for k, mode in enumerate(self.modes):
+            todo = (~success).nonzero().flatten()
+            if todo.numel() == 0:
+                break
+
+            def surrogate(xg, mode=mode):
+                with a3_mode(model, mode):
+                    return model(xg)
+
+            xs, ys = x[todo], y[todo]
+            x0 = threat.random_start(xs, seeds=example_seeds(seed, indices[todo], salt=101 + k))
+            out = pgd_loop(model, xs, ys, threat, x0, steps=self.steps, step_size=step, grad_fn=surrogate_grad_fn(model, surrogate, self.loss_fn))
+            x_best[todo], success[todo] = out.x_adv, out.success
+            fwd += 2 * out.forward_passes  # surrogate and judge forward each step
+            bwd += out.backward_passes
+        return AttackOutput(x_best, success, fwd, bwd)
+
+
+class A3Scale(_A3Only, PGD):
+    """AAS applied to A3: attack the model with adversarially rescaled A3 strengths.
+
+    Args:
+        steps: PGD iterations on the rescaled model. search_steps: ascent steps of the
+        strength search (10, as in the seed paper). search_lr: step on the scale in [1e-7, 1].
+    """
+
+    LOW = 1e-7
+
+    def __init__(self, steps: int = 50, search_steps: int = 10, search_lr: float = 0.1, **kw) -> None:
+        super().__init__(steps, name=kw.pop("name", "a3-scale"), **kw)
+        self.search_steps, self.search_lr = search_steps, search_lr
+
+    def config(self) -> dict:
+        return {**super().config(), "search_steps": self.search_steps, "search_lr": self.search_lr}
+
+    def find_scales(self, model: nn.Module, x: torch.Tensor, seed: int) -> torch.Tensor:
+        """Per-layer multipliers s ∈ [1e-7, 1] of λ maximising the normalised feature distance."""
+        layers = a3_layers(model)
+        feats: list[torch.Tensor] = []
+        hooks = [layer.register_forward_hook(lambda _m, _i, out: feats.append(out)) for layer in layers]
+        try:
+            with torch.no_grad():
+                model(x)
+            reference = [f.detach().flatten(1) for f in feats]
+            gen = torch.Generator().manual_seed(int(seed))
+            s = (torch.rand(len(layers), generator=gen) * (1 - self.LOW) + self.LOW).to(x.device)
+            for _ in range(self.search_steps):
+                feats.clear()
+                s.requires_grad_(True)
+                with torch.enable_grad(), a3_strength_scales(model, list(s.unbind())):
+                    model(x)
+                    dist = sum(
+                        ((f.flatten(1) - r).pow(2).sum(1) / (f.flatten(1).norm(dim=1) * r.norm(dim=1) + 1e-12)).mean()
+                        for f, r in zip(feats, reference)
+                    )
+                    (g,) = torch.autograd.grad(dist, s)
+                s = (s.detach() + self.search_lr * g.sign()).clamp(self.LOW, 1.0)
+        finally:
+            for h in hooks:
+                h.remove()
+        return s.detach()
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        scales = self.find_scales(model, x, seed * 7919 + int(indices[0]))
+        self.last_scales = scales.tolist()
+
+        def surrogate(xg):
+            with a3_strength_scales(model, list(scales.unbind())):
+                return model(xg)
+
+        step = self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
+        x0 = threat.random_start(x, seeds=example_seeds(seed, indices, salt=211))
+        out = pgd_loop(model, x, y, threat, x0, steps=self.steps, step_size=step, grad_fn=surrogate_grad_fn(model, surrogate, self.loss_fn))
+        search = (self.search_steps + 1) * len(x)
+        return AttackOutput(out.x_adv, out.success, 2 * out.forward_passes + search, out.backward_passes + self.search_steps * len(x))
+
+
+class EOTPGD(PGD):
+    """PGD-K whose gradient (and early-stopping logits) average ``samples`` forward passes."""
+
+    def __init__(self, steps: int = 20, samples: int = 10, **kw) -> None:
+        super().__init__(steps, name=kw.pop("name", f"eot-pgd-{steps}"), **kw)
+        self.samples = samples
+
+    def config(self) -> dict:
+        return {**super().config(), "samples": self.samples}
+
+    def grad_fn(self, model: nn.Module) -> GradFn:
+        def grad_fn(xa, ya):
+            grad = torch.zeros_like(xa)
+            logits_sum = None
+            for _ in range(self.samples):
+                xg = xa.detach().requires_grad_(True)
+                with torch.enable_grad():
+                    logits = model(xg)
+                    (g,) = torch.autograd.grad(self.loss_fn(logits, ya).sum(), xg)
+                grad += g
+                logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
+            return logits_sum / self.samples, grad / self.samples
+
+        return grad_fn
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        out = super().run(model, x, y, threat, seed=seed, indices=indices)
+        out.forward_passes *= self.samples
+        out.backward_passes *= self.samples
+        return out
+
+
+class TransferPGD(PGD):
+    """PGD-K on a surrogate model (``transfer:SPEC``), judged by the target."""
+
+    def __init__(self, spec: str, steps: int = 50, **kw) -> None:
+        super().__init__(steps, name=kw.pop("name", f"transfer:{spec}"), **kw)
+        self.spec = spec
+        self.surrogate: nn.Module | None = None
+
+    def config(self) -> dict:
+        return {**super().config(), "surrogate": self.spec}
+
+    def setup(self, ctx: AttackContext) -> None:
+        from a3bench.models.spec import load_model
+
+        self.surrogate = load_model(self.spec, dataset=ctx.dataset, norm=ctx.threat.norm.value, device=ctx.device).model
+        for p in self.surrogate.parameters():
+            p.requires_grad_(False)
+
+    def grad_fn(self, model: nn.Module) -> GradFn:
+        if self.surrogate is None:
+            raise RuntimeError("TransferPGD.setup() was not called")
+        return surrogate_grad_fn(model, self.surrogate, self.loss_fn)
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        out = super().run(model, x, y, threat, seed=seed, indices=indices)
+        out.forward_passes *= 2
+        return out
+
+
+# --------------------------------------------------------------------------- registration
+
+from a3bench.attacks.registry import AttackSpec, _int_option, _loss_option, _step_option, register_attack, register_suite  # noqa: E402
+
+_PGD_OPTIONS = ("loss", "restarts", "step", "steps")
+
+
+def _common(spec: AttackSpec, default_steps: int) -> dict:
+    return {
+        "steps": _int_option(spec, "steps", default_steps),
+        "step_size": _step_option(spec),
+        "restarts": _int_option(spec, "restarts", 1),
+        "loss": _loss_option(spec),
+    }
+
+
+@register_attack("mode-transfer", help="PGD-50 crafted on A3 modes off and amplify, judged in attenuate", options=_PGD_OPTIONS)
+def _mode_transfer(spec: AttackSpec) -> ModeTransfer:
+    return ModeTransfer(**_common(spec, 50), name=spec.text.lower())
+
+
+@register_attack("bpda-a3", help="PGD-50 with each A3 layer the identity in the backward pass (BPDA)", options=_PGD_OPTIONS)
+def _bpda(spec: AttackSpec) -> BPDAA3:
+    return BPDAA3(**_common(spec, 50), name=spec.text.lower())
+
+
+@register_attack("a3-scale", help="AAS on A3: PGD-50 on adversarially rescaled A3 strengths (10-step search)", options=_PGD_OPTIONS + ("search_steps",))
+def _a3_scale(spec: AttackSpec) -> A3Scale:
+    return A3Scale(**_common(spec, 50), search_steps=_int_option(spec, "search_steps", 10), name=spec.text.lower())
+
+
+@register_attack("eot-pgd-K", pattern=r"eot-pgd-(\d+)", help="PGD-K with gradients averaged over n samples (EOT); option n", options=("loss", "restarts", "step", "n"))
+def _eot(spec: AttackSpec) -> EOTPGD:
+    kw = _common(spec, int(spec.match.group(1)))
+    kw["steps"] = int(spec.match.group(1))
+    return EOTPGD(samples=_int_option(spec, "n", 10), **kw, name=spec.text.lower())
+
+
+@register_attack("transfer:SPEC", pattern=r"transfer", help="PGD-50 crafted on a surrogate model SPEC, judged on the target", raw_arg=True)
+def _transfer(spec: AttackSpec) -> TransferPGD:
+    from a3bench.errors import AttackError
+
+    if not spec.arg:
+        raise AttackError("transfer needs a surrogate: transfer:SPEC (any --model SPEC)")
+    return TransferPGD(spec.arg.strip())
+
+
+ADAPTIVE = ["mode-transfer", "bpda-a3", "a3-scale", "pgd-50:loss=cw", "pgd-50:loss=logit-scaled", "square"]
+register_suite("adaptive", ADAPTIVE, help="attacks on A3's mechanism, margin/logit-scaled losses, Square (black-box)")
+register_suite("full", ["autoattack"] + [a for a in ADAPTIVE if a != "square"], help="standard + adaptive in one worst-case cascade")
