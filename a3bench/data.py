@@ -95,8 +95,15 @@ class ImageDataset:
     images: torch.Tensor
     labels: torch.Tensor
     info: DatasetInfo
+    # Positions of these examples in the full split: results and per-example seeds key on
+    # them, so a subset's outcome for an example equals the full run's (resume, eps cascades).
+    positions: torch.Tensor | None = None
 
     def __post_init__(self) -> None:
+        if self.positions is None:
+            self.positions = torch.arange(len(self.labels), dtype=torch.int64)
+        elif len(self.positions) != len(self.labels):
+            raise DataError(f"{len(self.positions)} positions for {len(self.labels)} examples")
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
             shape = tuple(self.images.shape)
             raise DataError(f"images must be a uint8 NxCxHxW tensor, got {self.images.dtype} {shape}")
@@ -117,11 +124,11 @@ class ImageDataset:
         ``None`` or ``n >= len(self)`` gives all of them; ``n <= 0`` is a DataError.
         """
         if n is None:
-            return ImageDataset(self.images, self.labels, self.info)
+            return ImageDataset(self.images, self.labels, self.info, self.positions)
         n = _as_int(n, "number of examples")
         if n <= 0:
             raise DataError(f"number of examples must be positive, got {n}")
-        return ImageDataset(self.images[:n], self.labels[:n], self.info)
+        return ImageDataset(self.images[:n], self.labels[:n], self.info, self.positions[:n])
 
     def subset(self, indices: Sequence[int] | torch.Tensor | np.ndarray) -> ImageDataset:
         """The examples at ``indices`` (integer positions, or a boolean mask of length N)."""
@@ -137,7 +144,7 @@ class ImageDataset:
         idx = idx.flatten().to(torch.int64)
         if idx.numel() and (int(idx.min()) < -len(self) or int(idx.max()) >= len(self)):
             raise DataError(f"subset index out of range for a dataset of {len(self)} examples")
-        return ImageDataset(self.images[idx], self.labels[idx], self.info)
+        return ImageDataset(self.images[idx], self.labels[idx], self.info, self.positions[idx])
 
     def tensors(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """All examples as (float32 images in [0, 1], int64 labels) on ``device``."""
