@@ -62,6 +62,24 @@ class _Entry:
 _ATTACKS: dict[str, _Entry] = {}
 _SUITES: dict[str, tuple[tuple[str, ...], str]] = {}
 
+# Modules that register more attacks/suites; imported on the first lookup (not when
+# a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here.
+ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive"]
+_loaded = False
+
+
+def _load_modules() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    import importlib
+    import importlib.util
+
+    for mod in ATTACK_MODULES:
+        if importlib.util.find_spec(mod) is not None:
+            importlib.import_module(mod)
+
 
 def register_attack(name: str, factory: Factory | None = None, *, pattern: str | None = None, help: str = "", options: Sequence[str] = (), raw_arg: bool = False):
     """Register ``factory`` under ``name`` (a display name like ``pgd-K``).
@@ -87,10 +105,12 @@ def register_suite(name: str, attacks: Sequence[str], *, help: str = "") -> None
 
 def list_attacks() -> dict[str, str]:
     """Display name → one-line help, in registration order."""
+    _load_modules()
     return {e.display: e.help for e in _ATTACKS.values()}
 
 
 def list_suites() -> dict[str, tuple[tuple[str, ...], str]]:
+    _load_modules()
     return dict(_SUITES)
 
 
@@ -111,6 +131,7 @@ def parse_options(arg: str | None, text: str) -> dict[str, str]:
 
 
 def parse_attack(text: str) -> tuple[_Entry, AttackSpec]:
+    _load_modules()
     text = text.strip()
     head, _, arg = text.partition(":")
     head = head.strip().lower()
@@ -163,6 +184,7 @@ def resolve(suite: str | None = None, attacks: str | Sequence[str] | None = None
     if attacks:
         names = split_names(attacks)
     else:
+        _load_modules()
         suite = (suite or "quick").strip().lower()
         if suite not in _SUITES:
             raise AttackError(f"unknown suite {suite!r} (valid: {', '.join(_SUITES)})")

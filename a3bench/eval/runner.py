@@ -435,6 +435,7 @@ def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, 
                            group=attack.group, config=attack.config())
         state.finished.append(asdict(rec))
         state.current = None
+        state.save(spath)
         report("skipped", attack.name, i, robust=robust_now(), note=reason)
         return
     cur = state.current if state.current and state.current.get("index") == i else None
@@ -488,6 +489,7 @@ def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, 
         rec["note"] = f"{cur['unconfirmed']} claimed success(es) not confirmed by the re-check"
     state.finished.append(rec)
     state.current = None
+    state.save(spath)  # before reporting: a kill in the callback must not lose a finished attack
     report("attack-end", attack.name, i, done=len(todo), total=len(todo), robust=robust_now(), fwd=rec["forward_passes"])
 
 

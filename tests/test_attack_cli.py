@@ -1,0 +1,108 @@
+"""``a3bench attack``: a real run (CliRunner and a subprocess), and one test per bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from a3bench.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def checkpoint(standard_model, tmp_path_factory):
+    from a3bench.models import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "std_fmnist.pt"
+    save_checkpoint(path, standard_model, {"dataset": "fmnist"})
+    return path
+
+
+def invoke(*args: str):
+    return runner.invoke(app, ["attack", *args])
+
+
+def test_attack_writes_record(checkpoint, tmp_path):
+    out = tmp_path / "r.json"
+    res = invoke("--model", str(checkpoint), "--eps", "0.1", "--attacks", "fgsm,pgd-5:loss=dlr", "-n", "64",
+                 "--batch-size", "32", "--out", str(out), "--quiet", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert "worst case" in res.output and "verdict" in res.output
+    rec = json.loads(out.read_text())
+    assert rec["dataset"] == "fmnist" and rec["norm"] == "Linf" and rec["eps"] == 0.1 and rec["n_examples"] == 64
+    assert [a["name"] for a in rec["per_attack"]] == ["fgsm", "pgd-5:loss=dlr"]
+    assert isinstance(rec["clean_acc"], float) and rec["robust_acc"] <= rec["clean_acc"]
+    assert rec["model"]["spec"] == str(checkpoint) and rec["architecture"] == "smallcnn"
+    assert (tmp_path / "r.outcomes.json").is_file()
+
+
+def test_default_eps_and_suite(checkpoint, tmp_path):
+    out = tmp_path / "r.json"
+    res = invoke("--model", str(checkpoint), "-n", "32", "--out", str(out), "--quiet", "--norm", "L2")
+    assert res.exit_code == 0, res.output
+    rec = json.loads(out.read_text())
+    assert rec["eps"] == 1.5 and rec["suite"] == "quick" and rec["attacks"] == ["pgd-20"]
+
+
+def test_subprocess_run(checkpoint, tmp_path):
+    out = tmp_path / "sub.json"
+    env = {**os.environ, "A3BENCH_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "a3bench", "attack", "--model", str(checkpoint), "--eps", "8/255",
+                           "--attacks", "pgd-3", "-n", "40", "--out", str(out), "--quiet"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rec = json.loads(out.read_text())
+    assert rec["eps_text"] == "8/255" and "a3bench attack" in rec["provenance"]["command"].replace("__main__.py", "a3bench")
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--eps", "8/0"], "divides by zero"),
+        (["--eps", "-1"], "eps"),
+        (["--eps", "abc"], "not a number"),
+        (["--eps", "0.1", "--attacks", "pgd-x"], "unknown attack"),
+        (["--eps", "0.1", "--suite", "nope"], "unknown suite"),
+        (["--eps", "0.1", "--suite", "quick", "--attacks", "fgsm"], "not both"),
+        (["--eps", "0.1", "--norm", "L3"], "unknown norm"),
+        (["--eps", "0.1", "--batch-size", "0"], "batch-size"),
+        (["--eps", "0.1", "--dataset", "synthetic:3x32x32"], "shape"),
+    ],
+)
+def test_bad_input(checkpoint, args, fragment):
+    res = invoke("--model", str(checkpoint), "-n", "8", "--quiet", *args)
+    assert res.exit_code == 2, res.output
+    err = res.stderr if hasattr(res, "stderr") else res.output
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], err
+
+
+def test_bad_model_spec(tmp_path):
+    res = invoke("--model", "no-such-model", "--eps", "0.1", "--quiet")
+    assert res.exit_code == 2 and "cannot resolve model" in res.output
+    res = invoke("--model", str(tmp_path / "missing.py") + ":make", "--dataset", "fmnist", "--eps", "0.1")
+    assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_factory_needs_dataset(tmp_path):
+    factory = tmp_path / "net.py"
+    factory.write_text("import torch\ndef make():\n    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))\n")
+    res = invoke("--model", f"{factory}:make", "--eps", "0.1", "--quiet")
+    assert res.exit_code == 2 and "--dataset" in res.output
+    out = tmp_path / "r.json"
+    res = invoke("--model", f"{factory}:make", "--dataset", "fmnist", "--eps", "0.1", "-n", "16", "--attacks", "fgsm", "--quiet", "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["name"] == "make"
+
+
+def test_resume_flag(checkpoint, tmp_path):
+    out = tmp_path / "r.json"
+    res = invoke("--model", str(checkpoint), "--eps", "0.1", "--attacks", "fgsm", "-n", "16", "--out", str(out), "--quiet", "--resume")
+    assert res.exit_code == 0, res.output  # nothing to resume: a normal run
+    assert json.loads(out.read_text())["n_examples"] == 16
