@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from a3bench.cli import attack_cli, models_cli, train_cli
-from a3bench.cli import check_cli, report_cli
+from a3bench.cli import check_cli, report_cli, sweep_cli
 
 app = typer.Typer(
     name="a3bench",
@@ -22,6 +22,7 @@ app.command("attack")(attack_cli.attack_command)
 app.command("models")(models_cli.models_command)
 app.command("report")(report_cli.report_command)
 app.command("check")(check_cli.check_command)
+app.command("sweep-eps")(sweep_cli.sweep_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,128 @@
+"""``a3bench sweep-eps``: robust accuracy against eps, one curve per attack, JSON + markdown + PNG.
+
+A thin wrapper over :func:`a3bench.eval.sweep.sweep_eps`; docs/sweep.md has the details.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from a3bench.cli.common import console, handle_errors
+
+
+@handle_errors
+def sweep_command(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory or robustbench:NAME (default: the bundled model)."),
+    eps: str = typer.Option(..., "--eps", help="eps values: '0,8/255,16/255' or START:STOP:N (N evenly spaced, ends included), e.g. 0:0.35:8."),
+    attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, one curve each (default pgd-20), e.g. 'pgd-20,apgd-ce,autoattack'."),
+    steps: Optional[str] = typer.Option(None, "--steps", help="PGD iteration counts, one curve each: 10,20,100 adds pgd-10, pgd-20, pgd-100."),
+    norm: str = typer.Option("Linf", "--norm", help="Linf or L2."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="fmnist, mnist, cifar10, ... (default: the one the checkpoint was trained on)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset files."),
+    n_examples: Optional[int] = typer.Option(1000, "--n-examples", "-n", help="First N test examples (0 = all)."),
+    batch_size: int = typer.Option(256, "--batch-size", "-b", help="Examples per attack call."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    seed: int = typer.Option(0, "--seed", help="Every random choice derives from it: same seed, same numbers."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default results/<dataset>/<norm>/): <model>.sweep.json, .sweep.md, .sweep.png."),
+    no_cascade: bool = typer.Option(False, "--no-cascade", help="Attack every example at every eps (naive, slower; exposes non-monotone attacks)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; the table is still printed."),
+) -> None:
+    """Robust accuracy against eps for each attack and PGD iteration count (curves, table, plot)."""
+    from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.eval.runner import resolve_device
+    from a3bench.eval.sweep import build_curves, default_sweep_dir, save_sweep, sweep_attack_names, sweep_eps
+    from a3bench.threat import parse_eps_list, parse_norm
+
+    # Validate everything cheap before loading anything heavy.
+    norm_v = parse_norm(norm).value
+    eps_list = parse_eps_list(eps)
+    names = sweep_attack_names(attacks, steps)
+    curves = build_curves(names)
+    check_counts(batch_size, n_examples)
+    dev = resolve_device(device)
+    loaded, ds_name, data = load_model_and_dataset(model, dataset, data_dir, norm_v, dev)
+    out_dir = out or default_sweep_dir(ds_name, norm_v)
+
+    con = console()
+    err = console(stderr=True)
+    if not quiet:
+        err.print(f"[bold]{loaded.name}[/] on {ds_name} ({norm_v}), {len(eps_list)} eps, curves: {', '.join(curves)}"
+                  + ("" if not no_cascade else " [dim](naive: no cascade)[/]"))
+    drawer = None if quiet else _RichProgress(err)
+    try:
+        result = sweep_eps(loaded, data, norm_v, eps_list, names, n_examples=n_examples or None,
+                           seed=seed, batch_size=batch_size, device=dev, progress=drawer, cascade=not no_cascade, spec=model)
+    finally:
+        if drawer is not None:
+            drawer.close()
+    path = save_sweep(result, out_dir)
+    print_sweep(con, result)
+    con.print(f"sweep -> {path} (+ .md, .png)")
+
+
+def print_sweep(con, result) -> None:
+    """One row per eps, one column per curve; flags below."""
+    from rich.table import Table
+
+    from a3bench.eval.sweep import WORST_CASE, eps_labels
+
+    mode = "cascade" if result.cascade else "naive"
+    table = Table(title=f"{result.model} · {result.dataset} · {result.norm} · n={result.n_examples} · seed {result.seed} · {mode}")
+    table.add_column("eps", justify="right", no_wrap=True)
+    for name in result.curves:
+        table.add_column(f"[bold]{name}[/]" if name == WORST_CASE else name, justify="right", no_wrap=True)
+    table.add_column("attacked", justify="right", no_wrap=True)
+    table.add_column("sec", justify="right", no_wrap=True)
+    for k, label in enumerate(eps_labels(result.eps)):
+        c = result.compute["per_eps"][k]
+        cells = ["–" if v[k] is None else f"{v[k]:.2f}" for v in result.curves.values()]
+        table.add_row(label, *cells, str(sum(c["attacked"].values())), f"{c['seconds']:.1f}")
+    con.print(table)
+    c = result.compute
+    con.print(f"clean {result.clean_acc:.2f} % · {c['forward_passes_per_example']:.1f} forward + "
+              f"{c['backward_passes_per_example']:.1f} backward passes per example · {c['seconds']:.1f} s")
+    for name, why in result.skipped.items():
+        con.print(f"[dim]{name} skipped: {why}[/]")
+    for f in result.flags:
+        colour = "red" if f.severity == "error" else "yellow"
+        con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
+
+
+class _RichProgress:
+    """Draws :class:`~a3bench.eval.sweep.SweepProgress`: an eps bar and a bar for the current attack."""
+
+    def __init__(self, con) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description:<28}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[note]}"),
+            TimeElapsedColumn(),
+            console=con,
+            transient=False,
+        )
+        self.progress.start()
+        self.eps_task: int | None = None
+        self.attack_task: int | None = None
+
+    def __call__(self, ev) -> None:
+        from a3bench.threat import format_eps
+
+        if ev.stage == "clean" and self.eps_task is None:
+            self.eps_task = self.progress.add_task("eps", total=ev.n_eps, note="")
+        elif ev.stage in ("eps-start", "batch"):
+            desc = f"eps {format_eps(ev.eps)} · {ev.attack}"
+            note = f"robust {ev.robust}/{ev.n}"
+            if self.attack_task is None:
+                self.attack_task = self.progress.add_task(desc, total=max(ev.total, 1), note=note)
+            self.progress.update(self.attack_task, description=desc, completed=ev.done, total=max(ev.total, 1), note=note)
+        elif ev.stage == "eps-end" and self.eps_task is not None:
+            self.progress.update(self.eps_task, completed=ev.eps_index + 1, note=f"eps {format_eps(ev.eps)}: worst case {ev.robust}/{ev.n}")
+
+    def close(self) -> None:
+        self.progress.stop()
