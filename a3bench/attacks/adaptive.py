@@ -167,6 +167,66 @@ class A3Scale(_A3Only, PGD):
         return AttackOutput(out.x_adv, out.success, 2 * out.forward_passes + search, out.backward_passes + self.search_steps * len(x))
 
 
+def _final_softmax(model: nn.Module, x: torch.Tensor) -> nn.Module | None:
+    """The nn.Softmax module whose output *is* the model's output, if there is one."""
+    outputs: dict[nn.Module, torch.Tensor] = {}
+    candidates = [m for m in model.modules() if isinstance(m, nn.Softmax)]
+    hooks = [m.register_forward_hook(lambda mod, _i, out: outputs.__setitem__(mod, out)) for m in candidates]
+    try:
+        with torch.no_grad():
+            out = model(x[:2])
+    finally:
+        for h in hooks:
+            h.remove()
+    for mod, value in outputs.items():
+        if value is out or (value.shape == out.shape and torch.equal(value, out)):
+            return mod
+    return None
+
+
+class PreSoftmax(PGD):
+    """PGD-K on the *input* of a model's final softmax: a model that returns probabilities
+    (saturated in float32, so every gradient is zero) is attacked through its logits.
+
+    Default loss ``cw`` (margin): unaffected by a temperature in front of the softmax.
+    """
+
+    def __init__(self, steps: int = 50, **kw) -> None:
+        kw.setdefault("loss", "cw")
+        super().__init__(steps, name=kw.pop("name", "pre-softmax"), **kw)
+        self.softmax: nn.Module | None = None
+
+    def applies_to(self, ctx: AttackContext) -> str | None:
+        if not any(isinstance(m, nn.Softmax) for m in ctx.model.modules()):
+            return "the model has no softmax layer at its output"
+        return None
+
+    def setup(self, ctx: AttackContext) -> None:
+        self.softmax = None  # found again on the first batch of each evaluation
+
+    def grad_fn(self, model: nn.Module) -> GradFn:
+        def logits_of(xg: torch.Tensor) -> torch.Tensor:
+            captured: list[torch.Tensor] = []
+            hook = self.softmax.register_forward_hook(lambda _m, inp, _o: captured.append(inp[0]))
+            try:
+                model(xg)
+            finally:
+                hook.remove()
+            return captured[0]
+
+        return surrogate_grad_fn(model, logits_of, self.loss_fn)
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        if self.softmax is None:
+            self.softmax = _final_softmax(model, x)
+        if self.softmax is None:  # a softmax inside the model, not at its output: nothing to strip
+            with torch.no_grad():
+                return AttackOutput(x.clone(), model(x).argmax(1) != y, forward_passes=len(x))
+        out = super().run(model, x, y, threat, seed=seed, indices=indices)
+        out.forward_passes *= 2
+        return out
+
+
 class EOTPGD(PGD):
     """PGD-K whose gradient (and early-stopping logits) average ``samples`` forward passes."""
 
@@ -266,6 +326,14 @@ def _eot(spec: AttackSpec) -> EOTPGD:
     return EOTPGD(samples=_int_option(spec, "n", 10), **kw, name=spec.text.lower())
 
 
+@register_attack("pre-softmax", help="PGD-50 (CW loss) on the input of a final softmax layer (models that return probabilities)", options=_PGD_OPTIONS)
+def _pre_softmax(spec: AttackSpec) -> PreSoftmax:
+    kw = _common(spec, 50)
+    if spec.option("loss") is None:
+        kw["loss"] = "cw"
+    return PreSoftmax(**kw, name=spec.text.lower())
+
+
 @register_attack("transfer:SPEC", pattern=r"transfer", help="PGD-50 crafted on a surrogate model SPEC, judged on the target", raw_arg=True)
 def _transfer(spec: AttackSpec) -> TransferPGD:
     from a3bench.errors import AttackError
@@ -275,6 +343,6 @@ def _transfer(spec: AttackSpec) -> TransferPGD:
     return TransferPGD(spec.arg.strip())
 
 
-ADAPTIVE = ["mode-transfer", "bpda-a3", "a3-scale", "pgd-50:loss=cw", "pgd-50:loss=logit-scaled", "square"]
+ADAPTIVE = ["mode-transfer", "bpda-a3", "a3-scale", "pre-softmax", "pgd-50:loss=cw", "pgd-50:loss=logit-scaled", "square"]
 register_suite("adaptive", ADAPTIVE, help="attacks on A3's mechanism, margin/logit-scaled losses, Square (black-box)")
 register_suite("full", ["autoattack"] + [a for a in ADAPTIVE if a != "square"], help="standard + adaptive in one worst-case cascade")
