@@ -4,7 +4,7 @@ This module owns the flag set and the verdict roll-up. Each ``*_flags`` function
 at the model or the finished cascade and returns :class:`~a3bench.eval.record.Flag`
 objects; :func:`verdict` turns all flags into reliable / suspicious / unreliable.
 To add a flag: write a function here returning ``list[Flag]``, call it from the runner
-(or from a sweep), and give it a section in docs/attacks.md.
+(or from a sweep), and give it a section (anchor = flag name) in docs/diagnostics.md.
 
 AutoAttack's own sanity checks (``pyautoattack/checks.py``) are reused as they are:
 their warnings are collected instead of printed and become flags.
