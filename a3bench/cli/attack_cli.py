@@ -52,34 +52,25 @@ def attack_command(
 ) -> None:
     """Attack a model with a suite (worst case over attacks, per-example) and write a JSON record."""
     from a3bench.attacks.registry import resolve
-    from a3bench.data import canonical_name, load_dataset
-    from a3bench.errors import AttackError, DataError
+    from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.errors import AttackError
     from a3bench.eval.record import default_result_path
     from a3bench.eval.runner import evaluate, resolve_device
-    from a3bench.models import load_model
     from a3bench.threat import ThreatModel, parse_eps, parse_norm
 
     # Validate everything cheap before loading anything heavy.
     norm_v = parse_norm(norm).value
     eps_v = parse_eps(eps) if eps is not None else None
     plan = resolve(suite=suite, attacks=attacks)
-    if batch_size < 1:
-        raise AttackError(f"--batch-size must be ≥ 1, got {batch_size}")
-    if n_examples is not None and n_examples < 0:
-        raise DataError(f"--n-examples must be ≥ 0, got {n_examples}")
+    check_counts(batch_size, n_examples)
     dev = resolve_device(device)
-    ds_name = canonical_name(dataset) if dataset else None
 
-    loaded = load_model(model, dataset=ds_name, norm=norm_v, device=dev)
-    ds_name = ds_name or (canonical_name(loaded.dataset) if loaded.dataset else None)
-    if ds_name is None:
-        raise DataError(f"model {model!r} does not say which dataset it was trained on: pass --dataset")
+    loaded, ds_name, data = load_model_and_dataset(model, dataset, data_dir, norm_v, dev)
     if eps_v is None:
         eps_v = default_eps(ds_name, norm_v, loaded.meta)
         if eps_v is None:
             raise AttackError(f"no customary eps for {ds_name} ({norm_v}): pass --eps")
     threat = ThreatModel(norm_v, eps_v)
-    data = load_dataset(ds_name, "test", data_dir)
     out = out or default_result_path(ds_name, norm_v, loaded.name)
 
     con = console()

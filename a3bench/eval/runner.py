@@ -113,7 +113,7 @@ def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(s)
 
 
-class _Deployed:
+class DeployedModel:
     """Snapshot of the deployed state (eval mode, A3 modes) to restore before each re-check,
     so an attack that switches modes (mode-transfer) cannot leak its state into the verdict."""
 
@@ -133,6 +133,46 @@ class _Deployed:
         self.restore()
         with torch.no_grad():
             return self.model(x.float())
+
+
+_Deployed = DeployedModel  # the name a3bench.eval.sweep imports
+
+
+@dataclass
+class Recheck:
+    """The runner's verdict on one batch an attack returned."""
+
+    broken: torch.Tensor  # bool N: counts as broken (claimed, in budget, misclassified by the deployed model)
+    claimed: torch.Tensor  # bool N: the attack's own claim
+    outside: torch.Tensor  # bool N: outside the threat model (only non-empty when not strict)
+    pred: torch.Tensor  # int N: deployed prediction on x_adv where re-checked, -1 elsewhere
+    forward_passes: int  # spent by the re-check
+
+
+def recheck(name: str, out, xb: torch.Tensor, yb: torch.Tensor, threat: ThreatModel, deployed: DeployedModel, *, strict: bool = True) -> Recheck:
+    """Check an :class:`AttackOutput` before it counts (DESIGN §3).
+
+    Every x_adv must lie in the eps-ball and [0,1] (tolerance 1e-6): else
+    :class:`BudgetViolation` (or, with ``strict=False``, the example counts as robust).
+    Every claimed success must be misclassified by a fresh eval-mode fp32 forward pass
+    of the deployed model; unclaimed examples stay robust without a forward pass.
+    """
+    x_adv = out.x_adv.detach()
+    if x_adv.shape != xb.shape:
+        raise BudgetViolation(f"{name} returned adversarial examples of shape {tuple(x_adv.shape)} for inputs {tuple(xb.shape)}")
+    bad = threat.violations(x_adv, xb)
+    if bad.any() and strict:
+        worst = threat.distance(x_adv[bad], xb[bad]).max().item()
+        raise BudgetViolation(f"{name} returned {int(bad.sum())} adversarial example(s) outside {threat.label} "
+                              f"or [0,1] (largest distance {worst:.6g}): a bug in the attack, the result is void")
+    claimed = out.success.to(xb.device).bool()
+    check = (claimed & ~bad).nonzero().flatten()
+    broken = torch.zeros_like(claimed)
+    pred = torch.full_like(yb, -1)
+    if check.numel():
+        pred[check] = deployed.forward(x_adv[check]).argmax(1)
+        broken[check] = pred[check] != yb[check]
+    return Recheck(broken, claimed, bad, pred, int(check.numel()))
 
 
 def model_fingerprint(model: nn.Module) -> str:
@@ -360,7 +400,7 @@ def evaluate(
             progress(ProgressEvent(stage, attack, index, n_att, done, total, robust, n, fwd, note))
 
     t_start = time.perf_counter()
-    deployed = _Deployed(model)
+    deployed = DeployedModel(model)
     aa_log = logging.getLogger("auto-attack")
     from a3bench.attacks.autoattack import WarningCollector
 
@@ -434,7 +474,7 @@ def evaluate(
     return EvaluationResult(record, outcomes, out_path)
 
 
-def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, y, positions, deployed: _Deployed, report, strict: bool) -> None:
+def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, y, positions, deployed: DeployedModel, report, strict: bool) -> None:
     n = x.shape[0]
     threat, bs = ctx.threat, ctx.batch_size
     robust_now = lambda: sum(b is None for b in state.broken_by)  # noqa: E731
@@ -464,34 +504,19 @@ def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, 
         xb, yb = x[idx], y[idx]
         t0 = time.perf_counter()
         out = attack(ctx.model, xb, yb, threat, seed=ctx.seed, indices=positions[idx.cpu()])
-        x_adv = out.x_adv.detach()
-        if x_adv.shape != xb.shape:
-            raise BudgetViolation(f"{attack.name} returned adversarial examples of shape {tuple(x_adv.shape)} for inputs {tuple(xb.shape)}")
-        bad = threat.violations(x_adv, xb)
-        if bad.any():
-            worst = threat.distance(x_adv[bad], xb[bad]).max().item()
-            if strict:
-                raise BudgetViolation(f"{attack.name} returned {int(bad.sum())} adversarial example(s) outside {threat.label} "
-                                      f"or [0,1] (largest distance {worst:.6g}): a bug in the attack, the result is void")
-            state.violations[attack.name] = state.violations.get(attack.name, 0) + int(bad.sum())
-        # Re-check what the attack claims to have broken (that is what would count);
-        # an example it does not claim stays robust.
-        claimed = out.success.to(x.device).bool() & ~bad
-        check = claimed.nonzero().flatten()
-        broken = torch.zeros_like(claimed)
-        pred = torch.full_like(yb, -1)
-        if check.numel():
-            pred[check] = deployed.forward(x_adv[check]).argmax(1)
-            broken[check] = pred[check] != yb[check]
-        cur["unconfirmed"] += int((claimed & ~broken).sum())
-        dist = threat.distance(x_adv, xb)
+        rc = recheck(attack.name, out, xb, yb, threat, deployed, strict=strict)
+        if rc.outside.any():
+            state.violations[attack.name] = state.violations.get(attack.name, 0) + int(rc.outside.sum())
+        broken, pred = rc.broken, rc.pred
+        cur["unconfirmed"] += int((rc.claimed & ~rc.outside & ~broken).sum())
+        dist = threat.distance(out.x_adv.detach(), xb)
         for j in broken.nonzero().flatten().tolist():
             k = idx_list[j]
             state.broken_by[k] = attack.name
             state.adv_pred[k] = int(pred[j])
             state.adv_distance[k] = float(dist[j])
         rec["broken"] += int(broken.sum())
-        rec["forward_passes"] += int(out.forward_passes) + int(check.numel())  # + the re-check
+        rec["forward_passes"] += int(out.forward_passes) + rc.forward_passes  # + the re-check
         rec["backward_passes"] += int(out.backward_passes)
         rec["seconds"] += time.perf_counter() - t0
         cur["batches_done"] = b + 1
