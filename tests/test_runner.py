@@ -4,7 +4,6 @@ a3bench's ``autoattack`` against pyautoattack's AutoAttack run directly."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 
 import pytest
 import torch

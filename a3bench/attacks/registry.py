@@ -56,7 +56,7 @@ class _Entry:
     regex: re.Pattern
     factory: Factory
     help: str
-    options: tuple[str, ...]  # accepted option keys; None-like empty tuple = no options
+    options: tuple[str, ...]  # accepted option keys (); ("*",) = the raw text after ':' goes to the factory
 
 
 _ATTACKS: dict[str, _Entry] = {}

@@ -27,7 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -40,7 +40,6 @@ from a3bench.threat import ThreatModel, format_eps
 
 STATE_VERSION = 1
 SANITY_EXAMPLES = 100  # AutoAttack's checks run on one batch; 100 examples detect the same and cost little
-log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- public types
@@ -401,8 +400,9 @@ def evaluate(
 
     t_start = time.perf_counter()
     deployed = DeployedModel(model)
-    aa_log = logging.getLogger("auto-attack")
-    from a3bench.attacks.autoattack import WarningCollector
+    from a3bench.attacks.autoattack import AA_LOGGER, WarningCollector
+
+    aa_log = logging.getLogger(AA_LOGGER)
 
     collector = WarningCollector()
     aa_log.addHandler(collector)  # pyautoattack's warnings become flags, not stderr noise
