@@ -140,6 +140,19 @@ def test_skipped_attack_is_noted(standard_model, fmnist_test):
     assert rec.per_attack[1].status == "ran"
 
 
+def test_fingerprint_handles_scalars_and_changes_with_weights():
+    from a3bench.eval.runner import model_fingerprint
+
+    m = nn.Linear(3, 2)
+    m.register_parameter("strength", nn.Parameter(torch.tensor(0.5)))  # 0-dim, like A3's λ
+    m.register_buffer("flag", torch.tensor([True, False]))
+    before = model_fingerprint(m)
+    assert before == model_fingerprint(m)
+    with torch.no_grad():
+        m.strength += 1
+    assert model_fingerprint(m) != before
+
+
 def test_dataset_mismatch(standard_model):
     from a3bench.data import load_dataset
 

@@ -108,7 +108,7 @@ def print_summary(con, record) -> None:
     table.add_row("clean", f"{record.clean_acc:.2f}", ci(record.clean_acc), "", "", "", "1", "0")
     for a in record.per_attack:
         if a.status == "skipped":
-            table.add_row(f"{a.name} [dim](skipped: {a.note})[/]", "", "", "", "", "", "", "")
+            table.add_row(f"[dim]{a.name}[/]", "[dim]skipped[/]", "", "", "", "", "", "")
             continue
         table.add_row(a.name, f"{a.robust_acc:.2f}", ci(a.robust_acc), str(a.broken), str(a.n_attacked), f"{a.seconds:.1f}",
                       f"{a.forward_passes / n:.1f}", f"{a.backward_passes / n:.1f}")
@@ -118,6 +118,9 @@ def print_summary(con, record) -> None:
     table.add_row("[bold]worst case[/]", f"[bold]{record.robust_acc:.2f}[/]", f"[bold]{lo:.1f}-{hi:.1f}[/]", "", "",
                   f"{c.get('seconds', 0):.1f}", f"{c.get('forward_passes_per_example', 0):.1f}", f"{c.get('backward_passes_per_example', 0):.1f}")
     con.print(table)
+    for a in record.per_attack:
+        if a.status == "skipped":
+            con.print(f"[dim]{a.name} skipped: {a.note}[/]")
     if record.autoattack_acc is not None:
         con.print(f"AutoAttack accuracy: {record.autoattack_acc:.2f} %" + (f" (reported: {record.reported:.2f} %)" if record.reported is not None else ""))
     for f in record.flags:

@@ -181,7 +181,8 @@ def model_fingerprint(model: nn.Module) -> str:
         h.update(key.encode())
         t = value.detach().cpu().contiguous()
         h.update(str(t.dtype).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
