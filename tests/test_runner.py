@@ -310,3 +310,12 @@ def test_autoattack_equals_pyautoattack(standard_model, fmnist_test):
     assert [a.name for a in rec.per_attack] == ["apgd-ce", "apgd-t", "fab-t", "square"]
     assert all(a.group == "autoattack" for a in rec.per_attack)
     assert 0 < rec.robust_acc < rec.clean_acc
+
+
+def test_autoattack_rand_on_randomised_model(standard_model, fmnist_test):
+    """The rand version runs (EOT over 20 draws); randomness is then expected: a warning, not an error."""
+    rec = evaluate(_Noisy(standard_model), fmnist_test, ThreatModel("Linf", 0.15), "autoattack-rand", n_examples=8, batch_size=8).record
+    assert [a.name for a in rec.per_attack] == ["apgd-ce-rand", "apgd-dlr-rand"]
+    assert rec.autoattack_acc == rec.robust_acc <= rec.clean_acc
+    (flag,) = [f for f in rec.flags if f.name == "randomized-outputs"]
+    assert flag.severity == "warning" and rec.verdict != "unreliable"
