@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import AttackContext, AttackOutput
-from a3bench.attacks.pgd import PGD, default_step_size, pgd_loop
+from a3bench.attacks.pgd import PGD, default_step_size, input_grad, pgd_loop
 from a3bench.models.a3 import a3_layers, a3_mode, a3_straight_through, a3_strength_scales
 from a3bench.threat import example_seeds
 
@@ -42,7 +42,7 @@ def surrogate_grad_fn(judge: nn.Module, surrogate: Callable[[torch.Tensor], torc
     def grad_fn(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xg = xa.detach().requires_grad_(True)
         with torch.enable_grad():
-            (grad,) = torch.autograd.grad(loss_fn(surrogate(xg), ya).sum(), xg)
+            grad = input_grad(loss_fn(surrogate(xg), ya).sum(), xg)
         with torch.no_grad():
             logits = judge(xa)
         return logits, grad
@@ -66,7 +66,7 @@ class BPDAA3(_A3Only, PGD):
             xg = xa.detach().requires_grad_(True)
             with torch.enable_grad(), a3_straight_through(model):
                 logits = model(xg)
-                (grad,) = torch.autograd.grad(self.loss_fn(logits, ya).sum(), xg)
+                grad = input_grad(self.loss_fn(logits, ya).sum(), xg)
             return logits.detach(), grad
 
         return grad_fn
@@ -245,7 +245,7 @@ class EOTPGD(PGD):
                 xg = xa.detach().requires_grad_(True)
                 with torch.enable_grad():
                     logits = model(xg)
-                    (g,) = torch.autograd.grad(self.loss_fn(logits, ya).sum(), xg)
+                    g = input_grad(self.loss_fn(logits, ya).sum(), xg)
                 grad += g
                 logits_sum = logits.detach() if logits_sum is None else logits_sum + logits.detach()
             return logits_sum / self.samples, grad / self.samples

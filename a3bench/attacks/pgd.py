@@ -14,6 +14,15 @@ from a3bench.attacks.losses import LossFn, ce_loss, get_loss
 from a3bench.threat import ThreatModel, example_seeds
 
 
+def input_grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """d loss / d x; zeros when the model cut the graph (a detach, a non-differentiable
+    output): that is gradient masking to be diagnosed, not a crash."""
+    if not loss.requires_grad:
+        return torch.zeros_like(x)
+    (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
+
+
 def default_step_size(threat: ThreatModel, steps: int) -> float:
     """2.5·eps/steps (Madry et al.), so the iterate can cross the ball in any direction."""
     return 2.5 * threat.eps / max(steps, 1)
@@ -47,7 +56,7 @@ def pgd_loop(
         xa = xa.detach().requires_grad_(True)
         with torch.enable_grad():
             logits = model(xa)
-            (grad,) = torch.autograd.grad(loss_fn(logits, ya).sum(), xa)
+            grad = input_grad(loss_fn(logits, ya).sum(), xa)
         return logits.detach(), grad
 
     grad_fn = grad_fn or plain_grad

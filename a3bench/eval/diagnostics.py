@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from a3bench.attacks.pgd import input_grad
 from a3bench.eval.record import AttackRecord, Flag
 
 WARNING, ERROR = "warning", "error"
@@ -69,10 +70,7 @@ def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomiz
     # zero gradients of the CE loss (check_zero_gradients, on the first APGD gradient in AutoAttack)
     xg = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(model(xg), y, reduction="sum")
-        (grad,) = torch.autograd.grad(loss, xg, allow_unused=True)
-    if grad is None:
-        grad = torch.zeros_like(x)
+        grad = input_grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
     msgs = _run_check(lambda log: checks.check_zero_gradients(grad, logger=log))
     if msgs:
         frac = (grad.flatten(1).abs().sum(1) == 0).float().mean().item()
