@@ -192,17 +192,26 @@ class _Quantized(nn.Module):
         return self.model(torch.round(x * 4) / 4)
 
 
-@pytest.mark.parametrize("wrap, flag, verdict", [(_Softmax, "softmax-outputs", "unreliable"), (_Noisy, "randomized-outputs", "unreliable"),
+@pytest.mark.parametrize("wrap, flag, verdict", [(_Softmax, "softmax-outputs", "unreliable"), (_Noisy, "randomized-outputs", "suspicious"),
                                                  (_Quantized, "zero-gradients", "suspicious")])
 def test_sanity_flags(standard_model, fmnist_test, wrap, flag, verdict):
     rec = evaluate(wrap(standard_model), fmnist_test, LINF, "fgsm", n_examples=64).record
     assert flag in [f.name for f in rec.flags]
     assert rec.verdict == verdict and flag in rec.verdict_reason
+    # a randomised model gets an EOT attack without being asked; others do not
+    assert (any(a.name.startswith("eot-pgd") for a in rec.per_attack)) == (flag == "randomized-outputs")
 
 
-def test_clean_model_is_reliable(standard_model, fmnist_test):
-    rec = evaluate(standard_model, fmnist_test, LINF, "pgd-5", n_examples=64).record
+def test_honest_adversarially_trained_model_is_reliable(robust_model, fmnist_test):
+    rec = evaluate(robust_model, fmnist_test, LINF, "pgd-20", n_examples=200).record
     assert rec.flags == [] and rec.verdict == "reliable"
+
+
+def test_too_few_iterations_are_flagged_not_converged(standard_model, fmnist_test):
+    probe = evaluate(standard_model, fmnist_test, LINF, "pgd-1:step=0.025", n_examples=128).record
+    assert "not-converged" in [f.name for f in probe.flags] and probe.verdict == "suspicious"
+    pair = evaluate(standard_model, fmnist_test, LINF, "pgd-1:step=0.025,pgd-2:step=0.025", n_examples=128).record
+    assert any(f.name == "not-converged" and "pgd-2" in f.message for f in pair.flags)
 
 
 def test_black_box_beats_white_box_flag():

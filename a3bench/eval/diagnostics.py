@@ -148,3 +148,117 @@ def verdict(flags: Sequence[Flag]) -> tuple[str, str]:
     if warnings:
         return "suspicious", "; ".join(sorted({f.name for f in warnings}))
     return "reliable", "no diagnostic fired"
+
+
+# --------------------------------------------------------------------------- adaptive evaluation (DESIGN §4)
+
+GAP_POINTS = 1.0  # percentage points: what a later attack may add before a flag fires
+TRANSFER_ATTACKS = ("mode-transfer",)  # plus every "transfer:SPEC"
+PROBE_EXAMPLES = 200
+
+
+def _is_transfer(name: str) -> bool:
+    return name.startswith("transfer:") or name.split(":")[0] in TRANSFER_ATTACKS
+
+
+def transfer_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
+    """A transfer attack (crafted on another model or another A3 mode) broke examples that
+    every white-box attack on the deployed model missed: its own gradients mislead."""
+    flags, white_box_before = [], False
+    for rec in per_attack:
+        if rec.status != "ran":
+            continue
+        if _is_transfer(rec.name):
+            share = 100.0 * rec.broken / n if n else 0.0
+            if white_box_before and share > GAP_POINTS:
+                flags.append(Flag("transfer-beats-white-box", ERROR,
+                                  f"{rec.name} broke {rec.broken} example(s) ({share:.2f} %) that the white-box attacks before it "
+                                  "missed: the deployed model's gradients are masked", value=round(share, 4)))
+        elif rec.name not in WHITE_BOX_GROUPS_EXCLUDED:
+            white_box_before = True
+    return flags
+
+
+def adaptive_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
+    """The attacks after AutoAttack broke more than GAP_POINTS of the examples AutoAttack
+    left robust: AutoAttack's number is not reliable for this model."""
+    groups = [rec.group for rec in per_attack]
+    if "autoattack" not in groups:
+        return []
+    last_aa = max(i for i, g in enumerate(groups) if g == "autoattack")
+    if any(g != "autoattack" for g in groups[: last_aa + 1]):
+        return []  # AutoAttack did not run first: its own number is not in the cascade
+    after = [rec for rec in per_attack[last_aa + 1 :] if rec.status == "ran"]
+    broken = sum(rec.broken for rec in after)
+    share = 100.0 * broken / n if n else 0.0
+    if share <= GAP_POINTS:
+        return []
+    top = max(after, key=lambda r: r.broken)
+    return [Flag("adaptive-beats-autoattack", ERROR,
+                 f"the attacks after AutoAttack lowered robust accuracy by {share:.2f} points (most: {top.name}, {top.broken}): "
+                 "AutoAttack is unreliable for this model; report the worst case", value=round(share, 4))]
+
+
+def _pgd_family(attack) -> tuple | None:
+    """(loss, step, random start) of a plain a3bench PGD attack, None for anything else."""
+    from a3bench.attacks.pgd import FGSM, PGD
+
+    if type(attack) is not PGD or isinstance(attack, FGSM):
+        return None
+    return (attack.loss_name, attack.step_size, attack.random_start)
+
+
+def convergence_flags(attacks, per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
+    """PGD-2K (or more) after PGD-K in the cascade still broke > GAP_POINTS: not converged."""
+    flags = []
+    ran = {rec.name: rec for rec in per_attack if rec.status == "ran"}
+    for i, a in enumerate(attacks):
+        fam = _pgd_family(a)
+        if fam is None or a.name not in ran:
+            continue
+        for b in attacks[i + 1 :]:
+            if _pgd_family(b) == fam and b.steps >= 2 * a.steps and b.name in ran:
+                share = 100.0 * ran[b.name].broken / n if n else 0.0
+                if share > GAP_POINTS:
+                    flags.append(Flag("not-converged", WARNING,
+                                      f"{b.name} still broke {share:.2f} % after {a.name}: PGD has not converged; run more iterations",
+                                      value=round(share, 4)))
+                break
+    return flags
+
+
+def convergence_probe(attacks, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor,
+                      robust: Sequence[bool], threat, seed: int, deployed) -> tuple[list[Flag], int]:
+    """When the cascade has no PGD-K/PGD-2K pair: run PGD with twice the largest K on the
+    still-robust examples among the first PROBE_EXAMPLES. Diagnostic only — the record's
+    numbers are not changed — so the flag tells the user to rerun with more iterations.
+
+    Returns (flags, forward+backward passes spent).
+    """
+    from a3bench.attacks.pgd import PGD
+
+    pgds = [a for a in attacks if _pgd_family(a) is not None]
+    if not pgds or convergence_pairs_present(attacks):
+        return [], 0
+    top = max(pgds, key=lambda a: a.steps)
+    m = min(len(x), PROBE_EXAMPLES)
+    idx = torch.tensor([i for i in range(m) if robust[i]], dtype=torch.long)
+    if idx.numel() == 0:
+        return [], 0
+    probe = PGD(2 * top.steps, step_size=top.step_size, loss=top.loss_name, random_start=top.random_start, name=f"pgd-{2 * top.steps}")
+    out = probe(model, x[idx], y[idx], threat, seed=seed, indices=positions[idx])
+    from a3bench.eval.runner import recheck
+
+    broken = int(recheck(probe.name, out, x[idx], y[idx], threat, deployed).broken.sum())
+    share = 100.0 * broken / m
+    flags = []
+    if share > GAP_POINTS:
+        flags.append(Flag("not-converged", WARNING,
+                          f"probe: {probe.name} broke {broken} of the first {m} examples ({share:.2f} %) that {top.name} left robust; "
+                          f"the numbers overestimate robustness: rerun with pgd-{4 * top.steps} or --suite pgd", value=round(share, 4)))
+    return flags, out.forward_passes + out.backward_passes
+
+
+def convergence_pairs_present(attacks) -> bool:
+    fams = [(_pgd_family(a), getattr(a, "steps", 0)) for a in attacks]
+    return any(fa is not None and fa == fb and kb >= 2 * ka for i, (fa, ka) in enumerate(fams) for fb, kb in fams[i + 1 :])

@@ -428,11 +428,17 @@ def evaluate(
                     adv_distance=[None] * n,
                 )
                 check_n = min(n, batch_size, SANITY_EXAMPLES)
-                randomized_ok = any(getattr(a, "version", None) == "rand" or "eot" in a.name for a in plan.attacks)
-                state.flags = [asdict(f) for f in diagnostics.sanity_flags(model, x[:check_n], y[:check_n], randomized_ok=randomized_ok)]
+                # randomness is handled either way: by the suite, or by the EOT attack added below
+                state.flags = [asdict(f) for f in diagnostics.sanity_flags(model, x[:check_n], y[:check_n], randomized_ok=True)]
                 deployed.restore()
                 state.save(spath)
             collector.messages = list(state.aa_warnings)
+            if any(f["name"] == "randomized-outputs" for f in state.flags) and not _handles_randomness(plan.attacks):
+                # A randomised model is attacked with EOT too, without being asked (DESIGN §3).
+                from a3bench.attacks.adaptive import EOTPGD
+
+                plan.attacks = [*plan.attacks, EOTPGD(20, samples=10, name="eot-pgd-20:n=10")]
+                n_att += 1
             ctx = AttackContext(model=model, threat=threat, device=dev, seed=int(seed), batch_size=batch_size,
                                 num_classes=info.num_classes, dataset=info.name, loaded=loaded_model)
             for i, attack in enumerate(plan.attacks):
@@ -441,6 +447,8 @@ def evaluate(
                 _run_attack(i, attack, ctx, state, spath, x, y, positions, deployed, report, strict)
                 state.aa_warnings = list(collector.messages)
                 state.save(spath)
+            probe_flags, probe_passes = diagnostics.convergence_probe(
+                plan.attacks, model, x, y, positions, [b is None for b in state.broken_by], threat, int(seed), deployed)
     finally:
         aa_log.removeHandler(collector)
         deployed.restore()
@@ -461,6 +469,9 @@ def evaluate(
     flags += diagnostics.black_box_flags(per_attack, n)
     flags += diagnostics.unconfirmed_flags(per_attack, state.unconfirmed)
     flags += diagnostics.budget_flags(state.violations)
+    flags += diagnostics.transfer_flags(per_attack, n)
+    flags += diagnostics.adaptive_flags(per_attack, n)
+    flags += diagnostics.convergence_flags(plan.attacks, per_attack, n) + probe_flags
     record = _build_record(loaded_model, model, info.name, threat, plan, per_attack, outcomes, flags, seed, n,
                            seconds_total, dev, spec, a3_summary(model) if has_a3(model) else None, identity["model"])
     if out_path is not None:
@@ -532,6 +543,10 @@ def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, 
     state.current = None
     state.save(spath)  # before reporting: a kill in the callback must not lose a finished attack
     report("attack-end", attack.name, i, done=len(todo), total=len(todo), robust=robust_now(), fwd=rec["forward_passes"])
+
+
+def _handles_randomness(attacks) -> bool:
+    return any(getattr(a, "version", None) == "rand" or "eot" in a.name for a in attacks)
 
 
 def _build_record(loaded, model, dataset, threat, plan, per_attack, outcomes, flags, seed, n, seconds, dev, spec, a3, fingerprint) -> ResultRecord:
