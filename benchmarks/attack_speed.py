@@ -79,7 +79,7 @@ def main() -> None:
 
     def a3_attack_only() -> None:
         with frozen_parameters(model):
-            fwd = bwd = 0
+            bwd = 0
             for s in range(0, len(x), bs):
                 out = pgd(model, x[s : s + bs], y[s : s + bs], threat, seed=0, indices=torch.arange(s, min(s + bs, len(x))))
                 bwd += out.backward_passes

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import AttackError, BudgetViolation
+from a3bench.errors import AttackError
 from a3bench.eval.record import Flag, write_json_atomic
 from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
@@ -176,20 +176,6 @@ def build_curves(attacks) -> dict[str, list[Attack]]:
 # --------------------------------------------------------------------------- re-check
 
 
-def _confirm(name: str, out, xb: torch.Tensor, yb: torch.Tensor, threat: ThreatModel, deployed) -> torch.Tensor:
-    """The runner's re-check (see ``a3bench.eval.runner._run_attack``): the perturbation must be
-    inside the threat model, and only a misclassification by the deployed model counts."""
-    x_adv = out.x_adv.detach()
-    if x_adv.shape != xb.shape:
-        raise BudgetViolation(f"{name} returned adversarial examples of shape {tuple(x_adv.shape)} for inputs {tuple(xb.shape)}")
-    bad = threat.violations(x_adv, xb)
-    if bad.any():
-        worst = threat.distance(x_adv[bad], xb[bad]).max().item()
-        raise BudgetViolation(f"{name} returned {int(bad.sum())} adversarial example(s) outside {threat.label} "
-                              f"or [0,1] (largest distance {worst:.6g}): a bug in the attack, the result is void")
-    return deployed.forward(x_adv).argmax(1) != yb
-
-
 # --------------------------------------------------------------------------- flags
 
 
@@ -254,7 +240,7 @@ def sweep_eps(
         saturation_eps: override the "large eps" of the no-saturation flag.
     """
     from a3bench.data import ImageDataset
-    from a3bench.eval.runner import _Deployed, check_model_matches, frozen_parameters, model_fingerprint, provenance, resolve_device
+    from a3bench.eval.runner import DeployedModel, check_model_matches, frozen_parameters, model_fingerprint, provenance, recheck, resolve_device
     from a3bench.models.spec import LoadedModel
 
     if not isinstance(loaded_model, LoadedModel):
@@ -287,7 +273,7 @@ def sweep_eps(
         if progress is not None:
             progress(SweepProgress(stage, eps, k, n_eps, attack, done, total, robust, n))
 
-    deployed = _Deployed(model)
+    deployed = DeployedModel(model)
     t_start = time.perf_counter()
     # robust[name][k, i]: example i survives curve `name` at eps k
     robust = {name: torch.zeros(n_eps, n, dtype=torch.bool) for name in names}
@@ -334,7 +320,7 @@ def sweep_eps(
                             idx = todo[s : s + batch_size]
                             xb, yb = x[idx.to(dev)], y[idx.to(dev)]
                             out = attack(model, xb, yb, threat, seed=int(seed), indices=positions[idx])
-                            broken = _confirm(attack.name, out, xb, yb, threat, deployed).cpu()
+                            broken = recheck(attack.name, out, xb, yb, threat, deployed).broken.cpu()
                             alive[idx[broken]] = False
                             cost["forward_passes"] += int(out.forward_passes) + int(idx.numel())  # + the re-check
                             cost["backward_passes"] += int(out.backward_passes)

@@ -68,7 +68,7 @@ def _load_factory(spec: str) -> nn.Module:
 def _load_robustbench(name: str, dataset: str, norm: str, model_dir: str | None) -> nn.Module:
     from a3bench._compat import import_robustbench
 
-    rb = import_robustbench()
+    import_robustbench()  # the alias must exist before robustbench imports autoattack
     from robustbench.utils import load_model as rb_load_model
 
     model_dir = model_dir or os.environ.get("A3BENCH_ROBUSTBENCH_DIR") or str(Path.home() / ".cache" / "a3bench" / "robustbench")

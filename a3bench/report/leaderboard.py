@@ -173,7 +173,7 @@ def render_html(
     report_href: Callable[[LoadedResult], str | None] | None = None,
 ) -> str:
     m = Markup("html")
-    body = [f"<h1>a3bench leaderboard</h1>", f"<p>{html.escape(INTRO)}</p>"]
+    body = ["<h1>a3bench leaderboard</h1>", f"<p>{html.escape(INTRO)}</p>"]
     for g in group_results(results):
         body += [f"<h2>{html.escape(g.title)}</h2>", group_table(g, m, docs_url, report_href)]
         for res in g.rows:
