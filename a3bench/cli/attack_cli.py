@@ -128,6 +128,8 @@ def print_summary(con, record) -> None:
         con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
     colour = {"reliable": "green", "suspicious": "yellow", "unreliable": "red"}.get(record.verdict, "white")
     con.print(f"verdict: [{colour}]{record.verdict}[/] ({record.verdict_reason})")
+    if record.flags:
+        con.print("what each flag means and what to run next: docs/diagnostics.md#" + record.flags[0].name)
 
 
 class _RichProgress:
