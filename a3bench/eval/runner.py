@@ -308,6 +308,22 @@ class _State:
         return state
 
 
+def check_inputs(loaded_model, dataset, batch_size: int):
+    """The checks every runner makes on its arguments; a bare nn.Module becomes a LoadedModel."""
+    from a3bench.data import ImageDataset
+    from a3bench.models.spec import LoadedModel
+
+    if not isinstance(loaded_model, LoadedModel):
+        if not isinstance(loaded_model, nn.Module):
+            raise TypeError("loaded_model must be a LoadedModel or an nn.Module")
+        loaded_model = LoadedModel(loaded_model, name=type(loaded_model).__name__.lower(), source="module", dataset=None)
+    if not isinstance(dataset, ImageDataset):
+        raise TypeError("dataset must be an a3bench.data.ImageDataset")
+    if batch_size < 1:
+        raise AttackError(f"batch size must be ≥ 1, got {batch_size}")
+    return loaded_model
+
+
 def state_path(record_path: str | Path) -> Path:
     p = Path(record_path)
     return p.with_name(p.stem + ".state.json")
@@ -352,18 +368,9 @@ def evaluate(
             with False it only counts as robust and flags the record unreliable.
         spec: the --model SPEC as typed (for the record).
     """
-    from a3bench.data import ImageDataset
     from a3bench.models.a3 import a3_summary, has_a3
-    from a3bench.models.spec import LoadedModel
 
-    if not isinstance(loaded_model, LoadedModel):
-        if not isinstance(loaded_model, nn.Module):
-            raise TypeError("loaded_model must be a LoadedModel or an nn.Module")
-        loaded_model = LoadedModel(loaded_model, name=type(loaded_model).__name__.lower(), source="module", dataset=None)
-    if not isinstance(dataset, ImageDataset):
-        raise TypeError("dataset must be an a3bench.data.ImageDataset")
-    if batch_size < 1:
-        raise AttackError(f"batch size must be ≥ 1, got {batch_size}")
+    loaded_model = check_inputs(loaded_model, dataset, batch_size)
     if resume and out is None:
         raise AttackError("--resume needs --out (the state file sits beside the record)")
     plan = _as_plan(attacks, suite)

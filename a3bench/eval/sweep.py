@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
-from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext
 from a3bench.errors import AttackError
@@ -239,18 +238,10 @@ def sweep_eps(
             attacks every clean-correct example at every eps.
         saturation_eps: override the "large eps" of the no-saturation flag.
     """
-    from a3bench.data import ImageDataset
-    from a3bench.eval.runner import DeployedModel, check_model_matches, frozen_parameters, model_fingerprint, provenance, recheck, resolve_device
-    from a3bench.models.spec import LoadedModel
+    from a3bench.eval.runner import (DeployedModel, check_inputs, check_model_matches, frozen_parameters, model_fingerprint,
+                                     provenance, recheck, resolve_device)
 
-    if not isinstance(loaded_model, LoadedModel):
-        if not isinstance(loaded_model, nn.Module):
-            raise TypeError("loaded_model must be a LoadedModel or an nn.Module")
-        loaded_model = LoadedModel(loaded_model, name=type(loaded_model).__name__.lower(), source="module", dataset=None)
-    if not isinstance(dataset, ImageDataset):
-        raise TypeError("dataset must be an a3bench.data.ImageDataset")
-    if batch_size < 1:
-        raise AttackError(f"batch size must be ≥ 1, got {batch_size}")
+    loaded_model = check_inputs(loaded_model, dataset, batch_size)
     norm_v = parse_norm(norm)
     # 12 significant digits: 0:0.35:8 gives 0.2, not 0.19999999999999998 (k/255 values survive).
     eps_sorted = sorted({float(f"{float(e):.12g}") for e in eps_list})
