@@ -40,7 +40,7 @@ def attack_command(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset files."),
     eps: Optional[str] = typer.Option(None, "--eps", help="Budget: 8/255, 0.1, 2e-3 (default: the checkpoint's training eps, else 8/255 CIFAR, 0.1 Fashion-MNIST, 0.3 MNIST)."),
     norm: str = typer.Option("Linf", "--norm", help="Linf or L2."),
-    suite: Optional[str] = typer.Option(None, "--suite", help="quick (PGD-20, default), pgd (PGD-10/20/50/100), standard (AutoAttack)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="quick (PGD-20, default), pgd (PGD-10/20/50/100), standard (AutoAttack), adaptive (attacks on A3 and gradient masking), full (standard + adaptive)."),
     attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, e.g. 'pgd-100:loss=dlr:restarts=5,apgd-t,square'."),
     n_examples: Optional[int] = typer.Option(1000, "--n-examples", "-n", help="First N test examples (0 = all)."),
     batch_size: int = typer.Option(256, "--batch-size", "-b", help="Examples per attack call."),
