@@ -81,6 +81,16 @@ def standard_model(fmnist_train):
     return train_small(model, fmnist_train.first(20000), steps=300, seed=0)
 
 
+@pytest.fixture(scope="session")
+def checkpoint(standard_model, tmp_path_factory):
+    """The standard model saved as an a3bench checkpoint (for CLI tests)."""
+    from a3bench.models import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "std_fmnist.pt"
+    save_checkpoint(path, standard_model, {"dataset": "fmnist"})
+    return path
+
+
 def _zoo_model(name: str):
     from a3bench.models import load_model
     from a3bench.models.zoo import zoo_path

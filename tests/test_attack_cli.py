@@ -15,15 +15,6 @@ from a3bench.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(standard_model, tmp_path_factory):
-    from a3bench.models import save_checkpoint
-
-    path = tmp_path_factory.mktemp("ckpt") / "std_fmnist.pt"
-    save_checkpoint(path, standard_model, {"dataset": "fmnist"})
-    return path
-
-
 def invoke(*args: str):
     return runner.invoke(app, ["attack", *args])
 

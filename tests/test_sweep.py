@@ -188,15 +188,6 @@ def test_save_roundtrip(standard_sweep, tmp_path):
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def checkpoint(standard_model, tmp_path_factory):
-    from a3bench.models import save_checkpoint
-
-    path = tmp_path_factory.mktemp("ckpt") / "std_fmnist.pt"
-    save_checkpoint(path, standard_model, {"dataset": "fmnist"})
-    return path
-
-
 def test_cli_writes_json_md_png(checkpoint, tmp_path):
     res = runner.invoke(app, ["sweep-eps", "--model", str(checkpoint), "--eps", "0:0.1:3", "--steps", "2,3", "-n", "30",
                               "--batch-size", "30", "--device", "cpu", "--out", str(tmp_path), "--quiet"])

@@ -10,6 +10,7 @@ from typing import Optional
 
 import typer
 
+from a3bench.cli import options
 from a3bench.cli.common import console, handle_errors
 
 # Customary budgets when --eps is omitted and the checkpoint does not say (docs/attacks.md).
@@ -35,17 +36,17 @@ def default_eps(dataset: str, norm: str, meta: dict) -> float | None:
 
 @handle_errors
 def attack_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory or robustbench:NAME (default: the bundled model)."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="fmnist, mnist, cifar10, cifar100, ... (default: the one the checkpoint was trained on)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset files."),
+    model: Optional[str] = options.MODEL,
+    dataset: Optional[str] = options.DATASET,
+    data_dir: Optional[Path] = options.DATA_DIR,
     eps: Optional[str] = typer.Option(None, "--eps", help="Budget: 8/255, 0.1, 2e-3 (default: the checkpoint's training eps, else 8/255 CIFAR, 0.1 Fashion-MNIST, 0.3 MNIST)."),
-    norm: str = typer.Option("Linf", "--norm", help="Linf or L2."),
+    norm: str = options.NORM,
     suite: Optional[str] = typer.Option(None, "--suite", help="quick (PGD-20, default), pgd (PGD-10/20/50/100), standard (AutoAttack), adaptive (attacks on A3 and gradient masking), full (standard + adaptive)."),
     attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, e.g. 'pgd-100:loss=dlr:restarts=5,apgd-t,square'."),
-    n_examples: Optional[int] = typer.Option(1000, "--n-examples", "-n", help="First N test examples (0 = all)."),
-    batch_size: int = typer.Option(256, "--batch-size", "-b", help="Examples per attack call."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
-    seed: int = typer.Option(0, "--seed", help="Every random choice derives from it: same seed, same numbers."),
+    n_examples: Optional[int] = options.N_EXAMPLES,
+    batch_size: int = options.BATCH_SIZE,
+    device: str = options.DEVICE,
+    seed: int = options.SEED,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Record path (default results/<dataset>/<norm>/<model>.json)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (CI logs); the summary is still printed."),

@@ -1,12 +1,20 @@
-"""Option handling shared by the commands that attack a model (``attack``, ``sweep-eps``).
-
-``attack_cli`` still has its own inline copy of :func:`load_model_and_dataset`; new
-commands use this one.
-"""
+"""Options and option handling shared by the commands that attack a model (``attack``,
+``sweep-eps``): declared once here so both commands spell and document them alike."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import typer
+
+MODEL = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory or robustbench:NAME (default: the bundled model).")
+DATASET = typer.Option(None, "--dataset", "-d", help="fmnist, mnist, cifar10, cifar100, ... (default: the one the checkpoint was trained on).")
+DATA_DIR = typer.Option(None, "--data-dir", help="Folder with the dataset files.")
+NORM = typer.Option("Linf", "--norm", help="Linf or L2.")
+N_EXAMPLES = typer.Option(1000, "--n-examples", "-n", help="First N test examples (0 = all).")
+BATCH_SIZE = typer.Option(256, "--batch-size", "-b", help="Examples per attack call.")
+DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N.")
+SEED = typer.Option(0, "--seed", help="Every random choice derives from it: same seed, same numbers.")
 
 
 def check_counts(batch_size: int, n_examples: int | None) -> None:

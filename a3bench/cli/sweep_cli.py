@@ -10,22 +10,23 @@ from typing import Optional
 
 import typer
 
+from a3bench.cli import options
 from a3bench.cli.common import console, handle_errors
 
 
 @handle_errors
 def sweep_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory or robustbench:NAME (default: the bundled model)."),
+    model: Optional[str] = options.MODEL,
     eps: str = typer.Option(..., "--eps", help="eps values: '0,8/255,16/255' or START:STOP:N (N evenly spaced, ends included), e.g. 0:0.35:8."),
     attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, one curve each (default pgd-20), e.g. 'pgd-20,apgd-ce,autoattack'."),
     steps: Optional[str] = typer.Option(None, "--steps", help="PGD iteration counts, one curve each: 10,20,100 adds pgd-10, pgd-20, pgd-100."),
-    norm: str = typer.Option("Linf", "--norm", help="Linf or L2."),
-    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="fmnist, mnist, cifar10, ... (default: the one the checkpoint was trained on)."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset files."),
-    n_examples: Optional[int] = typer.Option(1000, "--n-examples", "-n", help="First N test examples (0 = all)."),
-    batch_size: int = typer.Option(256, "--batch-size", "-b", help="Examples per attack call."),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
-    seed: int = typer.Option(0, "--seed", help="Every random choice derives from it: same seed, same numbers."),
+    norm: str = options.NORM,
+    dataset: Optional[str] = options.DATASET,
+    data_dir: Optional[Path] = options.DATA_DIR,
+    n_examples: Optional[int] = options.N_EXAMPLES,
+    batch_size: int = options.BATCH_SIZE,
+    device: str = options.DEVICE,
+    seed: int = options.SEED,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default results/<dataset>/<norm>/): <model>.sweep.json, .sweep.md, .sweep.png."),
     no_cascade: bool = typer.Option(False, "--no-cascade", help="Attack every example at every eps (naive, slower; exposes non-monotone attacks)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; the table is still printed."),
