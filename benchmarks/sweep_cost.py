@@ -8,7 +8,11 @@ Three ways to get robust accuracy at 8 eps values:
 - one eps: a single ``a3bench attack`` run at one eps = a clean pass + the attack on every
   clean-correct example. Reported for the most expensive eps of the grid ("max") and on
   average over the grid ("mean");
-- naive: 8 such runs, one per eps (= ``sweep-eps --no-cascade`` plus 7 more clean passes).
+- naive: 8 such runs, one per eps (= ``sweep-eps --no-cascade`` plus 7 more clean passes);
+- min-norm: ``sweep-eps --min-norm`` (one untargeted FAB run finds each example's smallest
+  breaking perturbation and so prices the whole grid), against FAB run as an ordinary
+  attack at one eps (pyautoattack's ``FABAttack_PT.perturb``, same settings). ``--no-fab``
+  skips these rows.
 
 Cost is counted in forward + backward passes over single examples (deterministic: the
 same on any machine) and in seconds (noisy on a shared machine). Target (issue 5):
@@ -67,6 +71,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=250)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-fab", action="store_true", help="skip the minimum-norm rows")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -114,6 +119,41 @@ def main() -> None:
         print(f"{name:24}{p:>16.0f}{s:>10.1f}{p / one[k_max]:>15.2f}×{p / mean_p:>15.2f}×   (seconds: {s / one_s[k_max]:.2f}× / {s / mean_s:.2f}×)")
     print(f"cascade saves {100 * (1 - cascade_p / naive_p):.0f} % of the naive passes; target cascade ≤ 2.5× one eps (max): "
           f"{'met' if cascade_p <= 2.5 * one[k_max] else 'NOT met'} ({cascade_p / one[k_max]:.2f}×)")
+    if not args.no_fab:
+        _min_norm_rows(loaded, data, eps, kw, one[k_max], mean_p)
+
+
+def _min_norm_rows(loaded, data, eps, kw, one_max: float, one_mean: float) -> None:
+    """The minimum-norm sweep against one FAB run at one eps, measured side by side."""
+    from a3bench._compat import import_autoattack
+    from a3bench.attacks.autoattack import PassCounter
+    from a3bench.eval.sweep import MIN_NORM, sweep_eps
+
+    t0 = time.perf_counter()
+    mn = sweep_eps(loaded, data, "Linf", eps, [], min_norm=True, **kw)
+    t_mn = time.perf_counter() - t0
+    mn_p = mn.compute["forward_passes"] + mn.compute["backward_passes"]
+    # FAB as an ordinary attack at one eps (the middle of the grid): the same single run, judged at one eps
+    model = loaded.model.eval()
+    x, y = data.first(kw["n_examples"]).tensors("cpu")
+    counter = PassCounter(model)
+    mid = eps[len(eps) // 2]
+    fab = import_autoattack().fab_pt.FABAttack_PT(counter, norm="Linf", n_restarts=1, n_iter=100, eps=mid, seed=kw["seed"], device="cpu")
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        correct = model(x).argmax(1) == y
+        for s in range(0, int(correct.sum()), kw["batch_size"]):
+            xc, yc = x[correct][s : s + kw["batch_size"]], y[correct][s : s + kw["batch_size"]]
+            torch.random.manual_seed(kw["seed"])
+            fab.perturb(xc, yc)
+    t_one = time.perf_counter() - t0
+    one_p = len(y) + sum(counter.reset())
+    print(f"min-norm curve ({MIN_NORM}): {mn.curves[MIN_NORM]}")
+    print(f"{'':24}{'fwd+bwd passes':>16}{'seconds':>10}{'÷ FAB one eps':>16}{'÷ PGD one eps':>16}")
+    for name, p, s in ((f"FAB one eps ({mid:g})", one_p, t_one), (f"min-norm ({len(eps)} eps)", mn_p, t_mn)):
+        print(f"{name:24}{p:>16.0f}{s:>10.1f}{p / one_p:>15.2f}×{p / one_max:>15.2f}×   (seconds: {s / t_one:.2f}× FAB one eps)")
+    print(f"min-norm: {len(eps)} eps for {mn_p / one_p:.2f}× one FAB eps (target ≤ 2.5×: "
+          f"{'met' if mn_p <= 2.5 * one_p else 'NOT met'}); but one FAB eps costs {one_p / one_max:.1f}× one PGD eps (max)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from a3bench.attacks.base import Attack, AttackOutput
 from a3bench.cli import app
 from a3bench.errors import AttackError, BudgetViolation
-from a3bench.eval.sweep import WORST_CASE, save_sweep, sweep_attack_names, sweep_eps, sweep_flags
+from a3bench.eval.sweep import MIN_NORM, WORST_CASE, save_sweep, sweep_attack_names, sweep_eps, sweep_flags
 from a3bench.report.load import read_sweep
 
 N = 100
@@ -183,6 +183,55 @@ def test_save_roundtrip(standard_sweep, tmp_path):
     assert len(data["per_example"]["broken_at"]["pgd-10"]) == N
 
 
+# --------------------------------------------------------------------------- minimum-norm FAB
+
+
+@pytest.fixture(scope="module")
+def min_norm_sweep(standard_model, fmnist_test):
+    return sweep_eps(standard_model, fmnist_test, "Linf", [0, 0.02, 0.05, 0.1, 0.3], "pgd-20", n_examples=48, batch_size=48,
+                     min_norm=True)
+
+
+def test_min_norm_curve_from_distances(min_norm_sweep):
+    r = min_norm_sweep
+    assert list(r.curves) == ["pgd-20", MIN_NORM, WORST_CASE]
+    fab, dist = r.curves[MIN_NORM], r.min_norm
+    assert fab[0] == r.clean_acc and monotone(fab)
+    assert len(dist) == 48 and all(d is None for d, ok in zip(dist, r.clean_correct) if not ok)
+    for k, e in enumerate(r.eps):  # the curve is read off the distances: robust ⇔ no adversarial example within eps
+        robust = sum(ok and (d is None or d > e) for d, ok in zip(dist, r.clean_correct))
+        assert 100.0 * robust / 48 == pytest.approx(fab[k], abs=1e-3)
+    for d, b in zip(dist, r.broken_at[MIN_NORM]):  # first grid eps at or above the distance
+        if d is not None:
+            assert b == min(e for e in r.eps if e >= d) if d <= r.eps[-1] else b is None
+    # the one FAB run is counted once, not per eps, and worst case is the minimum of both curves
+    assert r.compute["min_norm"]["attacked"] == round(r.clean_acc * 48 / 100) and r.compute["min_norm"]["backward_passes"] > 0
+    assert all(w <= min(p, f) + 1e-9 for w, p, f in zip(r.worst_case, r.curves["pgd-20"], fab))
+    # FAB is a strong attack on an undefended network: within 10 points of PGD-20 everywhere
+    assert all(abs(p - f) <= 10 for p, f in zip(r.curves["pgd-20"], fab)), (r.curves["pgd-20"], fab)
+    assert fab[-1] <= 2.0, "FAB must break (nearly) every example of a standard model at eps 0.3"
+
+
+def test_min_norm_examples_are_real(standard_model, fmnist_test):
+    """Every distance FAB reports belongs to an image in [0,1] that the model misclassifies."""
+    from a3bench.attacks.autoattack import fab_min_norm
+    from a3bench.threat import ThreatModel
+
+    x, y = fmnist_test.first(16).tensors("cpu")
+    model = standard_model.eval()
+    out = fab_min_norm(model, x, y, "Linf", eps=0.3, seed=0)
+    assert out.success.sum() >= 8
+    adv = out.x_adv[out.success]
+    assert adv.min() >= 0 and adv.max() <= 1
+    assert (model(adv).argmax(1) != y[out.success]).all()
+    d = ThreatModel("Linf", 1.0).distance(adv, x[out.success])
+    correct = (model(x).argmax(1) == y)[out.success]
+    assert (d[~correct] == 0).all()  # a clean mistake needs no perturbation
+    assert (d[correct] > 0).all() and (d[correct] < 0.3).all()  # minimum-norm: far smaller than the box allows
+    again = fab_min_norm(model, x, y, "Linf", eps=0.3, seed=0)
+    assert torch.equal(again.x_adv, out.x_adv)  # same seed, same numbers
+
+
 # --------------------------------------------------------------------------- CLI
 
 runner = CliRunner()
@@ -200,9 +249,20 @@ def test_cli_writes_json_md_png(checkpoint, tmp_path):
     assert "worst-case" in res.output and "sweep ->" in res.output
 
 
+def test_cli_min_norm_alone(checkpoint, tmp_path):
+    res = runner.invoke(app, ["sweep-eps", "--model", str(checkpoint), "--eps", "0:0.2:5", "--min-norm", "-n", "16",
+                              "--batch-size", "16", "--device", "cpu", "--out", str(tmp_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "std_fmnist.sweep.json").read_text())
+    assert list(data["curves"]) == [MIN_NORM] and len(data["per_example"]["min_norm"]) == 16
+    assert data["compute"]["per_eps"][1]["attacked"] == {}  # no per-eps attack ran: one FAB run priced the grid
+    assert "fab-min-norm" in res.output and "one FAB run" in (tmp_path / "std_fmnist.sweep.md").read_text()
+
+
 @pytest.mark.parametrize(
     "args, fragment",
     [
+        (["--eps", "0.1", "--min-norm", "--min-norm-restarts", "0"], "restarts"),
         (["--eps", "0:x:3"], "not a number"),
         (["--eps", "0.3:0.1:3"], "STOP ≥ START"),
         (["--eps", "0.1", "--attacks", "pgd-x"], "unknown attack"),

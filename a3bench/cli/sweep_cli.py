@@ -29,10 +29,13 @@ def sweep_command(
     seed: int = options.SEED,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default results/<dataset>/<norm>/): <model>.sweep.json, .sweep.md, .sweep.png."),
     no_cascade: bool = typer.Option(False, "--no-cascade", help="Attack every example at every eps (naive, slower; exposes non-monotone attacks)."),
+    min_norm: bool = typer.Option(False, "--min-norm", help="Add the curve fab-min-norm: one minimum-norm FAB run finds each example's smallest breaking eps and prices the whole grid at once (alone unless --attacks/--steps are given)."),
+    min_norm_restarts: int = typer.Option(1, "--min-norm-restarts", help="FAB restarts for --min-norm (random starts after the first)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; the table is still printed."),
 ) -> None:
     """Robust accuracy against eps for each attack and PGD iteration count (curves, table, plot)."""
     from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.errors import AttackError
     from a3bench.eval.runner import resolve_device
     from a3bench.eval.sweep import build_curves, default_sweep_dir, save_sweep, sweep_attack_names, sweep_eps
     from a3bench.threat import parse_eps_list, parse_norm
@@ -40,8 +43,10 @@ def sweep_command(
     # Validate everything cheap before loading anything heavy.
     norm_v = parse_norm(norm).value
     eps_list = parse_eps_list(eps)
-    names = sweep_attack_names(attacks, steps)
-    curves = build_curves(names)
+    names = sweep_attack_names(attacks, steps) if (attacks or steps or not min_norm) else []
+    curves = list(build_curves(names)) + (["fab-min-norm"] if min_norm else [])
+    if min_norm_restarts < 1:
+        raise AttackError(f"--min-norm-restarts must be ≥ 1, got {min_norm_restarts}")
     check_counts(batch_size, n_examples)
     dev = resolve_device(device)
     loaded, ds_name, data = load_model_and_dataset(model, dataset, data_dir, norm_v, dev)
@@ -55,7 +60,8 @@ def sweep_command(
     drawer = None if quiet else _RichProgress(err)
     try:
         result = sweep_eps(loaded, data, norm_v, eps_list, names, n_examples=n_examples or None,
-                           seed=seed, batch_size=batch_size, device=dev, progress=drawer, cascade=not no_cascade, spec=model)
+                           seed=seed, batch_size=batch_size, device=dev, progress=drawer, cascade=not no_cascade, spec=model,
+                           min_norm=min_norm, min_norm_restarts=min_norm_restarts)
     finally:
         if drawer is not None:
             drawer.close()
@@ -85,6 +91,10 @@ def print_sweep(con, result) -> None:
     c = result.compute
     con.print(f"clean {result.clean_acc:.2f} % · {c['forward_passes_per_example']:.1f} forward + "
               f"{c['backward_passes_per_example']:.1f} backward passes per example · {c['seconds']:.1f} s")
+    if "min_norm" in c:
+        m = c["min_norm"]
+        con.print(f"fab-min-norm: one FAB run on {m['attacked']} examples for the whole grid, "
+                  f"{m['forward_passes']} forward + {m['backward_passes']} backward passes, {m['seconds']:.1f} s")
     for name, why in result.skipped.items():
         con.print(f"[dim]{name} skipped: {why}[/]")
     for f in result.flags:
@@ -122,6 +132,11 @@ class _RichProgress:
             if self.attack_task is None:
                 self.attack_task = self.progress.add_task(desc, total=max(ev.total, 1), note=note)
             self.progress.update(self.attack_task, description=desc, completed=ev.done, total=max(ev.total, 1), note=note)
+        elif ev.stage == "min-norm":
+            desc = "min-norm FAB · every eps"
+            if self.attack_task is None:
+                self.attack_task = self.progress.add_task(desc, total=max(ev.total, 1), note="")
+            self.progress.update(self.attack_task, description=desc, completed=ev.done, total=max(ev.total, 1), note="")
         elif ev.stage == "eps-end" and self.eps_task is not None:
             self.progress.update(self.eps_task, completed=ev.eps_index + 1, note=f"eps {format_eps(ev.eps)}: worst case {ev.robust}/{ev.n}")
 

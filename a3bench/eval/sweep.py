@@ -36,6 +36,7 @@ from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
 SCHEMA_VERSION = 1
 WORST_CASE = "worst-case"
+MIN_NORM = "fab-min-norm"  # the curve of the optional minimum-norm pass (one FAB run prices the whole grid)
 DEFAULT_ATTACKS = ("pgd-20",)
 # no-saturation: a sound evaluation drives accuracy to about 0 once eps is large enough
 # to turn any image into any other. "Large" on [0,1] pixels: half the range in Linf
@@ -52,7 +53,7 @@ SATURATION_ACC = 5.0  # percent
 class SweepProgress:
     """What :func:`sweep_eps` reports to its ``progress`` callback (the CLI draws it)."""
 
-    stage: str  # "clean" | "eps-start" | "batch" | "eps-end" | "done"
+    stage: str  # "clean" | "eps-start" | "batch" | "eps-end" | "min-norm" (eps None: the whole grid at once)
     eps: float | None
     eps_index: int  # 0-based position in the eps list (-1 for the clean pass)
     n_eps: int
@@ -89,6 +90,7 @@ class SweepResult:
     labels: list[int] = field(default_factory=list)
     clean_correct: list[bool] = field(default_factory=list)
     broken_at: dict[str, list[float | None]] = field(default_factory=dict)  # per curve, per example: smallest eps of the grid found non-robust
+    min_norm: list[float | None] | None = None  # per example: FAB's smallest breaking perturbation (None: none found); only with min_norm
     batch_size: int = 256
     model_info: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -119,7 +121,7 @@ class SweepResult:
             "model_info": self.model_info,
             "provenance": self.provenance,
             "per_example": {"indices": self.indices, "labels": self.labels, "clean_correct": self.clean_correct,
-                            "broken_at": self.broken_at},
+                            "broken_at": self.broken_at, **({"min_norm": self.min_norm} if self.min_norm is not None else {})},
         }
 
 
@@ -167,8 +169,9 @@ def build_curves(attacks) -> dict[str, list[Attack]]:
         raise TypeError("attacks must be names or Attack objects")
     if len(curves) != len(items):
         raise AttackError("an attack appears twice in the sweep")
-    if WORST_CASE in curves:
-        raise AttackError(f"{WORST_CASE!r} is the name of the combined curve, not an attack")
+    for reserved in (WORST_CASE, MIN_NORM):
+        if reserved in curves:
+            raise AttackError(f"{reserved!r} is the name of a curve a3bench computes, not an attack")
     return curves
 
 
@@ -223,6 +226,8 @@ def sweep_eps(
     cascade: bool = True,
     saturation_eps: float | None = None,
     spec: str | None = None,
+    min_norm: bool = False,
+    min_norm_restarts: int = 1,
 ) -> SweepResult:
     """Robust accuracy at each eps for each attack.
 
@@ -237,6 +242,11 @@ def sweep_eps(
         cascade: attack at each eps only what survived the previous one (default); False
             attacks every clean-correct example at every eps.
         saturation_eps: override the "large eps" of the no-saturation flag.
+        min_norm: add the curve ``fab-min-norm``: one untargeted FAB run (pyautoattack, 100
+            iterations, ``min_norm_restarts`` restarts) on every clean-correct example finds
+            each example's smallest breaking perturbation, which prices every eps of the grid
+            at once (``per_example.min_norm`` keeps the distances). ``attacks=[]`` with
+            ``min_norm=True`` draws that curve alone.
     """
     from a3bench.eval.runner import (DeployedModel, check_inputs, check_model_matches, frozen_parameters, model_fingerprint,
                                      provenance, recheck, resolve_device)
@@ -250,6 +260,10 @@ def sweep_eps(
     if any(not math.isfinite(e) or e < 0 for e in eps_sorted):
         raise AttackError(f"eps values must be finite and ≥ 0, got {list(eps_list)}")
     curves_attacks = build_curves(attacks)
+    if not curves_attacks and not min_norm:
+        raise AttackError("nothing to sweep: give at least one attack (or the minimum-norm pass)")
+    if min_norm and min_norm_restarts < 1:
+        raise AttackError(f"min-norm restarts must be ≥ 1, got {min_norm_restarts}")
     dev = resolve_device(device)
     model = loaded_model.model.to(dev).eval()
     data = dataset.first(n_examples)
@@ -322,6 +336,13 @@ def sweep_eps(
                 cost["seconds"] = round(time.perf_counter() - t_eps, 3)
                 per_eps.append(cost)
                 report("eps-end", eps, k, None, n, n, int(worst_now.sum()))
+            if min_norm:
+                dist, mn_cost = _min_norm_pass(model, deployed, x, y, clean_correct, norm_v, eps_sorted[-1], seed=int(seed),
+                                               restarts=min_norm_restarts, batch_size=batch_size, device=dev,
+                                               report=lambda done, total: report("min-norm", None, -1, MIN_NORM, done, total))
+                # broken at eps ⇔ FAB's confirmed adversarial example lies within eps (no tolerance)
+                robust[MIN_NORM] = torch.stack([clean_correct & ~(dist <= e) for e in eps_sorted])
+                names.append(MIN_NORM)
     finally:
         deployed.restore()
 
@@ -349,8 +370,8 @@ def sweep_eps(
     if len(names) > 1:
         broken_at[WORST_CASE] = first_break(worst)
     seconds = time.perf_counter() - t_start
-    fwd = n + sum(c["forward_passes"] for c in per_eps)
-    bwd = sum(c["backward_passes"] for c in per_eps)
+    fwd = n + sum(c["forward_passes"] for c in per_eps) + (mn_cost["forward_passes"] if min_norm else 0)
+    bwd = sum(c["backward_passes"] for c in per_eps) + (mn_cost["backward_passes"] if min_norm else 0)
     compute = {
         "seconds": round(seconds, 3),
         "forward_passes": fwd,
@@ -359,6 +380,7 @@ def sweep_eps(
         "forward_passes_per_example": round(fwd / n, 3) if n else 0.0,
         "backward_passes_per_example": round(bwd / n, 3) if n else 0.0,
         "per_eps": per_eps,
+        **({"min_norm": mn_cost} if min_norm else {}),
     }
     flags = sweep_flags(norm_v, eps_sorted, {k: v for k, v in curves.items()}, worst_case, saturation_eps=saturation_eps)
     return SweepResult(
@@ -372,7 +394,8 @@ def sweep_eps(
         n_examples=n,
         seed=int(seed),
         cascade=cascade,
-        attacks={name: [a.name for a in curves_attacks[name]] for name in names},
+        attacks={name: ([f"fab (untargeted, min-norm, {min_norm_restarts} restart(s))"] if name == MIN_NORM else [a.name for a in curves_attacks[name]])
+                 for name in names},
         compute=compute,
         flags=flags,
         skipped=skipped,
@@ -384,7 +407,42 @@ def sweep_eps(
         model_info={"spec": spec if spec is not None else loaded_model.name, "name": loaded_model.name,
                     "source": loaded_model.source, "path": loaded_model.path, "sha256": model_fingerprint(model)},
         provenance=provenance(dev),
+        min_norm=[None if not math.isfinite(d) else d for d in dist.tolist()] if min_norm else None,
     )
+
+
+def _min_norm_pass(model, deployed, x, y, clean_correct, norm: Norm, max_eps: float, *, seed: int, restarts: int,
+                   batch_size: int, device, report) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Per example the smallest confirmed adversarial distance FAB finds (inf: none, or not correct to begin with)."""
+    from a3bench.attacks.autoattack import fab_min_norm
+    from a3bench.errors import BudgetViolation
+    from a3bench.threat import BUDGET_TOL
+
+    t0 = time.perf_counter()
+    dist = torch.full((len(y),), float("inf"))
+    todo = clean_correct.nonzero().flatten()
+    cost = {"attacked": int(todo.numel()), "forward_passes": 0, "backward_passes": 0, "seconds": 0.0}
+    threat = ThreatModel(norm, max_eps)
+    for s in range(0, int(todo.numel()), batch_size):
+        idx = todo[s : s + batch_size]
+        xb, yb = x[idx.to(device)], y[idx.to(device)]
+        out = fab_min_norm(model, xb, yb, norm.value, eps=max_eps if max_eps > 0 else 1.0, seed=seed, restarts=restarts, device=device)
+        x_adv = out.x_adv.detach()
+        flat = x_adv.flatten(1)
+        outside = (flat < threat.lower - BUDGET_TOL).any(1) | (flat > threat.upper + BUDGET_TOL).any(1) | ~torch.isfinite(flat).all(1)
+        if outside.any():
+            raise BudgetViolation(f"FAB returned {int(outside.sum())} image(s) outside [0,1]: a bug in the attack, the result is void")
+        claimed = out.success.to(xb.device).bool()
+        confirmed = torch.zeros_like(claimed)
+        if claimed.any():
+            confirmed[claimed] = deployed.forward(x_adv[claimed]).argmax(1) != yb[claimed]
+        d = threat.distance(x_adv, xb).float()
+        dist[idx[confirmed.cpu()]] = d[confirmed].cpu()
+        cost["forward_passes"] += int(out.forward_passes) + int(claimed.sum())
+        cost["backward_passes"] += int(out.backward_passes)
+        report(min(s + batch_size, int(todo.numel())), int(todo.numel()))
+    cost["seconds"] = round(time.perf_counter() - t0, 3)
+    return dist, cost
 
 
 # --------------------------------------------------------------------------- output
@@ -450,6 +508,12 @@ def sweep_markdown(result: SweepResult) -> str:
         lines += [f"![robust accuracy against eps]({result.plot.name})", ""]
     c = result.compute
     lines.append(f"Compute: {c['forward_passes']} forward and {c['backward_passes']} backward passes, {c['seconds']:.1f} s.")
+    if "min_norm" in c:
+        m = c["min_norm"]
+        found = [d for d in (result.min_norm or []) if d is not None]
+        median = f"; median smallest perturbation {sorted(found)[len(found) // 2]:.4g}" if found else ""
+        lines.append(f"`{MIN_NORM}`: one FAB run on {m['attacked']} examples prices every eps "
+                     f"({m['forward_passes']} forward and {m['backward_passes']} backward passes, {m['seconds']:.1f} s{median}).")
     for name, why in result.skipped.items():
         lines.append(f"- {name} skipped: {why}")
     for f in result.flags:
