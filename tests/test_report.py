@@ -324,3 +324,20 @@ def test_record_and_outcomes_disagree(tmp_path: Path):
     generate_report([tmp_path / "results"], tmp_path / "LB.md")
     text = (tmp_path / "reports" / "cifar10_Linf_m.md").read_text()
     assert "disagree on who broke what" in text
+
+
+def test_model_links_relative_to_the_page(tmp_path, monkeypatch):
+    """A card's ``link: model_zoo/<name>`` is relative to the working directory (the repo
+    root); the leaderboard in results/ and the reports in results/reports/ must reach it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model_zoo" / "zoo_m").mkdir(parents=True)
+    write(tmp_path / "results", "zoo_m", make_record("zoo_m", link="model_zoo/zoo_m"))
+    write(tmp_path / "results", "web_m", make_record("web_m", robust=30.0, link="https://example.org/paper"))
+    write(tmp_path / "results", "gone_m", make_record("gone_m", robust=20.0, link="model_zoo/not_here"))
+    out = generate_report(["results"], "results/LEADERBOARD.md")
+    board = out.leaderboard.read_text()
+    assert "(../model_zoo/zoo_m)" in board and "(https://example.org/paper)" in board
+    assert "(model_zoo/not_here)" in board  # nothing there to point at: left as written
+    report = (tmp_path / "results" / "reports" / "cifar10_Linf_zoo_m.md").read_text()
+    assert "(../../model_zoo/zoo_m)" in report
+    assert (tmp_path / "results" / "reports" / "../../model_zoo/zoo_m").resolve() == (tmp_path / "model_zoo" / "zoo_m").resolve()

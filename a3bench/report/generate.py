@@ -3,6 +3,7 @@ per-model reports, or a RobustBench export."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +48,16 @@ def docs_link(docs_url: str, from_dir: Path) -> str:
     return Path(os.path.relpath(Path(docs_url).resolve(), from_dir.resolve())).as_posix()
 
 
+def local_links(res: LoadedResult, from_dir: Path) -> LoadedResult:
+    """The model link of a card (``link: model_zoo/<name>``) is a path relative to the working
+    directory when it names a file or folder there: rewrite it relative to ``from_dir`` (the
+    folder of the file that links to it). URLs, anchors and absolute paths stay as they are."""
+    link = res.record.link
+    if not link or "://" in link or link.startswith(("#", "/", "mailto:")) or not Path(link).exists():
+        return res
+    return dataclasses.replace(res, record=dataclasses.replace(res.record, link=docs_link(link, from_dir)))
+
+
 def _write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, lambda f: f.write(text.encode()))
 
@@ -83,7 +94,7 @@ def generate_report(
                 name = name[:-3] + f"_eps{res.record.eps:.6g}.md"
             names.add(name)
             path = reports_dir / name
-            _write_text(path, render_model_report(res, reports_dir, docs_link(docs_url, reports_dir)))
+            _write_text(path, render_model_report(local_links(res, reports_dir), reports_dir, docs_link(docs_url, reports_dir)))
             hrefs[id(res)] = path
             written.append(path)
 
@@ -92,5 +103,7 @@ def generate_report(
         return Path(os.path.relpath(p.resolve(), out_dir.resolve())).as_posix() if p else None
 
     render = render_markdown if fmt == "md" else render_html
-    _write_text(out, render(results, docs_link(docs_url, out_dir), href))
+    linked = [local_links(res, out_dir) for res in results]
+    hrefs = {id(new): hrefs[id(old)] for new, old in zip(linked, results) if id(old) in hrefs}
+    _write_text(out, render(linked, docs_link(docs_url, out_dir), href))
     return ReportOutput(out, written, results, warnings)
