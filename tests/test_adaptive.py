@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from a3bench.attacks.adaptive import A3Scale, BPDAA3, EOTPGD, ModeTransfer, PreSoftmax, TransferPGD
+from a3bench.attacks.adaptive import BPDA, A3Scale, BPDAA3, EOTPGD, ModeTransfer, PreSoftmax, TransferPGD, zero_gradient_modules
 from a3bench.attacks.base import AttackContext
 from a3bench.attacks.pgd import PGD
 from a3bench.attacks.registry import build_attack, resolve
@@ -102,6 +102,37 @@ def test_a3_scale_search_stays_in_range_and_restores(small_a3, fmnist_test):
     _robust(small_a3, attack, x, y)  # within budget, re-checked
 
 
+class Quantise(nn.Module):
+    """An input quantiser: rounds to ``levels`` grey levels; its gradient is exactly zero."""
+
+    def __init__(self, levels: int = 32) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, x):
+        return torch.round(x * (self.levels - 1)) / (self.levels - 1)
+
+
+def test_bpda_finds_and_bridges_a_zero_gradient_quantiser(standard_model, fmnist_test):
+    x, y = fmnist_test.first(N).tensors()
+    liar = nn.Sequential(Quantise(), standard_model).eval()
+    assert zero_gradient_modules(liar, x[:16]) == ["0"]
+    assert zero_gradient_modules(standard_model, x[:16]) == []  # an honest network has none
+    ctx = lambda m: AttackContext(model=m, threat=LINF, probe=x[:16])  # noqa: E731
+    assert BPDA(20).applies_to(ctx(liar)) is None
+    assert "nothing for BPDA" in BPDA(20).applies_to(ctx(standard_model))
+    honest = _robust(standard_model, PGD(20), x, y)
+    masked = _robust(liar, PGD(20), x, y)
+    bridged = _robust(liar, BPDA(20), x, y)
+    assert masked > honest + 30  # zero gradient: PGD does not move
+    assert bridged <= honest + 5  # BPDA: as good as attacking the network without the quantiser
+    with torch.no_grad():  # the hooks are gone: the deployed forward is unchanged
+        assert torch.equal(liar(x), nn.Sequential(Quantise(), standard_model)(x))
+    g = x[:4].clone().requires_grad_(True)
+    liar(g).sum().backward()
+    assert not g.grad.any()
+
+
 class _Saturated(nn.Sequential):
     pass
 
@@ -146,7 +177,7 @@ def test_transfer_from_itself_and_registry(robust_model, fmnist_test):
 def test_adaptive_and_full_suites():
     adaptive = [a.name for a in resolve("adaptive").attacks]
     full = [a.name for a in resolve("full").attacks]
-    assert {"mode-transfer", "bpda-a3", "a3-scale", "pre-softmax", "square"} <= set(adaptive)
+    assert {"mode-transfer", "bpda-a3", "bpda", "a3-scale", "pre-softmax", "square"} <= set(adaptive)
     assert full[:4] == ["apgd-ce", "apgd-t", "fab-t", "square"]  # AutoAttack first: its number stays its own
     assert set(adaptive) <= set(full)
 

@@ -9,6 +9,8 @@ early stopping, success and the runner's re-check use the deployed model.
   evaluate on the deployed ``attenuate`` mode.
 - ``bpda-a3``: deployed forward, every A3 layer the identity in the backward pass
   (BPDA, Athalye, Carlini & Wagner, ICML 2018).
+- ``bpda``: the same for any module that blocks the gradient — input quantisers,
+  rounding, ``detach``, a saturated softmax — found on clean inputs.
 - ``a3-scale``: Adaptive Attention Scaling (Jain & Dutta, CVPR 2024) applied to A3 —
   per-layer strengths λ' ∈ [1e-7, 1]·λ that maximise the normalised feature distance
   Σ_l ‖φ_l(λ') − φ_l(λ)‖² / (‖φ_l(λ')‖‖φ_l(λ)‖), 10 ascent steps from a random start;
@@ -22,7 +24,8 @@ early stopping, success and the runner's re-check use the deployed model.
 
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -65,6 +68,99 @@ class BPDAA3(_A3Only, PGD):
         def grad_fn(xa, ya):
             xg = xa.detach().requires_grad_(True)
             with torch.enable_grad(), a3_straight_through(model):
+                logits = model(xg)
+                grad = input_grad(self.loss_fn(logits, ya).sum(), xg)
+            return logits.detach(), grad
+
+        return grad_fn
+
+
+def zero_gradient_modules(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """Names of the leaf modules that keep their input's shape but pass no gradient back
+    (an all-zero vector-Jacobian product on the batch ``x``): input quantisers, rounding,
+    ``detach``, saturated softmax. These are what BPDA replaces by the identity."""
+    names = {m: n for n, m in model.named_modules()}
+    seen: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+
+    def hook(module, inputs, output):
+        inp = inputs[0] if inputs else None
+        if isinstance(inp, torch.Tensor) and isinstance(output, torch.Tensor) and inp.requires_grad and inp.shape == output.shape:
+            seen.append((names[module], inp, output))
+
+    leaves = [m for m in model.modules() if m is not model and not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        xg = x.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            model(xg)
+            found: list[str] = []
+            gen = torch.Generator(device=x.device).manual_seed(0)
+            for name, inp, out in seen:
+                if name in found:
+                    continue
+                if not out.requires_grad:
+                    found.append(name)
+                    continue
+                v = torch.randn(out.shape, generator=gen, device=out.device, dtype=out.dtype)
+                (g,) = torch.autograd.grad(out, inp, v, retain_graph=True, allow_unused=True)
+                if g is None or not bool((g != 0).any()):
+                    found.append(name)
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+@contextmanager
+def straight_through(model: nn.Module, names: list[str]) -> Iterator[nn.Module]:
+    """BPDA (Athalye et al. 2018): the named modules keep their forward output but are the
+    identity in the backward pass (``x + (f(x) - x).detach()``)."""
+    modules = dict(model.named_modules())
+
+    def hook(module, inputs, output):
+        inp = inputs[0]
+        return inp + (output - inp).detach()
+
+    handles = [modules[n].register_forward_hook(hook) for n in names if n in modules]
+    try:
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+class BPDA(PGD):
+    """PGD-K through a straight-through backward of every module that blocks the gradient.
+
+    The modules are found on clean inputs (:func:`zero_gradient_modules`): leaf modules
+    that keep the shape and whose local gradient is exactly zero — an input quantiser, a
+    rounding or JPEG-like step written as a module, a ``detach``, a saturated softmax.
+    Each becomes the identity in the backward pass; the forward pass (and the verdict) is
+    the deployed model's. Skipped when no such module exists (nothing to approximate);
+    transformations written inside another module's ``forward`` cannot be found this way.
+    """
+
+    def __init__(self, steps: int = 50, **kw) -> None:
+        super().__init__(steps, name=kw.pop("name", "bpda"), **kw)
+        self._found: dict[int, list[str]] = {}
+
+    def _modules(self, model: nn.Module, x: torch.Tensor) -> list[str]:
+        key = id(model)
+        if key not in self._found:
+            self._found[key] = zero_gradient_modules(model, x)
+        return self._found[key]
+
+    def applies_to(self, ctx: AttackContext) -> str | None:
+        if ctx.probe is None:
+            return None  # found on the first batch
+        self._found.pop(id(ctx.model), None)
+        return None if self._modules(ctx.model, ctx.probe) else "no module with a zero local gradient (nothing for BPDA to replace)"
+
+    def grad_fn(self, model: nn.Module) -> GradFn:
+        def grad_fn(xa, ya):
+            names = self._modules(model, xa)
+            xg = xa.detach().requires_grad_(True)
+            with torch.enable_grad(), straight_through(model, names):
                 logits = model(xg)
                 grad = input_grad(self.loss_fn(logits, ya).sum(), xg)
             return logits.detach(), grad
@@ -314,6 +410,11 @@ def _bpda(spec: AttackSpec) -> BPDAA3:
     return BPDAA3(**_common(spec, 50), name=spec.text.lower())
 
 
+@register_attack("bpda", help="PGD-50 with every zero-gradient module (quantiser, rounding, detach) the identity in the backward pass", options=_PGD_OPTIONS)
+def _bpda_generic(spec: AttackSpec) -> BPDA:
+    return BPDA(**_common(spec, 50), name=spec.text.lower())
+
+
 @register_attack("a3-scale", help="AAS on A3: PGD-50 on adversarially rescaled A3 strengths (10-step search)", options=_PGD_OPTIONS + ("search_steps",))
 def _a3_scale(spec: AttackSpec) -> A3Scale:
     return A3Scale(**_common(spec, 50), search_steps=_int_option(spec, "search_steps", 10), name=spec.text.lower())
@@ -343,6 +444,6 @@ def _transfer(spec: AttackSpec) -> TransferPGD:
     return TransferPGD(spec.arg.strip())
 
 
-ADAPTIVE = ["mode-transfer", "bpda-a3", "a3-scale", "pre-softmax", "pgd-50:loss=cw", "pgd-50:loss=logit-scaled", "square"]
+ADAPTIVE = ["mode-transfer", "bpda-a3", "bpda", "a3-scale", "pre-softmax", "pgd-50:loss=cw", "pgd-50:loss=logit-scaled", "square"]
 register_suite("adaptive", ADAPTIVE, help="attacks on A3's mechanism, margin/logit-scaled losses, Square (black-box)")
 register_suite("full", ["autoattack"] + [a for a in ADAPTIVE if a != "square"], help="standard + adaptive in one worst-case cascade")

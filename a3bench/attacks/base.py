@@ -41,6 +41,7 @@ class AttackContext:
     num_classes: int | None = None
     dataset: str | None = None
     loaded: Any = None  # LoadedModel | None (typed loosely: attacks must not import models/)
+    probe: torch.Tensor | None = None  # a few clean inputs an attack may use to inspect the model (e.g. bpda)
     extras: dict[str, Any] = field(default_factory=dict)  # scratch space shared by attacks of one run
 
 

@@ -447,7 +447,7 @@ def evaluate(
                 plan.attacks = [*plan.attacks, EOTPGD(20, samples=10, name="eot-pgd-20:n=10")]
                 n_att += 1
             ctx = AttackContext(model=model, threat=threat, device=dev, seed=int(seed), batch_size=batch_size,
-                                num_classes=info.num_classes, dataset=info.name, loaded=loaded_model)
+                                num_classes=info.num_classes, dataset=info.name, loaded=loaded_model, probe=x[:16])
             for i, attack in enumerate(plan.attacks):
                 if i < len(state.finished):
                     continue

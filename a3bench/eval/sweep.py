@@ -295,7 +295,7 @@ def sweep_eps(
             for k, eps in enumerate(eps_sorted):
                 threat = ThreatModel(norm_v, eps)
                 ctx = AttackContext(model=model, threat=threat, device=dev, seed=int(seed), batch_size=batch_size,
-                                    num_classes=info.num_classes, dataset=info.name, loaded=loaded_model)
+                                    num_classes=info.num_classes, dataset=info.name, loaded=loaded_model, probe=x[:16])
                 cost = {"eps": eps, "forward_passes": 0, "backward_passes": 0, "seconds": 0.0, "attacked": {}}
                 t_eps = time.perf_counter()
                 worst_now = clean_correct.clone()
