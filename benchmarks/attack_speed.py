@@ -8,6 +8,10 @@ Prints three ratios (targets from issue 3):
   2. torchattacks PGD-20 time / a3bench PGD-20 time (a3bench attacks only what is still
      robust and stops early on broken examples): ≥ 1.3
   3. a3bench ``autoattack`` time / pyautoattack ``AutoAttack`` run directly: ≤ 1.05
+  4. ``--suite full`` time / ``--suite standard`` time on the same model and examples
+     (issue 4; the adaptive attacks run only on what AutoAttack left robust): ≤ 1.5.
+     On the bundled A3 model by default (``--suite-model``; the A3 attacks are skipped on
+     a model without A3), ``--suite-n`` examples (0 skips it).
 Each timing is the best of ``--repeat`` runs (the machine is shared), interleaved.
 """
 
@@ -36,6 +40,8 @@ def main() -> None:
     parser.add_argument("--eps", default=None, help="default: the model's training eps")
     parser.add_argument("--n", type=int, default=1000, help="examples for the PGD comparisons")
     parser.add_argument("--aa-n", type=int, default=64, help="examples for the AutoAttack comparison (0 skips it)")
+    parser.add_argument("--suite-n", type=int, default=64, help="examples for the full/standard suite comparison (0 skips it)")
+    parser.add_argument("--suite-model", default="smallcnn.a3_joint_fmnist")
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -139,6 +145,22 @@ def main() -> None:
         same = direct_robust == res.outcomes.robust
         print(f"[3] a3bench autoattack: {t_a3_aa:.1f} s (robust {res.record.robust_acc:.2f} %)   pyautoattack direct: "
               f"{t_direct:.1f} s   ratio {t_a3_aa / t_direct:.3f}  (target ≤ 1.05)   same per-example outcome: {same}")
+
+    # 4. --suite full vs --suite standard ----------------------------------------------------
+    if args.suite_n:
+        s_loaded = load_model(args.suite_model, dataset=args.dataset, device=dev)
+        s_ds = canonical_name(args.dataset or s_loaded.dataset)
+        s_threat = ThreatModel("Linf", parse_eps(args.eps) if args.eps else default_eps(s_ds, "Linf", s_loaded.meta))
+        s_data = load_dataset(s_ds, "test").first(args.suite_n)
+        timed = {}
+        for suite in ("standard", "full"):
+            t0 = time.perf_counter()
+            timed[suite] = (evaluate(s_loaded, s_data, s_threat, suite=suite, batch_size=bs, device=dev, seed=0).record,
+                            time.perf_counter() - t0)
+        (std, t_std), (full, t_full) = timed["standard"], timed["full"]
+        print(f"[4] {s_loaded.name}, n={len(s_data)}: --suite standard {t_std:.1f} s (robust {std.robust_acc:.2f} %)   "
+              f"--suite full {t_full:.1f} s (robust {full.robust_acc:.2f} %, AutoAttack part {full.autoattack_acc:.2f} %)   "
+              f"ratio {t_full / t_std:.2f}  (target ≤ 1.5)")
 
 
 if __name__ == "__main__":
