@@ -2,8 +2,9 @@
 normally trained Fashion-MNIST network, run through ``--suite full``.
 
 For each liar: the standard suite (AutoAttack) overestimates robustness, the full suite
-brings the worst case within 3 points of the undefended network's worst case, and the
-flag that names the masking fires. An honest adversarially trained model gets verdict
+brings the worst case within 3 points of the undefended network's worst case (saturated
+softmax, quantiser; inference-time noise keeps part of its number, see its test), and
+the flag that names the masking fires. An honest adversarially trained model gets verdict
 ``reliable`` and no flag.
 
 The AutoAttack number of a ``full`` run *is* the ``standard`` suite's number: the cascade
@@ -39,22 +40,24 @@ class Quantise(nn.Module):
         return torch.round(x * 31) / 31
 
 
-class Saturate(nn.Module):
-    """Huge logits into a softmax: probabilities exactly 0 or 1 in float32, gradients vanish."""
+class Amplify(nn.Module):
+    """Logits × 1000: into a softmax, probabilities exactly 0 or 1 in float32, gradients vanish."""
 
     def forward(self, z):
-        return torch.softmax(z * 1000.0, dim=1)
+        return z * 1000.0
 
 
 class Noise(nn.Module):
-    """Gaussian noise on the input at inference time: every forward pass is a new draw."""
+    """Gaussian noise on the input at inference time: every forward pass is a new draw.
+    (No clamp to [0,1]: torch's clamp passes no gradient at the bounds, which on
+    Fashion-MNIST — most pixels exactly 0 — is a second, unrelated masking.)"""
 
     def __init__(self, sigma: float) -> None:
         super().__init__()
         self.sigma = sigma
 
     def forward(self, x):
-        return (x + self.sigma * torch.randn_like(x)).clamp(0, 1)
+        return x + self.sigma * torch.randn_like(x)
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +99,7 @@ def check_liar(rec, undefended, flag: str, *, overestimate: float):
 
 
 def test_saturated_softmax(network, undefended, fmnist_test):
-    liar = nn.Sequential(network, Saturate()).eval()
+    liar = nn.Sequential(network, Amplify(), nn.Softmax(dim=1)).eval()
     rec = full(liar, fmnist_test)
     check_liar(rec, undefended, "softmax-outputs", overestimate=30)
     per = {a.name: a for a in rec.per_attack}
@@ -116,10 +119,18 @@ def test_zero_gradient_quantiser(network, undefended, fmnist_test):
 
 
 def test_inference_time_noise(network, undefended, fmnist_test):
-    liar = nn.Sequential(Noise(0.05), network).eval()
+    """The one liar that keeps part of its number: a noisy classifier judged by one fresh
+    draw really is harder to fool near its decision boundary. With sigma = 0.1, AutoAttack
+    overestimates by ~12 points; the adaptive attacks and the EOT attack the runner adds by
+    itself take back half of that, and stronger EOT (100 steps, 20 draws; AutoAttack's rand version) does not go
+    lower (docs/diagnostics.md, "Models that lie"). So: overestimated, corrected, flagged."""
+    liar = nn.Sequential(Noise(0.1), network).eval()
     rec = full(liar, fmnist_test)
-    check_liar(rec, undefended, "randomized-outputs", overestimate=3)
-    assert any(a.name.startswith("eot-pgd") for a in rec.per_attack)  # EOT joined the cascade by itself
+    assert rec.autoattack_acc >= undefended.robust_acc + 6, (rec.autoattack_acc, undefended.robust_acc)
+    assert rec.robust_acc <= rec.autoattack_acc - 3, (rec.robust_acc, rec.autoattack_acc)
+    eot = [a for a in rec.per_attack if a.name.startswith("eot-pgd")]
+    assert eot and eot[0].status == "ran"  # EOT joined the cascade by itself
+    assert "randomized-outputs" in flags(rec) and rec.verdict != "reliable"
 
 
 def test_honest_model_is_reliable_under_the_full_suite(robust_model, fmnist_test):
