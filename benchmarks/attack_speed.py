@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--aa-n", type=int, default=64, help="examples for the AutoAttack comparison (0 skips it)")
     parser.add_argument("--suite-n", type=int, default=64, help="examples for the full/standard suite comparison (0 skips it)")
     parser.add_argument("--suite-model", default="smallcnn.a3_joint_fmnist")
+    parser.add_argument("--suites-only", action="store_true", help="run only comparison 4")
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -49,10 +50,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from a3bench.attacks.pgd import PGD, default_step_size
     from a3bench.cli.attack_cli import default_eps
     from a3bench.data import canonical_name, load_dataset
-    from a3bench.eval.runner import evaluate, frozen_parameters
     from a3bench.models import load_model
     from a3bench.threat import ThreatModel, parse_eps
 
@@ -67,6 +66,15 @@ def main() -> None:
     bs = args.batch_size
     print(f"model {loaded.name} on {ds_name}, Linf eps {eps:g}, n={len(data)}, batch {bs}, "
           f"{args.threads} thread(s), device {dev}, torch {torch.__version__}")
+
+    if not args.suites_only:
+        compare_pgd_and_autoattack(args, loaded, model, data, x, y, threat, eps, bs, dev)
+    compare_suites(args, bs, dev)
+
+
+def compare_pgd_and_autoattack(args, loaded, model, data, x, y, threat, eps, bs, dev) -> None:
+    from a3bench.attacks.pgd import PGD, default_step_size
+    from a3bench.eval.runner import evaluate, frozen_parameters
 
     # 1. raw forward+backward throughput vs a3bench PGD-20 throughput -------------------
     def raw_passes() -> None:
@@ -145,6 +153,15 @@ def main() -> None:
         same = direct_robust == res.outcomes.robust
         print(f"[3] a3bench autoattack: {t_a3_aa:.1f} s (robust {res.record.robust_acc:.2f} %)   pyautoattack direct: "
               f"{t_direct:.1f} s   ratio {t_a3_aa / t_direct:.3f}  (target ≤ 1.05)   same per-example outcome: {same}")
+
+
+
+def compare_suites(args, bs, dev) -> None:
+    from a3bench.cli.attack_cli import default_eps
+    from a3bench.data import canonical_name, load_dataset
+    from a3bench.eval.runner import evaluate
+    from a3bench.models import load_model
+    from a3bench.threat import ThreatModel, parse_eps
 
     # 4. --suite full vs --suite standard ----------------------------------------------------
     if args.suite_n:
