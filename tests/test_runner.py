@@ -128,9 +128,13 @@ def test_budget_violation_fails_loudly(standard_model, fmnist_test, tmp_path):
 
 
 def test_unconfirmed_success_does_not_count(standard_model, fmnist_test):
-    rec = evaluate(standard_model, fmnist_test, LINF, [_Liar()], n_examples=30).record
+    second = _Liar()
+    second.name = "liar-2"
+    rec = evaluate(standard_model, fmnist_test, LINF, [_Liar(), second], n_examples=30).record
     assert rec.robust_acc == rec.clean_acc
-    assert "unconfirmed-successes" in [f.name for f in rec.flags]
+    unconfirmed = [f for f in rec.flags if f.name == "unconfirmed-successes"]
+    assert len(unconfirmed) == 1  # one flag for the run, however many attacks it concerns
+    assert unconfirmed[0].value == sum(a.n_attacked for a in rec.per_attack)
 
 
 def test_skipped_attack_is_noted(standard_model, fmnist_test):

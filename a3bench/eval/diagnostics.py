@@ -117,14 +117,16 @@ def black_box_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
 
 
 def unconfirmed_flags(per_attack: Sequence[AttackRecord], unconfirmed: dict[str, int]) -> list[Flag]:
-    """Attacks claimed successes that a fresh forward pass did not confirm (randomness, train-mode layers, fp16 ...)."""
-    flags = []
-    for name, count in unconfirmed.items():
-        if count:
-            flags.append(Flag("unconfirmed-successes", WARNING,
-                              f"{name}: {count} claimed success(es) not confirmed by a fresh eval-mode forward pass; "
-                              "they count as robust", value=float(count)))
-    return flags
+    """Attacks claimed successes that a fresh forward pass did not confirm (randomness, train-mode
+    layers, fp16 ...). One flag for the run; the message names each attack and its count."""
+    counts = {name: count for name, count in unconfirmed.items() if count}
+    if not counts:
+        return []
+    total = sum(counts.values())
+    per = ", ".join(f"{name} {count}" for name, count in counts.items())
+    return [Flag("unconfirmed-successes", WARNING,
+                 f"{total} claimed success(es) not confirmed by a fresh eval-mode forward pass ({per}); "
+                 "they count as robust", value=float(total))]
 
 
 def budget_flags(violations: dict[str, int]) -> list[Flag]:
