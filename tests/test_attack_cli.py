@@ -97,3 +97,28 @@ def test_resume_flag(checkpoint, tmp_path):
     res = invoke("--model", str(checkpoint), "--eps", "0.1", "--attacks", "fgsm", "-n", "16", "--out", str(out), "--quiet", "--resume")
     assert res.exit_code == 0, res.output  # nothing to resume: a normal run
     assert json.loads(out.read_text())["n_examples"] == 16
+
+
+def test_default_path_keeps_a_different_evaluation(checkpoint, tmp_path, monkeypatch):
+    """A quick default run must not replace a longer evaluation at results/…: it goes to runs/…;
+    the same evaluation rerun replaces its own record; --out replaces on purpose."""
+    monkeypatch.chdir(tmp_path)
+    base = ("--model", str(checkpoint), "--quiet", "--device", "cpu", "--attacks", "fgsm")
+    assert invoke(*base, "-n", "40").exit_code == 0
+    published = tmp_path / "results" / "fmnist" / "Linf" / "std_fmnist.json"
+    before = published.read_text()
+    assert json.loads(before)["n_examples"] == 40
+
+    res = invoke(*base, "-n", "20")
+    assert res.exit_code == 0, res.output
+    assert published.read_text() == before  # kept
+    side = tmp_path / "runs" / "fmnist" / "Linf" / "std_fmnist.json"
+    assert json.loads(side.read_text())["n_examples"] == 20
+    assert "n_examples" in res.output and "kept" in res.output
+
+    res = invoke(*base, "-n", "40")  # the same evaluation: replaced in place, nothing new in runs/
+    assert res.exit_code == 0 and "kept" not in res.output
+    assert json.loads(published.read_text())["n_examples"] == 40
+
+    assert invoke(*base, "-n", "20", "--out", str(published)).exit_code == 0
+    assert json.loads(published.read_text())["n_examples"] == 20

@@ -47,7 +47,7 @@ def attack_command(
     batch_size: int = options.BATCH_SIZE,
     device: str = options.DEVICE,
     seed: int = options.SEED,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Record path (default results/<dataset>/<norm>/<model>.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Record path (default results/<dataset>/<norm>/<model>.json; runs/… when that holds a different evaluation)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (CI logs); the summary is still printed."),
 ) -> None:
@@ -55,7 +55,7 @@ def attack_command(
     from a3bench.attacks.registry import resolve
     from a3bench.cli.options import check_counts, load_model_and_dataset
     from a3bench.errors import AttackError
-    from a3bench.eval.record import default_result_path
+    from a3bench.eval.record import default_result_path, settings_differ
     from a3bench.eval.runner import evaluate, resolve_device
     from a3bench.threat import ThreatModel, parse_eps, parse_norm
 
@@ -72,10 +72,20 @@ def attack_command(
         if eps_v is None:
             raise AttackError(f"no customary eps for {ds_name} ({norm_v}): pass --eps")
     threat = ThreatModel(norm_v, eps_v)
-    out = out or default_result_path(ds_name, norm_v, loaded.name)
-
     con = console()
     err = console(stderr=True)
+    if out is None:
+        out = default_result_path(ds_name, norm_v, loaded.name)
+        n_eff = len(data) if not n_examples else min(n_examples, len(data))
+        settings = {"suite": plan.suite, "attacks": list(plan.names), "eps": threat.eps, "norm": norm_v,
+                    "n_examples": n_eff, "seed": seed}
+        diff = settings_differ(out, settings)
+        if diff:
+            # never replace a different (often longer) evaluation by default
+            kept = out
+            out = default_result_path(ds_name, norm_v, loaded.name, root="runs")
+            err.print(f"{kept} holds a different evaluation ({', '.join(diff)}): kept; this record goes to {out} "
+                      f"(--out {kept} replaces it)", soft_wrap=True)
     if not quiet:
         err.print(f"[bold]{loaded.name}[/] on {ds_name} ({threat.label}), {len(plan.attacks)} attack(s): "
                   f"{', '.join(a.name for a in plan.attacks)}")

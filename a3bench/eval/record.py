@@ -140,6 +140,22 @@ def default_result_path(dataset: str, norm: str, model_name: str, root: str | os
     return Path(root) / dataset / norm / f"{safe}.json"
 
 
+def settings_differ(path: str | os.PathLike, settings: dict) -> list[str]:
+    """Which of ``settings`` (record field → value: suite, attacks, eps, norm, n_examples,
+    seed) the record at ``path`` was made with differently; [] when there is no record there
+    or it is the same evaluation. An unreadable file counts as different ("record")."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return ["record"]
+    if not isinstance(data, dict):
+        return ["record"]
+    return [k for k, v in settings.items() if data.get(k) != v]
+
+
 def outcomes_path(record_path: str | os.PathLike) -> Path:
     p = Path(record_path)
     return p.with_name(p.stem + ".outcomes.json")
