@@ -249,6 +249,20 @@ def test_cli_writes_json_md_png(checkpoint, tmp_path):
     assert "worst-case" in res.output and "sweep ->" in res.output
 
 
+def test_cli_default_path_keeps_a_different_sweep(checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = ["sweep-eps", "--model", str(checkpoint), "--steps", "2", "-n", "20", "--device", "cpu", "--quiet"]
+    assert runner.invoke(app, [*base, "--eps", "0:0.1:3"]).exit_code == 0
+    published = tmp_path / "results" / "fmnist" / "Linf" / "std_fmnist.sweep.json"
+    before = published.read_text()
+    res = runner.invoke(app, [*base, "--eps", "0:0.2:3"])
+    assert res.exit_code == 0, res.output
+    assert published.read_text() == before and "kept" in res.output
+    assert json.loads((tmp_path / "runs" / "fmnist" / "Linf" / "std_fmnist.sweep.json").read_text())["eps"] == [0.0, 0.1, 0.2]
+    res = runner.invoke(app, [*base, "--eps", "0:0.1:3"])  # the same sweep again: replaced in place
+    assert res.exit_code == 0 and "kept" not in res.output
+
+
 def test_cli_min_norm_alone(checkpoint, tmp_path):
     res = runner.invoke(app, ["sweep-eps", "--model", str(checkpoint), "--eps", "0:0.2:5", "--min-norm", "-n", "16",
                               "--batch-size", "16", "--device", "cpu", "--out", str(tmp_path), "--quiet"])

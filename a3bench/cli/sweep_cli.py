@@ -27,7 +27,7 @@ def sweep_command(
     batch_size: int = options.BATCH_SIZE,
     device: str = options.DEVICE,
     seed: int = options.SEED,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default results/<dataset>/<norm>/): <model>.sweep.json, .sweep.md, .sweep.png."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default results/<dataset>/<norm>/, or runs/… when that holds a different sweep): <model>.sweep.json, .sweep.md, .sweep.png."),
     no_cascade: bool = typer.Option(False, "--no-cascade", help="Attack every example at every eps (naive, slower; exposes non-monotone attacks)."),
     min_norm: bool = typer.Option(False, "--min-norm", help="Add the curve fab-min-norm: one minimum-norm FAB run finds each example's smallest breaking eps and prices the whole grid at once (alone unless --attacks/--steps are given)."),
     min_norm_restarts: int = typer.Option(1, "--min-norm-restarts", help="FAB restarts for --min-norm (random starts after the first)."),
@@ -65,9 +65,35 @@ def sweep_command(
     finally:
         if drawer is not None:
             drawer.close()
+    if out is None:
+        out_dir = _keep_published(result, out_dir, err)
     path = save_sweep(result, out_dir)
     print_sweep(con, result)
     con.print(f"sweep -> {path} (+ .md, .png)")
+
+
+def _keep_published(result, out_dir: Path, err) -> Path:
+    """A default run never replaces a sweep of a different evaluation: it goes to runs/ instead."""
+    import json
+
+    from a3bench.eval.record import settings_differ
+    from a3bench.eval.sweep import default_sweep_dir, sweep_stem
+
+    existing = Path(out_dir) / f"{sweep_stem(result.model)}.sweep.json"
+    settings = {"eps": list(result.eps), "n_examples": result.n_examples, "seed": result.seed, "cascade": result.cascade}
+    diff = settings_differ(existing, settings)
+    if existing.is_file() and not diff:
+        try:
+            if list(json.loads(existing.read_text()).get("curves", {})) != list(result.curves):
+                diff = ["curves"]
+        except (OSError, ValueError, AttributeError):
+            diff = ["record"]
+    if not diff:
+        return Path(out_dir)
+    moved = default_sweep_dir(result.dataset, result.norm, root="runs")
+    err.print(f"{existing} holds a different sweep ({', '.join(diff)}): kept; this one goes to {moved} "
+              f"(--out {out_dir} replaces it)", soft_wrap=True)
+    return moved
 
 
 def print_sweep(con, result) -> None:
