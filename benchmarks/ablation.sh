@@ -7,23 +7,26 @@
 #
 # Long: AutoAttack's FAB-T and Square dominate; ~4 s per example on one CPU core, i.e.
 # about 11 hours per model on this project's machines (minutes on a GPU). Every run is
-# resumable: it keeps its state beside the record in runs/ablation/ (saved after every
-# batch), and rerunning this script continues where it stopped, with the same numbers.
+# resumable: it keeps its state beside the record in benchmarks/ablation/ (saved after
+# every batch; A3BENCH_ABLATION_DIR overrides), and rerunning this script continues where
+# it stopped, with the same numbers. The state files are small and committed, so the run
+# continues on any machine, one session's CPU hours after another.
 # A finished record (and its outcomes) is copied to results/fmnist/Linf/ and the
 # leaderboard regenerated; an unfinished one never reaches results/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=("$@")
 [ ${#models[@]} -eq 0 ] && models=(smallcnn.a3_joint_fmnist smallcnn.a3_attenuate_only_fmnist smallcnn.pgdat_fmnist)
-mkdir -p runs/ablation
+dir="${A3BENCH_ABLATION_DIR:-benchmarks/ablation}"
+mkdir -p "$dir"
 for m in "${models[@]}"; do
     # finished already: the record is there and its resume state is gone
-    if [ -f "runs/ablation/$m.json" ] && [ ! -f "runs/ablation/$m.state.json" ]; then
-        cp "runs/ablation/$m.json" "runs/ablation/$m.outcomes.json" results/fmnist/Linf/
+    if [ -f "$dir/$m.json" ] && [ ! -f "$dir/$m.state.json" ]; then
+        cp "$dir/$m.json" "$dir/$m.outcomes.json" results/fmnist/Linf/
         continue
     fi
     a3bench attack --model "$m" --suite full -n 0 --batch-size 1000 --eps 0.1 --seed 0 \
-        --out "runs/ablation/$m.json" --resume --quiet
-    cp "runs/ablation/$m.json" "runs/ablation/$m.outcomes.json" results/fmnist/Linf/
+        --out "$dir/$m.json" --resume --quiet
+    cp "$dir/$m.json" "$dir/$m.outcomes.json" results/fmnist/Linf/
 done
 a3bench report results/ --out results/LEADERBOARD.md
