@@ -102,6 +102,19 @@ def test_a3_scale_search_stays_in_range_and_restores(small_a3, fmnist_test):
     _robust(small_a3, attack, x, y)  # within budget, re-checked
 
 
+def test_a3_scale_survives_a_gradient_hostile_a3(small_a3, fmnist_test):
+    """No gradient w.r.t. the strengths (masked attenuation): the search falls back to seeded
+    random draws (keeping the farthest) instead of failing, and the attack still runs."""
+    x, y = fmnist_test.first(64).tensors()
+    hostile = _hostile_copy(small_a3)
+    attack = A3Scale(steps=5)
+    scales = attack.find_scales(hostile, x, seed=0)
+    assert ((scales >= A3Scale.LOW) & (scales <= 1)).all()
+    assert torch.equal(attack.find_scales(hostile, x, seed=0), scales)
+    assert not torch.equal(attack.find_scales(hostile, x, seed=1), scales)
+    _robust(hostile, attack, x, y)
+
+
 class Quantise(nn.Module):
     """An input quantiser: rounds to ``levels`` grey levels; its gradient is exactly zero."""
 

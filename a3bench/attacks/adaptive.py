@@ -233,7 +233,12 @@ class A3Scale(_A3Only, PGD):
                 model(x)
             reference = [f.detach().flatten(1) for f in feats]
             gen = torch.Generator().manual_seed(int(seed))
-            s = (torch.rand(len(layers), generator=gen) * (1 - self.LOW) + self.LOW).to(x.device)
+
+            def draw() -> torch.Tensor:
+                return (torch.rand(len(layers), generator=gen) * (1 - self.LOW) + self.LOW).to(x.device)
+
+            s = draw()
+            best, best_dist = s, -1.0
             for _ in range(self.search_steps):
                 feats.clear()
                 s.requires_grad_(True)
@@ -243,12 +248,20 @@ class A3Scale(_A3Only, PGD):
                         ((f.flatten(1) - r).pow(2).sum(1) / (f.flatten(1).norm(dim=1) * r.norm(dim=1) + 1e-12)).mean()
                         for f, r in zip(feats, reference)
                     )
-                    (g,) = torch.autograd.grad(dist, s)
+                    g = torch.autograd.grad(dist, s, allow_unused=True)[0] if dist.requires_grad else None
+                if float(dist.detach()) > best_dist:
+                    best, best_dist = s.detach(), float(dist.detach())
+                if g is None or not bool(torch.isfinite(g).all()) or not bool(g.any()):
+                    # no usable gradient w.r.t. the strengths (an A3 whose gradient is masked):
+                    # random search, keeping the farthest draw
+                    s = draw()
+                    continue
                 s = (s.detach() + self.search_lr * g.sign()).clamp(self.LOW, 1.0)
+                best, best_dist = s, float("inf")  # ascent: the last step is the answer (seed paper)
         finally:
             for h in hooks:
                 h.remove()
-        return s.detach()
+        return best.detach()
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
         scales = self.find_scales(model, x, seed * 7919 + int(indices[0]))
