@@ -261,6 +261,9 @@ def test_cli_default_path_keeps_a_different_sweep(checkpoint, tmp_path, monkeypa
     assert json.loads((tmp_path / "runs" / "fmnist" / "Linf" / "std_fmnist.sweep.json").read_text())["eps"] == [0.0, 0.1, 0.2]
     res = runner.invoke(app, [*base, "--eps", "0:0.1:3"])  # the same sweep again: replaced in place
     assert res.exit_code == 0 and "kept" not in res.output
+    before = published.read_text()
+    res = runner.invoke(app, [*base, "--eps", "0:0.1:3", "--steps", "2,3"])  # other curves: kept
+    assert res.exit_code == 0 and "curves" in res.output and published.read_text() == before
 
 
 def test_cli_min_norm_alone(checkpoint, tmp_path):

@@ -74,20 +74,13 @@ def sweep_command(
 
 def _keep_published(result, out_dir: Path, err) -> Path:
     """A default run never replaces a sweep of a different evaluation: it goes to runs/ instead."""
-    import json
-
     from a3bench.eval.record import settings_differ
     from a3bench.eval.sweep import default_sweep_dir, sweep_stem
 
     existing = Path(out_dir) / f"{sweep_stem(result.model)}.sweep.json"
-    settings = {"eps": list(result.eps), "n_examples": result.n_examples, "seed": result.seed, "cascade": result.cascade}
+    settings = {"eps": list(result.eps), "curves": list(result.curves), "n_examples": result.n_examples,
+                "seed": result.seed, "cascade": result.cascade}
     diff = settings_differ(existing, settings)
-    if existing.is_file() and not diff:
-        try:
-            if list(json.loads(existing.read_text()).get("curves", {})) != list(result.curves):
-                diff = ["curves"]
-        except (OSError, ValueError, AttributeError):
-            diff = ["record"]
     if not diff:
         return Path(out_dir)
     moved = default_sweep_dir(result.dataset, result.norm, root="runs")

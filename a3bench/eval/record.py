@@ -143,7 +143,9 @@ def default_result_path(dataset: str, norm: str, model_name: str, root: str | os
 def settings_differ(path: str | os.PathLike, settings: dict) -> list[str]:
     """Which of ``settings`` (record field → value: suite, attacks, eps, norm, n_examples,
     seed) the record at ``path`` was made with differently; [] when there is no record there
-    or it is the same evaluation. An unreadable file counts as different ("record")."""
+    or it is the same evaluation. A list given for a field stored as an object is compared
+    with the object's keys (a sweep's curve names). An unreadable file counts as different
+    ("record")."""
     path = Path(path)
     if not path.exists():
         return []
@@ -153,7 +155,12 @@ def settings_differ(path: str | os.PathLike, settings: dict) -> list[str]:
         return ["record"]
     if not isinstance(data, dict):
         return ["record"]
-    return [k for k, v in settings.items() if data.get(k) != v]
+
+    def stored(k, v):
+        value = data.get(k)
+        return list(value) if isinstance(value, dict) and isinstance(v, list) else value
+
+    return [k for k, v in settings.items() if stored(k, v) != v]
 
 
 def outcomes_path(record_path: str | os.PathLike) -> Path:
