@@ -144,6 +144,38 @@ def test_skipped_attack_is_noted(standard_model, fmnist_test):
     assert rec.per_attack[1].status == "ran"
 
 
+class _BreaksThenFails(PGD):
+    """PGD on its first batch, then an error (an attack that cannot handle part of a model)."""
+
+    def __init__(self) -> None:
+        super().__init__(5, name="fragile")
+        self.calls = 0
+
+    def run(self, model, x, y, threat, *, seed, indices):
+        self.calls += 1
+        if self.calls > 1:
+            raise RuntimeError("element 0 of tensors does not require grad\nsecond line")
+        return super().run(model, x, y, threat, seed=seed, indices=indices)
+
+
+def test_failing_attack_is_recorded_flagged_and_the_run_goes_on(standard_model, fmnist_test, tmp_path):
+    out = tmp_path / "r.json"
+    res = evaluate(standard_model, fmnist_test, LINF, [_BreaksThenFails(), PGD(5)], n_examples=60, batch_size=20, out=out)
+    rec = res.record
+    fragile, pgd = rec.per_attack
+    assert fragile.status == "failed" and "after 1 of 3 batch(es)" in fragile.note
+    assert "RuntimeError: element 0" in fragile.note and "second line" not in fragile.note
+    assert fragile.broken > 0  # what it broke on its first batch stands
+    assert pgd.status == "ran" and pgd.n_attacked == fragile.n_attacked - fragile.broken
+    flag = [f for f in rec.flags if f.name == "attack-failed"]
+    assert len(flag) == 1 and "fragile" in flag[0].message and rec.verdict != "reliable"
+    assert read_record(out).per_attack[0].status == "failed" and not state_path(out).exists()
+    # every example it broke was in its one finished batch (the first 20 still robust)
+    first_batch = [k for k, ok in enumerate(res.outcomes.clean_correct) if ok][:20]
+    by_fragile = [k for k, b in enumerate(res.outcomes.broken_by) if b == "fragile"]
+    assert len(by_fragile) == fragile.broken and set(by_fragile) <= set(first_batch)
+
+
 def test_fingerprint_handles_scalars_and_changes_with_weights():
     from a3bench.eval.runner import model_fingerprint
 

@@ -130,8 +130,8 @@ def print_summary(con, record) -> None:
                   f"{c.get('seconds', 0):.1f}", f"{c.get('forward_passes_per_example', 0):.1f}", f"{c.get('backward_passes_per_example', 0):.1f}")
     con.print(table)
     for a in record.per_attack:
-        if a.status == "skipped":
-            con.print(f"[dim]{a.name} skipped: {a.note}[/]")
+        if a.status in ("skipped", "failed"):
+            con.print(f"[dim]{a.name} {a.status}: {a.note}[/]")
     if record.autoattack_acc is not None:
         con.print(f"AutoAttack accuracy: {record.autoattack_acc:.2f} %" + (f" (reported: {record.reported:.2f} %)" if record.reported is not None else ""))
     for f in record.flags:
@@ -167,8 +167,8 @@ class _RichProgress:
             return
         key = ev.attack_index
         name = "clean" if key < 0 else ev.attack
-        if ev.stage == "skipped":
-            self.progress.console.print(f"{name}: skipped ({ev.note})")
+        if ev.stage in ("skipped", "failed"):
+            self.progress.console.print(f"{name}: {ev.stage} ({ev.note})")
             return
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(name, total=max(ev.total, 1), robust=ev.robust, n=ev.n, passes=0)

@@ -129,6 +129,16 @@ def unconfirmed_flags(per_attack: Sequence[AttackRecord], unconfirmed: dict[str,
                  "they count as robust", value=float(total))]
 
 
+def failed_flags(per_attack: Sequence[AttackRecord]) -> list[Flag]:
+    """Attacks that raised an error on this model: the worst case lacks (part of) them."""
+    failed = [rec for rec in per_attack if rec.status == "failed"]
+    if not failed:
+        return []
+    what = "; ".join(f"{rec.name} {rec.note}" for rec in failed)
+    return [Flag("attack-failed", WARNING, f"{len(failed)} attack(s) stopped with an error and were left out: {what}",
+                 value=float(len(failed)))]
+
+
 def budget_flags(violations: dict[str, int]) -> list[Flag]:
     """Adversarial examples outside the eps-ball or [0,1] (only reported when the runner is not strict)."""
     return [Flag("budget-violation", ERROR, f"{name}: {count} example(s) outside the threat model; they count as robust", value=float(count))

@@ -30,8 +30,8 @@ class AttackRecord:
     seconds: float = 0.0
     forward_passes: int = 0
     backward_passes: int = 0
-    status: str = "ran"  # "ran" | "skipped"
-    note: str | None = None  # why it was skipped, or anything worth knowing
+    status: str = "ran"  # "ran" | "skipped" | "failed" (raised an error; what it broke before stands)
+    note: str | None = None  # why it was skipped or failed, or anything worth knowing
     group: str | None = None  # the composite name it came from ("autoattack"), if any
     config: dict[str, Any] = field(default_factory=dict)  # the options that define the attack
 

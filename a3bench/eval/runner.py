@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import AttackError, BudgetViolation, ModelSpecError, ResultError
+from a3bench.errors import A3BenchError, AttackError, BudgetViolation, ModelSpecError, ResultError
 from a3bench.eval import diagnostics
 from a3bench.eval.record import AttackRecord, Flag, ResultRecord, outcomes_path, wilson_interval, write_json_atomic, write_record
 from a3bench.threat import ThreatModel, format_eps
@@ -49,7 +49,7 @@ SANITY_EXAMPLES = 100  # AutoAttack's checks run on one batch; 100 examples dete
 class ProgressEvent:
     """What the runner reports to its ``progress`` callback (the CLI draws it)."""
 
-    stage: str  # "clean" | "attack-start" | "batch" | "attack-end" | "skipped" | "done"
+    stage: str  # "clean" | "attack-start" | "batch" | "attack-end" | "skipped" | "failed" | "done"
     attack: str | None
     attack_index: int  # 0-based position in the cascade (-1 for the clean pass)
     n_attacks: int
@@ -476,6 +476,7 @@ def evaluate(
     flags += diagnostics.black_box_flags(per_attack, n)
     flags += diagnostics.unconfirmed_flags(per_attack, state.unconfirmed)
     flags += diagnostics.budget_flags(state.violations)
+    flags += diagnostics.failed_flags(per_attack)
     flags += diagnostics.transfer_flags(per_attack, n)
     flags += diagnostics.adaptive_flags(per_attack, n)
     flags += diagnostics.convergence_flags(plan.attacks, per_attack, n) + probe_flags
@@ -515,14 +516,25 @@ def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, 
     rec = cur["record"]
     todo = cur["todo"]
     report("attack-start", attack.name, i, done=min(len(todo), cur["batches_done"] * bs), total=len(todo), robust=robust_now(), fwd=rec["forward_passes"])
-    attack.setup(ctx)
     n_batches = (len(todo) + bs - 1) // bs
     for b in range(cur["batches_done"], n_batches):
         idx_list = todo[b * bs : (b + 1) * bs]
         idx = torch.tensor(idx_list, dtype=torch.long, device=x.device)
         xb, yb = x[idx], y[idx]
         t0 = time.perf_counter()
-        out = attack(ctx.model, xb, yb, threat, seed=ctx.seed, indices=positions[idx.cpu()])
+        try:
+            if b == cur["batches_done"]:
+                attack.setup(ctx)
+            out = attack(ctx.model, xb, yb, threat, seed=ctx.seed, indices=positions[idx.cpu()])
+        except (A3BenchError, BudgetViolation, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 — one attack that cannot handle a model must not end a long run
+            # what it broke in earlier batches stands (valid adversarial examples); the rest
+            # of its share goes unattacked, and the attack-failed flag says so
+            first = (str(e).strip().splitlines() or [""])[0][:160]
+            rec["status"] = "failed"
+            rec["note"] = f"failed after {b} of {n_batches} batch(es): {type(e).__name__}: {first}"
+            break
         rc = recheck(attack.name, out, xb, yb, threat, deployed, strict=strict)
         if rc.outside.any():
             state.violations[attack.name] = state.violations.get(attack.name, 0) + int(rc.outside.sum())
@@ -545,10 +557,14 @@ def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, 
     rec["seconds"] = round(rec["seconds"], 3)
     if cur["unconfirmed"]:
         state.unconfirmed[attack.name] = cur["unconfirmed"]
-        rec["note"] = f"{cur['unconfirmed']} claimed success(es) not confirmed by the re-check"
+        unconfirmed = f"{cur['unconfirmed']} claimed success(es) not confirmed by the re-check"
+        rec["note"] = f"{rec['note']}; {unconfirmed}" if rec["note"] else unconfirmed
     state.finished.append(rec)
     state.current = None
     state.save(spath)  # before reporting: a kill in the callback must not lose a finished attack
+    if rec["status"] == "failed":
+        report("failed", attack.name, i, robust=robust_now(), note=rec["note"])
+        return
     report("attack-end", attack.name, i, done=len(todo), total=len(todo), robust=robust_now(), fwd=rec["forward_passes"])
 
 
