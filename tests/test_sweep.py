@@ -170,6 +170,18 @@ def test_recheck(standard_model, fmnist_test):
     assert r.curves["liar"] == [r.clean_acc, r.clean_acc]
 
 
+class _Fails(Attack):
+    name = "fails"
+
+    def run(self, model, x, y, threat, *, seed, indices):
+        raise RuntimeError("cannot handle this model\nmore detail")
+
+
+def test_failing_attack_is_one_clear_error(standard_model, fmnist_test):
+    with pytest.raises(AttackError, match=r"^attack fails failed on this model at eps 0.05 \(RuntimeError: cannot handle this model\); leave it out"):
+        sweep_eps(standard_model, fmnist_test, "Linf", [0, 0.05], [_Fails()], n_examples=8)
+
+
 def test_save_roundtrip(standard_sweep, tmp_path):
     path = save_sweep(standard_sweep, tmp_path)
     assert path.name == f"{standard_sweep.model}.sweep.json"

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import AttackError
+from a3bench.errors import A3BenchError, AttackError, BudgetViolation
 from a3bench.eval.record import Flag, write_json_atomic
 from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
@@ -324,7 +324,14 @@ def sweep_eps(
                         for s in range(0, int(todo.numel()), batch_size):
                             idx = todo[s : s + batch_size]
                             xb, yb = x[idx.to(dev)], y[idx.to(dev)]
-                            out = attack(model, xb, yb, threat, seed=int(seed), indices=positions[idx])
+                            try:
+                                out = attack(model, xb, yb, threat, seed=int(seed), indices=positions[idx])
+                            except (A3BenchError, BudgetViolation, MemoryError):
+                                raise
+                            except Exception as e:  # noqa: BLE001 — one line, not a traceback
+                                first = (str(e).strip().splitlines() or [""])[0][:160]
+                                raise AttackError(f"attack {attack.name} failed on this model at eps {eps:g} "
+                                                  f"({type(e).__name__}: {first}); leave it out of --attacks") from None
                             broken = recheck(attack.name, out, xb, yb, threat, deployed).broken.cpu()
                             alive[idx[broken]] = False
                             cost["forward_passes"] += int(out.forward_passes) + int(idx.numel())  # + the re-check
@@ -415,7 +422,6 @@ def _min_norm_pass(model, deployed, x, y, clean_correct, norm: Norm, max_eps: fl
                    batch_size: int, device, report) -> tuple[torch.Tensor, dict[str, Any]]:
     """Per example the smallest confirmed adversarial distance FAB finds (inf: none, or not correct to begin with)."""
     from a3bench.attacks.autoattack import fab_min_norm
-    from a3bench.errors import BudgetViolation
     from a3bench.threat import BUDGET_TOL
 
     t0 = time.perf_counter()
