@@ -31,3 +31,9 @@ class ResultError(A3BenchError):
 
 class BudgetViolation(RuntimeError):
     """An adversarial example left its eps-ball or [0,1]: a bug, never user error."""
+
+
+def first_line(error: BaseException, limit: int = 160) -> str:
+    """An exception's first non-empty line, shortened: what a one-line message quotes."""
+    lines = [line for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(error).__name__

@@ -237,11 +237,10 @@ class A3Scale(_A3Only, PGD):
             def draw() -> torch.Tensor:
                 return (torch.rand(len(layers), generator=gen) * (1 - self.LOW) + self.LOW).to(x.device)
 
-            s = draw()
-            best, best_dist = s, -1.0
-            for _ in range(self.search_steps):
+            def distance(s: torch.Tensor) -> tuple[float, torch.Tensor | None]:
+                """The feature distance at strengths s, and its gradient (None when there is none)."""
                 feats.clear()
-                s.requires_grad_(True)
+                s = s.detach().requires_grad_(True)
                 with torch.enable_grad(), a3_strength_scales(model, list(s.unbind())):
                     model(x)
                     dist = sum(
@@ -249,19 +248,27 @@ class A3Scale(_A3Only, PGD):
                         for f, r in zip(feats, reference)
                     )
                     g = torch.autograd.grad(dist, s, allow_unused=True)[0] if dist.requires_grad else None
-                if float(dist.detach()) > best_dist:
-                    best, best_dist = s.detach(), float(dist.detach())
-                if g is None or not bool(torch.isfinite(g).all()) or not bool(g.any()):
-                    # no usable gradient w.r.t. the strengths (an A3 whose gradient is masked):
-                    # random search, keeping the farthest draw
-                    s = draw()
-                    continue
-                s = (s.detach() + self.search_lr * g.sign()).clamp(self.LOW, 1.0)
-                best, best_dist = s, float("inf")  # ascent: the last step is the answer (seed paper)
+                usable = g is not None and bool(torch.isfinite(g).all()) and bool(g.any())
+                return float(dist.detach()), g if usable else None
+
+            s = draw()
+            for step in range(self.search_steps):
+                dist, g = distance(s)
+                if g is None:
+                    # no gradient w.r.t. the strengths (an A3 whose gradient is masked):
+                    # seeded random draws for the remaining steps, keeping the farthest
+                    best, best_dist = s, dist
+                    for _ in range(step + 1, self.search_steps):
+                        cand = draw()
+                        d, _ = distance(cand)
+                        if d > best_dist:
+                            best, best_dist = cand, d
+                    return best
+                s = (s + self.search_lr * g.sign()).clamp(self.LOW, 1.0)  # ascent; the last step is the answer
         finally:
             for h in hooks:
                 h.remove()
-        return best.detach()
+        return s.detach()
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
         scales = self.find_scales(model, x, seed * 7919 + int(indices[0]))

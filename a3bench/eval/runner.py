@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import A3BenchError, AttackError, BudgetViolation, ModelSpecError, ResultError
+from a3bench.errors import A3BenchError, AttackError, BudgetViolation, ModelSpecError, ResultError, first_line
 from a3bench.eval import diagnostics
 from a3bench.eval.record import AttackRecord, Flag, ResultRecord, outcomes_path, wilson_interval, write_json_atomic, write_record
 from a3bench.threat import ThreatModel, format_eps
@@ -248,7 +248,7 @@ def check_model_matches(model: nn.Module, x: torch.Tensor, num_classes: int, dat
         with torch.no_grad():
             logits = model(x[:1])
     except RuntimeError as e:
-        raise ModelSpecError(f"model cannot run on {dataset} inputs of shape {tuple(x.shape[1:])}: {str(e).splitlines()[0][:160]}") from None
+        raise ModelSpecError(f"model cannot run on {dataset} inputs of shape {tuple(x.shape[1:])}: {first_line(e)}") from None
     if logits.dim() != 2 or logits.shape[1] != num_classes:
         raise ModelSpecError(f"model returns outputs of shape {tuple(logits.shape)}, expected (N, {num_classes}) logits for {dataset}")
 
@@ -531,9 +531,8 @@ def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, 
         except Exception as e:  # noqa: BLE001 — one attack that cannot handle a model must not end a long run
             # what it broke in earlier batches stands (valid adversarial examples); the rest
             # of its share goes unattacked, and the attack-failed flag says so
-            first = (str(e).strip().splitlines() or [""])[0][:160]
             rec["status"] = "failed"
-            rec["note"] = f"failed after {b} of {n_batches} batch(es): {type(e).__name__}: {first}"
+            rec["note"] = f"failed after {b} of {n_batches} batch(es): {type(e).__name__}: {first_line(e)}"
             break
         rc = recheck(attack.name, out, xb, yb, threat, deployed, strict=strict)
         if rc.outside.any():

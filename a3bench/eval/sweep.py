@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 import torch
 
 from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import A3BenchError, AttackError, BudgetViolation
+from a3bench.errors import A3BenchError, AttackError, BudgetViolation, first_line
 from a3bench.eval.record import Flag, write_json_atomic
 from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
@@ -329,9 +329,8 @@ def sweep_eps(
                             except (A3BenchError, BudgetViolation, MemoryError):
                                 raise
                             except Exception as e:  # noqa: BLE001 — one line, not a traceback
-                                first = (str(e).strip().splitlines() or [""])[0][:160]
                                 raise AttackError(f"attack {attack.name} failed on this model at eps {eps:g} "
-                                                  f"({type(e).__name__}: {first}); leave it out of --attacks") from None
+                                                  f"({type(e).__name__}: {first_line(e)}); leave it out of --attacks") from None
                             broken = recheck(attack.name, out, xb, yb, threat, deployed).broken.cpu()
                             alive[idx[broken]] = False
                             cost["forward_passes"] += int(out.forward_passes) + int(idx.numel())  # + the re-check
