@@ -49,7 +49,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from a3bench.errors import DataError
+from a3bench.errors import DataError, one_line
 
 __all__ = [
     "DATASETS",
@@ -323,13 +323,9 @@ _SYNTH_DEFAULT_SHAPE = (1, 28, 28)
 # --------------------------------------------------------------------------- names and paths
 
 
-def _one_line(text: str) -> str:
-    return re.sub(r"\s*[\r\n]+\s*", " ", text).strip()
-
-
 def _error(message: str) -> DataError:
     """A DataError whose message is guaranteed to be one line."""
-    return DataError(_one_line(message))
+    return DataError(one_line(message, limit=2000))
 
 
 def _check_split(split: str) -> str:

@@ -33,7 +33,13 @@ class BudgetViolation(RuntimeError):
     """An adversarial example left its eps-ball or [0,1]: a bug, never user error."""
 
 
-def first_line(error: BaseException, limit: int = 160) -> str:
-    """An exception's first non-empty line, shortened: what a one-line message quotes."""
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0][:limit] if lines else type(error).__name__
+def one_line(error: object, limit: int = 160) -> str:
+    """An error or a message as one short line for the user, at most ``limit`` characters
+    (an error can quote a huge value). Of an exception, its first non-empty line (the rest
+    is usually a traceback or a dump); of a message, all of it with newlines squashed."""
+    text = str(error)
+    if isinstance(error, BaseException):
+        lines = [line for line in text.splitlines() if line.strip()]
+        text = lines[0] if lines else type(error).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

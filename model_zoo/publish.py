@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from a3bench.models.checkpoint import atomic_write_bytes, read_checkpoint
+from a3bench.io import atomic_write_bytes
+from a3bench.models.checkpoint import read_checkpoint
 
 ZOO = Path(__file__).resolve().parent
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from a3bench.cli import app
 from a3bench.errors import ResultError
-from a3bench.eval.record import Flag, ResultRecord, outcomes_path, write_json_atomic, write_record
+from a3bench.eval.record import Flag, ResultRecord, outcomes_path, write_record
+from a3bench.io import write_json_atomic
 from a3bench.report.check import check, mcnemar_exact
 
 runner = CliRunner()

@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from a3bench.cli import app
-from a3bench.eval.record import AttackRecord, Flag, ResultRecord, default_result_path, outcomes_path, write_json_atomic, write_record
+from a3bench.eval.record import AttackRecord, Flag, ResultRecord, default_result_path, outcomes_path, write_record
+from a3bench.io import write_json_atomic
 from a3bench.report.generate import generate_report
 from a3bench.report.leaderboard import COLUMNS
 from a3bench.report.load import load_results, read_outcomes, read_sweep

@@ -30,8 +30,9 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from a3bench.attacks.base import AttackContext, AttackOutput
+from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
 from a3bench.attacks.pgd import PGD, default_step_size, input_grad, pgd_loop
+from a3bench.attacks.registry import AttackSpec, int_option, loss_option, register_attack, register_suite, step_option
 from a3bench.models.a3 import a3_layers, a3_mode, a3_straight_through, a3_strength_scales
 from a3bench.threat import example_seeds
 
@@ -175,6 +176,8 @@ class ModeTransfer(_A3Only, PGD):
 
     An example is broken if the adversarial example from any surrogate mode breaks it.
     """
+
+    kind = AttackKind.TRANSFER
 
     def __init__(self, steps: int = 50, modes: tuple[str, ...] = ("off", "amplify"), **kw) -> None:
         super().__init__(steps, name=kw.pop("name", "mode-transfer"), **kw)
@@ -354,6 +357,8 @@ class EOTPGD(PGD):
     correctly about half the time.
     """
 
+    kind = AttackKind.EOT
+
     def __init__(self, steps: int = 20, samples: int = 10, **kw) -> None:
         super().__init__(steps, name=kw.pop("name", f"eot-pgd-{steps}"), **kw)
         self.samples = samples
@@ -394,6 +399,8 @@ class EOTPGD(PGD):
 class TransferPGD(PGD):
     """PGD-K on a surrogate model (``transfer:SPEC``), judged by the target."""
 
+    kind = AttackKind.TRANSFER
+
     def __init__(self, spec: str, steps: int = 50, **kw) -> None:
         super().__init__(steps, name=kw.pop("name", f"transfer:{spec}"), **kw)
         self.spec = spec
@@ -422,17 +429,16 @@ class TransferPGD(PGD):
 
 # --------------------------------------------------------------------------- registration
 
-from a3bench.attacks.registry import AttackSpec, _int_option, _loss_option, _step_option, register_attack, register_suite  # noqa: E402
 
 _PGD_OPTIONS = ("loss", "restarts", "step", "steps")
 
 
 def _common(spec: AttackSpec, default_steps: int) -> dict:
     return {
-        "steps": _int_option(spec, "steps", default_steps),
-        "step_size": _step_option(spec),
-        "restarts": _int_option(spec, "restarts", 1),
-        "loss": _loss_option(spec),
+        "steps": int_option(spec, "steps", default_steps),
+        "step_size": step_option(spec),
+        "restarts": int_option(spec, "restarts", 1),
+        "loss": loss_option(spec),
     }
 
 
@@ -453,14 +459,14 @@ def _bpda_generic(spec: AttackSpec) -> BPDA:
 
 @register_attack("a3-scale", help="AAS on A3: PGD-50 on adversarially rescaled A3 strengths (10-step search)", options=_PGD_OPTIONS + ("search_steps",))
 def _a3_scale(spec: AttackSpec) -> A3Scale:
-    return A3Scale(**_common(spec, 50), search_steps=_int_option(spec, "search_steps", 10), name=spec.text.lower())
+    return A3Scale(**_common(spec, 50), search_steps=int_option(spec, "search_steps", 10), name=spec.text.lower())
 
 
 @register_attack("eot-pgd-K", pattern=r"eot-pgd-(\d+)", help="PGD-K with gradients averaged over n samples (EOT); option n", options=("loss", "restarts", "step", "n"))
 def _eot(spec: AttackSpec) -> EOTPGD:
     kw = _common(spec, int(spec.match.group(1)))
     kw["steps"] = int(spec.match.group(1))
-    return EOTPGD(samples=_int_option(spec, "n", 10), **kw, name=spec.text.lower())
+    return EOTPGD(samples=int_option(spec, "n", 10), **kw, name=spec.text.lower())
 
 
 @register_attack("pre-softmax", help="PGD-50 (CW loss) on the input of a final softmax layer (models that return probabilities)", options=_PGD_OPTIONS)

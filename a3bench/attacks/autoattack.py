@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from a3bench.attacks.base import Attack, AttackContext, AttackOutput
+from a3bench.attacks.base import Attack, AttackContext, AttackKind, AttackOutput
 from a3bench.errors import AttackError
 from a3bench.threat import ThreatModel
 
@@ -103,6 +103,8 @@ class AutoAttackComponent(Attack):
         self.component, self.version = component, version
         self.name = name or (component if version == "standard" else f"{component}-rand")
         self.group = group
+        # rand: APGD with EOT over 20 draws; Square queries only, so gradients cannot mislead it
+        self.kind = AttackKind.BLACK_BOX if component == "square" else AttackKind.EOT if version == "rand" else AttackKind.WHITE_BOX
         self._adversary = None
         self._key: tuple | None = None
         self._counter: PassCounter | None = None

@@ -8,12 +8,28 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import torch
 from torch import nn
 
 from a3bench.threat import ThreatModel
+
+
+class AttackKind(str, Enum):
+    """What an attack is, for diagnostics and the runner: they ask this, never the name.
+
+    - ``white-box``: gradients of the deployed model (PGD, APGD, FAB, BPDA ...).
+    - ``black-box``: queries only (Square, SPSA): immune to misleading gradients.
+    - ``transfer``: crafted on another model or another mode of this one, judged here.
+    - ``eot``: gradients averaged over the randomness of a randomised model.
+    """
+
+    WHITE_BOX = "white-box"
+    BLACK_BOX = "black-box"
+    TRANSFER = "transfer"
+    EOT = "eot"
 
 
 @dataclass
@@ -55,6 +71,7 @@ class Attack(ABC):
 
     name: str = "attack"
     group: str | None = None  # set for the components of a composite name ("autoattack")
+    kind: AttackKind = AttackKind.WHITE_BOX
 
     def applies_to(self, ctx: AttackContext) -> str | None:
         """None if the attack applies to ``ctx.model``; else the reason it is skipped.

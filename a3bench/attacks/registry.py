@@ -203,7 +203,7 @@ def resolve(suite: str | None = None, attacks: str | Sequence[str] | None = None
 # --------------------------------------------------------------------------- built-ins
 
 
-def _int_option(spec: AttackSpec, key: str, default: int) -> int:
+def int_option(spec: AttackSpec, key: str, default: int) -> int:
     value = spec.option(key)
     if value is None:
         return default
@@ -216,7 +216,7 @@ def _int_option(spec: AttackSpec, key: str, default: int) -> int:
     return n
 
 
-def _step_option(spec: AttackSpec) -> float | None:
+def step_option(spec: AttackSpec) -> float | None:
     from a3bench.threat import parse_eps
 
     value = spec.option("step")
@@ -228,7 +228,7 @@ def _step_option(spec: AttackSpec) -> float | None:
     return step
 
 
-def _loss_option(spec: AttackSpec, default: str = "ce") -> str:
+def loss_option(spec: AttackSpec, default: str = "ce") -> str:
     from a3bench.attacks.losses import get_loss
 
     loss = (spec.option("loss") or default).lower()
@@ -243,14 +243,14 @@ def _pgd(spec: AttackSpec) -> Attack:
     steps = int(spec.match.group(1))
     if steps < 1:
         raise AttackError(f"attack {spec.text!r}: K must be ≥ 1")
-    return PGD(steps, step_size=_step_option(spec), restarts=_int_option(spec, "restarts", 1), loss=_loss_option(spec), name=spec.text.lower().replace(" ", ""))
+    return PGD(steps, step_size=step_option(spec), restarts=int_option(spec, "restarts", 1), loss=loss_option(spec), name=spec.text.lower().replace(" ", ""))
 
 
 @register_attack("fgsm", help="FGSM, one step of size eps (Goodfellow et al. 2015); option loss", options=("loss",))
 def _fgsm(spec: AttackSpec) -> Attack:
     from a3bench.attacks.pgd import FGSM
 
-    attack = FGSM(loss=_loss_option(spec))
+    attack = FGSM(loss=loss_option(spec))
     attack.name = spec.text.lower().replace(" ", "")
     return attack
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from a3bench.errors import ResultError
-from a3bench.models.checkpoint import atomic_write_bytes
+from a3bench.io import safe_name, write_json_atomic
 
 SCHEMA_VERSION = 1
 
@@ -112,11 +112,6 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
 
 
-def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
 def write_record(path: str | os.PathLike, record: ResultRecord) -> None:
     write_json_atomic(path, record.to_dict())
 
@@ -136,8 +131,7 @@ def read_record(path: str | os.PathLike) -> ResultRecord:
 
 
 def default_result_path(dataset: str, norm: str, model_name: str, root: str | os.PathLike = "results") -> Path:
-    safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in model_name)
-    return Path(root) / dataset / norm / f"{safe}.json"
+    return Path(root) / safe_name(dataset) / safe_name(norm) / f"{safe_name(model_name)}.json"
 
 
 def settings_differ(path: str | os.PathLike, settings: dict) -> list[str]:

@@ -33,9 +33,10 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import A3BenchError, AttackError, BudgetViolation, ModelSpecError, ResultError, first_line
+from a3bench.errors import A3BenchError, AttackError, BudgetViolation, ModelSpecError, ResultError, one_line
 from a3bench.eval import diagnostics
-from a3bench.eval.record import AttackRecord, Flag, ResultRecord, outcomes_path, wilson_interval, write_json_atomic, write_record
+from a3bench.eval.record import AttackRecord, Flag, ResultRecord, outcomes_path, wilson_interval, write_record
+from a3bench.io import write_json_atomic
 from a3bench.threat import ThreatModel, format_eps
 
 STATE_VERSION = 1
@@ -248,7 +249,7 @@ def check_model_matches(model: nn.Module, x: torch.Tensor, num_classes: int, dat
         with torch.no_grad():
             logits = model(x[:1])
     except RuntimeError as e:
-        raise ModelSpecError(f"model cannot run on {dataset} inputs of shape {tuple(x.shape[1:])}: {first_line(e)}") from None
+        raise ModelSpecError(f"model cannot run on {dataset} inputs of shape {tuple(x.shape[1:])}: {one_line(e)}") from None
     if logits.dim() != 2 or logits.shape[1] != num_classes:
         raise ModelSpecError(f"model returns outputs of shape {tuple(logits.shape)}, expected (N, {num_classes}) logits for {dataset}")
 
@@ -532,7 +533,7 @@ def _run_attack(i, attack: Attack, ctx: AttackContext, state: _State, spath, x, 
             # what it broke in earlier batches stands (valid adversarial examples); the rest
             # of its share goes unattacked, and the attack-failed flag says so
             rec["status"] = "failed"
-            rec["note"] = f"failed after {b} of {n_batches} batch(es): {type(e).__name__}: {first_line(e)}"
+            rec["note"] = f"failed after {b} of {n_batches} batch(es): {type(e).__name__}: {one_line(e)}"
             break
         rc = recheck(attack.name, out, xb, yb, threat, deployed, strict=strict)
         if rc.outside.any():

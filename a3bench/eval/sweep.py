@@ -30,8 +30,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import A3BenchError, AttackError, BudgetViolation, first_line
-from a3bench.eval.record import Flag, write_json_atomic
+from a3bench.errors import A3BenchError, AttackError, BudgetViolation, one_line
+from a3bench.eval.record import Flag
+from a3bench.io import atomic_write_bytes, safe_name, write_json_atomic
 from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
 SCHEMA_VERSION = 1
@@ -330,7 +331,7 @@ def sweep_eps(
                                 raise
                             except Exception as e:  # noqa: BLE001 — one line, not a traceback
                                 raise AttackError(f"attack {attack.name} failed on this model at eps {eps:g} "
-                                                  f"({type(e).__name__}: {first_line(e)}); leave it out of --attacks") from None
+                                                  f"({type(e).__name__}: {one_line(e)}); leave it out of --attacks") from None
                             broken = recheck(attack.name, out, xb, yb, threat, deployed).broken.cpu()
                             alive[idx[broken]] = False
                             cost["forward_passes"] += int(out.forward_passes) + int(idx.numel())  # + the re-check
@@ -454,7 +455,7 @@ def _min_norm_pass(model, deployed, x, y, clean_correct, norm: Norm, max_eps: fl
 
 
 def sweep_stem(model_name: str) -> str:
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in model_name)
+    return safe_name(model_name)
 
 
 def default_sweep_dir(dataset: str, norm: str, root: str | Path = "results") -> Path:
@@ -464,8 +465,6 @@ def default_sweep_dir(dataset: str, norm: str, root: str | Path = "results") -> 
 def save_sweep(result: SweepResult, out_dir: str | Path) -> Path:
     """Write ``<model>.sweep.json``, ``.sweep.md`` and ``.sweep.png`` into ``out_dir``
     (atomically); returns the JSON path and sets ``result.path`` / ``result.plot``."""
-    from a3bench.models.checkpoint import atomic_write_bytes
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = sweep_stem(result.model)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Any
 
 import torch
 
-from a3bench.errors import CheckpointError
+from a3bench.errors import CheckpointError, one_line
+from a3bench.io import atomic_write_bytes
 from a3bench.models.a3 import A3Config
 from a3bench.models.registry import create_model, list_models
 
@@ -32,32 +32,6 @@ REQUIRED_META = {
     "mean": list,
     "std": list,
 }
-
-
-def one_line(err: object, limit: int = 240) -> str:
-    """Squash an exception's text into one short line for a user-facing message."""
-    text = " ".join(str(err).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def atomic_write_bytes(path: str | os.PathLike, write) -> None:
-    """Call ``write(file)`` on a temp file beside ``path`` and rename it into place, so a
-    reader never sees half a file, whenever the process dies."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 would make results unreadable to others
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def model_meta(model, **extra: Any) -> dict:

@@ -17,8 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from a3bench.errors import ModelSpecError
-from a3bench.models.checkpoint import load_checkpoint, one_line
+from a3bench.errors import ModelSpecError, one_line
+from a3bench.models.checkpoint import load_checkpoint
 from a3bench.models.zoo import DEFAULT_MODEL, list_zoo, zoo_card, zoo_path
 
 

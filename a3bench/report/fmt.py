@@ -127,8 +127,3 @@ def a3_short(record: ResultRecord) -> str:
 
 def parameters(record: ResultRecord) -> float | None:
     return number((record.model or {}).get("parameters"))
-
-
-def safe_name(text: str) -> str:
-    """A file-name-safe version of a model id (letters, digits, ``._-``)."""
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text) or "model"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from a3bench.errors import ResultError
-from a3bench.models.checkpoint import atomic_write_bytes
+from a3bench.io import write_text_atomic
 from a3bench.report.leaderboard import DEFAULT_DOCS_URL, render_html, render_markdown
 from a3bench.report.load import LoadedResult, load_results
 from a3bench.report.markdown import render_model_report, report_filename
@@ -58,10 +58,6 @@ def local_links(res: LoadedResult, from_dir: Path) -> LoadedResult:
     return dataclasses.replace(res, record=dataclasses.replace(res.record, link=docs_link(link, from_dir)))
 
 
-def _write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, lambda f: f.write(text.encode()))
-
-
 def generate_report(
     paths: Sequence[str | os.PathLike],
     out: str | os.PathLike | None = None,
@@ -94,7 +90,7 @@ def generate_report(
                 name = name[:-3] + f"_eps{res.record.eps:.6g}.md"
             names.add(name)
             path = reports_dir / name
-            _write_text(path, render_model_report(local_links(res, reports_dir), reports_dir, docs_link(docs_url, reports_dir)))
+            write_text_atomic(path, render_model_report(local_links(res, reports_dir), reports_dir, docs_link(docs_url, reports_dir)))
             hrefs[id(res)] = path
             written.append(path)
 
@@ -105,5 +101,5 @@ def generate_report(
     render = render_markdown if fmt == "md" else render_html
     linked = [local_links(res, out_dir) for res in results]
     hrefs = {id(new): hrefs[id(old)] for new, old in zip(linked, results) if id(old) in hrefs}
-    _write_text(out, render(linked, docs_link(docs_url, out_dir), href))
+    write_text_atomic(out, render(linked, docs_link(docs_url, out_dir), href))
     return ReportOutput(out, written, results, warnings)

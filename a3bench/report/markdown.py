@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from a3bench.report.fmt import DASH, Markup, a3_short, ci, compute_per_example, count, delta, eps_text, parameters, pct, safe_name
+from a3bench.report.fmt import DASH, Markup, a3_short, ci, compute_per_example, count, delta, eps_text, parameters, pct
+from a3bench.io import safe_name
 from a3bench.report.load import LoadedResult, Sweep
 
 _M = Markup("md")

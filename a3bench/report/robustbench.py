@@ -16,8 +16,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from a3bench.eval.record import write_json_atomic
-from a3bench.report.fmt import eps_text, safe_name
+from a3bench.io import safe_name, write_json_atomic
+from a3bench.report.fmt import eps_text
 from a3bench.report.load import LoadedResult
 
 # RobustBench's BenchmarkDataset and ThreatModel values (robustbench.model_zoo.enums).
