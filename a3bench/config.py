@@ -25,6 +25,7 @@ SCHEDULES = ("none", "cosine", "step")
 class ModelConfig:
     arch: str = "smallcnn"
     a3: A3Config = field(default_factory=A3Config)
+    options: dict[str, Any] = field(default_factory=dict)  # the architecture's own arguments (a ViT's dim, depth ...)
 
 
 @dataclass
@@ -149,6 +150,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return A3Config.from_dict({k: v for k, v in value.items()})
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
+    if typing.get_origin(tp) is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"{where}: expected a mapping with string keys, got {value!r}")
+        return dict(value)
     if tp is bool:
         if isinstance(value, bool):
             return value

@@ -72,6 +72,11 @@ class Attack(ABC):
     name: str = "attack"
     group: str | None = None  # set for the components of a composite name ("autoattack")
     kind: AttackKind = AttackKind.WHITE_BOX
+    # The diagnostic flag raised when this attack breaks more than 1 point of the examples
+    # that the white-box attacks before it in the cascade missed (None: it proves nothing
+    # by itself). Black-box attacks reveal misleading gradients, transfer attacks masked
+    # ones, attention rescaling a saturated softmax (docs/diagnostics.md).
+    reveals: str | None = None
 
     def applies_to(self, ctx: AttackContext) -> str | None:
         """None if the attack applies to ``ctx.model``; else the reason it is skipped.

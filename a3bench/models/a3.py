@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from a3bench.errors import ConfigError
+from a3bench.models.state import swapped
 
 
 class A3Mode(str, Enum):
@@ -187,45 +188,22 @@ def a3_mode(model: nn.Module, mode: A3Mode | str) -> Iterator[nn.Module]:
     >>> with a3_mode(model, "amplify"):
     ...     logits_amp = model(x)
     """
-    target = parse_mode(mode)
-    layers = a3_layers(model)
-    saved = [layer.mode for layer in layers]
-    for layer in layers:
-        layer.mode = target
-    try:
+    with swapped(a3_layers(model), "mode", parse_mode(mode)):
         yield model
-    finally:
-        for layer, previous in zip(layers, saved):
-            layer.mode = previous
 
 
 @contextlib.contextmanager
 def a3_strength_scales(model: nn.Module, scales) -> Iterator[nn.Module]:
     """Multiply each A3 layer's λ by ``scales[i]`` for the block (adaptive a3-scale attack)."""
-    layers = a3_layers(model)
-    if len(scales) != len(layers):
-        raise ValueError(f"{len(scales)} scales for {len(layers)} A3 layers")
-    saved = [layer.strength_scale for layer in layers]
-    for layer, s in zip(layers, scales):
-        layer.strength_scale = s
-    try:
+    with swapped(a3_layers(model), "strength_scale", values=list(scales)):
         yield model
-    finally:
-        for layer, previous in zip(layers, saved):
-            layer.strength_scale = previous
 
 
 @contextlib.contextmanager
 def a3_straight_through(model: nn.Module) -> Iterator[nn.Module]:
     """BPDA (Athalye et al. 2018) for A3: forward unchanged, each A3 layer the identity in backward."""
-    layers = a3_layers(model)
-    for layer in layers:
-        layer.straight_through = True
-    try:
+    with swapped(a3_layers(model), "straight_through", True):
         yield model
-    finally:
-        for layer in layers:
-            layer.straight_through = False
 
 
 @dataclass

@@ -265,5 +265,7 @@ def wrn28_10(num_classes: int = 10, in_channels: int = 3, input_size: int = 32, 
 
 
 @register_model("vit_small_p4", input_size=32, in_channels=3)
-def vit_small_p4(num_classes: int = 10, in_channels: int = 3, input_size: int = 32, a3: A3Config | None = None) -> Backbone:
-    return SmallViT(num_classes, in_channels, input_size, a3, patch=4)
+def vit_small_p4(num_classes: int = 10, in_channels: int = 3, input_size: int = 32, a3: A3Config | None = None,
+                 dim: int = 192, depth: int = 6, heads: int = 3, mlp_dim: int = 384) -> Backbone:
+    """Patch-4 ViT; ``dim``, ``depth``, ``heads``, ``mlp_dim`` are architecture options (``model.options``)."""
+    return SmallViT(num_classes, in_channels, input_size, a3, patch=4, dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim)

@@ -44,6 +44,7 @@ def model_meta(model, **extra: Any) -> dict:
         "mean": [float(v) for v in model.mean.flatten().tolist()],
         "std": [float(v) for v in model.std.flatten().tolist()],
         "a3": a3.to_dict() if a3 is not None else None,
+        "arch_options": dict(getattr(model, "arch_options", {}) or {}),
         **extra,
     }
 
@@ -106,6 +107,9 @@ def build_from_meta(meta: dict, source: str = "checkpoint"):
     try:
         a3 = A3Config.from_dict(meta["a3"]) if meta.get("a3") else None
         c, h, w = meta["input_shape"]
+        options = meta.get("arch_options") or {}
+        if not isinstance(options, dict):
+            raise CheckpointError(f"{source}: meta.arch_options must be a mapping")
         return create_model(
             meta["architecture"],
             num_classes=meta["num_classes"],
@@ -114,6 +118,7 @@ def build_from_meta(meta: dict, source: str = "checkpoint"):
             a3=a3,
             mean=meta["mean"],
             std=meta["std"],
+            options=options,
         )
     except CheckpointError:
         raise

@@ -7,7 +7,7 @@ Architecture names (``smallcnn``) are kept apart from trained weights
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from torch import nn
 
@@ -55,17 +55,27 @@ def create_model(
     a3=None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    options: Mapping[str, Any] | None = None,
 ):
     """Build ``name`` wrapped in a :class:`Classifier` that takes [0,1] pixels.
 
     ``a3`` is an :class:`A3Config` (A3 layers at its placement) or None (plain backbone).
+    ``options`` are the architecture's own keyword arguments (a ViT's width and depth ...),
+    stored in checkpoints as ``meta.arch_options``; an unknown one is a ConfigError.
     """
+    from a3bench.errors import ConfigError
     from a3bench.models.wrapper import Classifier
 
     entry = model_entry(name)
     in_channels = entry.in_channels if in_channels is None else in_channels
     input_size = entry.input_size if input_size is None else input_size
-    backbone = entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3)
+    options = dict(options or {})
+    accepted = _keyword_names(entry.factory)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        valid = ", ".join(sorted(accepted)) or "none"
+        raise ConfigError(f"unknown option(s) {', '.join(map(str, unknown))} for architecture {name} (valid: {valid})")
+    backbone = entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, **options)
     mean = tuple(mean) if mean is not None else (0.5,) * in_channels
     std = tuple(std) if std is not None else (0.5,) * in_channels
     return Classifier(
@@ -75,4 +85,16 @@ def create_model(
         arch=name,
         num_classes=num_classes,
         input_shape=(in_channels, input_size, input_size),
+        options=options,
     )
+
+
+_BUILTIN_ARGS = {"num_classes", "in_channels", "input_size", "a3"}
+
+
+def _keyword_names(factory: Callable) -> set[str]:
+    """The architecture options a factory accepts: its keyword parameters beyond the built-in four."""
+    import inspect
+
+    params = inspect.signature(factory).parameters.values()
+    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - _BUILTIN_ARGS

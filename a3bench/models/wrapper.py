@@ -20,6 +20,7 @@ class Classifier(nn.Module):
         arch: str,
         num_classes: int,
         input_shape: tuple[int, int, int],
+        options: dict | None = None,
     ) -> None:
         super().__init__()
         if len(mean) != input_shape[0] or len(std) != input_shape[0]:
@@ -30,6 +31,7 @@ class Classifier(nn.Module):
         self.arch = arch
         self.num_classes = num_classes
         self.input_shape = tuple(input_shape)
+        self.arch_options = dict(options or {})  # the architecture's own keyword arguments
 
     @property
     def a3_config(self) -> A3Config | None:

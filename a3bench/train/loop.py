@@ -143,6 +143,7 @@ def build_model(cfg: Config, info) -> torch.nn.Module:
         a3=cfg.model.a3 if cfg.uses_a3 else None,
         mean=info.mean,
         std=info.std,
+        options=cfg.model.options,
     )
 
 
