@@ -29,6 +29,14 @@ class ResultError(A3BenchError):
     """A result file is missing, malformed or incompatible."""
 
 
+class DeviceError(A3BenchError):
+    """A device was asked for that this machine does not have."""
+
+
+class ShardError(A3BenchError):
+    """A sharded (torchrun) run cannot go on: a rank failed, or the ranks disagree."""
+
+
 class BudgetViolation(RuntimeError):
     """An adversarial example left its eps-ball or [0,1]: a bug, never user error."""
 

@@ -74,7 +74,8 @@ def main() -> None:
 
 def compare_pgd_and_autoattack(args, loaded, model, data, x, y, threat, eps, bs, dev) -> None:
     from a3bench.attacks.pgd import PGD, default_step_size
-    from a3bench.eval.runner import evaluate, frozen_parameters
+    from a3bench.eval.judge import frozen_parameters
+    from a3bench.eval.runner import evaluate
 
     # 1. raw forward+backward throughput vs a3bench PGD-20 throughput -------------------
     def raw_passes() -> None:

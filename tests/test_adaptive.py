@@ -195,22 +195,25 @@ def test_adaptive_and_full_suites():
     assert set(adaptive) <= set(full)
 
 
-def _rec(name, broken, group=None, status="ran"):
-    from a3bench.eval.record import AttackRecord
+def _rec(name, broken, group=None, status="ran", kind="white-box"):
+    from a3bench.schema import AttackRecord
 
-    return AttackRecord(name, None, broken=broken, group=group, status=status)
+    return AttackRecord(name, None, broken=broken, group=group, status=status, kind=kind)
 
 
 def test_transfer_and_adaptive_flags_from_the_cascade():
+    from a3bench.attacks.registry import build_attack
     from a3bench.eval import diagnostics as d
 
+    attacks = build_attack("autoattack") + build_attack("mode-transfer") + build_attack("bpda-a3")
     per = [_rec("apgd-ce", 40, "autoattack"), _rec("apgd-t", 2, "autoattack"), _rec("fab-t", 0, "autoattack"),
-           _rec("square", 0, "autoattack"), _rec("mode-transfer", 9), _rec("bpda-a3", 1)]
-    assert [f.name for f in d.transfer_flags(per, 100)] == ["transfer-beats-white-box"]
+           _rec("square", 0, "autoattack", kind="black-box"), _rec("mode-transfer", 9, kind="transfer"), _rec("bpda-a3", 1)]
+    assert [f.name for f in d.reveal_flags(attacks, per, 100)] == ["transfer-beats-white-box"]
     adaptive = d.adaptive_flags(per, 100)
     assert [f.name for f in adaptive] == ["adaptive-beats-autoattack"] and adaptive[0].value == 10.0
-    quiet = [_rec("apgd-ce", 40, "autoattack"), _rec("mode-transfer", 1), _rec("bpda-a3", 0)]
-    assert d.transfer_flags(quiet, 100) == [] and d.adaptive_flags(quiet, 100) == []
+    quiet_attacks = build_attack("apgd-ce") + build_attack("mode-transfer") + build_attack("bpda-a3")
+    quiet = [_rec("apgd-ce", 40, "autoattack"), _rec("mode-transfer", 1, kind="transfer"), _rec("bpda-a3", 0)]
+    assert d.reveal_flags(quiet_attacks, quiet, 100) == [] and d.adaptive_flags(quiet, 100) == []
     # AutoAttack not first: no AutoAttack number to compare with
     assert d.adaptive_flags([_rec("pgd-20", 30), _rec("apgd-ce", 5, "autoattack"), _rec("bpda-a3", 9)], 100) == []
     assert d.verdict(adaptive)[0] == "unreliable"

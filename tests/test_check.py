@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from a3bench.cli import app
 from a3bench.errors import ResultError
-from a3bench.eval.record import Flag, ResultRecord, outcomes_path, write_record
+from a3bench.schema import Flag, ResultRecord, outcomes_path, write_record
 from a3bench.io import write_json_atomic
 from a3bench.report.check import check, mcnemar_exact
 
@@ -78,7 +78,7 @@ def test_regression_fails_with_reasons(tmp_path: Path):
 
 def test_improvement_passes(tmp_path: Path):
     b = put(tmp_path, "base", record(90.0, 50.0), robust=[True] * 5 + [False] * 5)
-    c = put(tmp_path, "cur", record(90.0, 100.0), robust=[True] * 10)
+    c = put(tmp_path, "cur", record(100.0, 100.0), robust=[True] * 10)
     res = run(c, b)
     assert res.exit_code == 0, res.output
     assert "0 newly broken, 5 newly robust" in res.output and "p = 0.0625" in res.output
@@ -137,7 +137,7 @@ def test_missing_file_exit_2_subprocess(tmp_path: Path):
         timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"error: result file {tmp_path / 'nope.json'} does not exist"]
+    assert proc.stderr.strip().splitlines() == [f"error: result record {tmp_path / 'nope.json'} does not exist"]
 
 
 def test_mcnemar_counts_from_outcomes(tmp_path: Path):

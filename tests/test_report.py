@@ -12,11 +12,12 @@ import pytest
 from typer.testing import CliRunner
 
 from a3bench.cli import app
-from a3bench.eval.record import AttackRecord, Flag, ResultRecord, default_result_path, outcomes_path, write_record
+from a3bench.schema import AttackRecord, Flag, ResultRecord, default_result_path, outcomes_path, write_record
 from a3bench.io import write_json_atomic
 from a3bench.report.generate import generate_report
 from a3bench.report.leaderboard import COLUMNS
-from a3bench.report.load import load_results, read_outcomes, read_sweep
+from a3bench.report.load import load_results
+from a3bench.schema import read_outcomes, read_sweep
 from a3bench.report.robustbench import model_info
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ from a3bench.attacks.base import Attack, AttackOutput
 from a3bench.attacks.pgd import PGD
 from a3bench.errors import BudgetViolation, ModelSpecError, ResultError
 from a3bench.eval import diagnostics
-from a3bench.eval.record import AttackRecord, read_record
-from a3bench.eval.runner import evaluate, state_path
+from a3bench.eval.runner import evaluate
+from a3bench.schema import AttackRecord, read_record, state_path
 from a3bench.threat import ThreatModel
 
 LINF = ThreatModel("Linf", 0.1)
@@ -177,7 +177,7 @@ def test_failing_attack_is_recorded_flagged_and_the_run_goes_on(standard_model, 
 
 
 def test_fingerprint_handles_scalars_and_changes_with_weights():
-    from a3bench.eval.runner import model_fingerprint
+    from a3bench.eval.judge import model_fingerprint
 
     m = nn.Linear(3, 2)
     m.register_parameter("strength", nn.Parameter(torch.tensor(0.5)))  # 0-dim, like A3's λ
@@ -251,11 +251,17 @@ def test_too_few_iterations_are_flagged_not_converged(standard_model, fmnist_tes
 
 
 def test_black_box_beats_white_box_flag():
-    recs = [AttackRecord("apgd-ce", 50.0, broken=40, n_attacked=90), AttackRecord("square", 45.0, broken=5, n_attacked=50)]
-    (flag,) = diagnostics.black_box_flags(recs, 100)
-    assert flag.name == "black-box-beats-white-box" and flag.severity == "error"
-    assert diagnostics.black_box_flags([recs[1]], 100) == []  # square alone: nothing to compare
-    assert diagnostics.black_box_flags([recs[0], AttackRecord("square", 50.0, broken=0)], 100) == []
+    """The flag comes from what the attacks declare (kind, reveals), never from their names."""
+    from a3bench.attacks.registry import build_attack
+    from a3bench.schema import AttackKind
+
+    (apgd,), (square,) = build_attack("apgd-ce"), build_attack("square")
+    assert square.kind is AttackKind.BLACK_BOX and square.reveals == "black-box-beats-white-box"
+    recs = [AttackRecord("apgd-ce", 50.0, broken=40, n_attacked=90), AttackRecord("renamed", 45.0, broken=5, n_attacked=50, kind="black-box")]
+    (flag,) = diagnostics.reveal_flags([apgd, square], recs, 100)
+    assert flag.name == "black-box-beats-white-box" and flag.severity == "error" and "renamed" in flag.message
+    assert diagnostics.reveal_flags([square], recs[1:], 100) == []  # square alone: nothing to compare
+    assert diagnostics.reveal_flags([apgd, square], [recs[0], AttackRecord("square", 50.0, broken=0)], 100) == []
     assert diagnostics.verdict([flag]) == ("unreliable", "black-box-beats-white-box")
 
 
@@ -313,14 +319,26 @@ def test_kill_and_resume(standard_model, fmnist_test, tmp_path, kill_at):
 
 def test_resume_refuses_other_settings(standard_model, fmnist_test, tmp_path):
     out = tmp_path / "r.json"
-    with pytest.raises(KeyboardInterrupt):
-        evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3", n_examples=40, out=out, progress=_Interrupt("attack-end", 1))
+    with pytest.raises(KeyboardInterrupt):  # killed inside pgd-3: fgsm finished, pgd-3 started
+        evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3", n_examples=40, batch_size=16, out=out, progress=_Interrupt("batch", 4))
     with pytest.raises(ResultError, match="seed"):
-        evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3", n_examples=40, out=out, resume=True, seed=5)
-    with pytest.raises(ResultError, match="attacks"):
-        evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-4", n_examples=40, out=out, resume=True)
+        evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3", n_examples=40, batch_size=16, out=out, resume=True, seed=5)
+    with pytest.raises(ResultError, match="attacks"):  # an attack that had started cannot change
+        evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-4", n_examples=40, batch_size=16, out=out, resume=True)
     with pytest.raises(ResultError, match="eps"):
-        evaluate(standard_model, fmnist_test, LINF.with_eps(0.2), "fgsm,pgd-3", n_examples=40, out=out, resume=True)
+        evaluate(standard_model, fmnist_test, LINF.with_eps(0.2), "fgsm,pgd-3", n_examples=40, batch_size=16, out=out, resume=True)
+    with pytest.raises(ResultError, match="batch_size"):
+        evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3", n_examples=40, batch_size=8, out=out, resume=True)
+
+
+def test_resume_extends_a_run_with_more_attacks(standard_model, fmnist_test, tmp_path):
+    """Attacks after the finished ones may be added: the cascade up to them is unchanged."""
+    out, kw = tmp_path / "r.json", dict(n_examples=60, batch_size=32, seed=4)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3", out=out, progress=_Interrupt("attack-end", 1), **kw)
+    extended = evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3,pgd-6", out=out, resume=True, **kw)
+    fresh = evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3,pgd-6", **kw)
+    assert numbers(extended.record) == numbers(fresh.record) and extended.outcomes == fresh.outcomes
 
 
 def test_interrupted_run_leaves_previous_record(standard_model, fmnist_test, tmp_path):

@@ -11,10 +11,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from a3bench.attacks.base import Attack, AttackOutput
+from a3bench.attacks.pgd import PGD
 from a3bench.cli import app
 from a3bench.errors import AttackError, BudgetViolation
 from a3bench.eval.sweep import MIN_NORM, WORST_CASE, save_sweep, sweep_attack_names, sweep_eps, sweep_flags
-from a3bench.report.load import read_sweep
+from a3bench.schema import read_sweep
 
 N = 100
 
@@ -45,9 +46,9 @@ def test_invariants_standard_model(standard_sweep):
     assert "no-saturation" not in flag_names(r) and "not-monotone" not in flag_names(r)
     # per-example first breaking eps agrees with the curve
     for k, e in enumerate(r.eps):
-        robust = sum(b is None or b > e for b in r.broken_at["pgd-10"])
+        robust = sum(b is None or b > e for b in r.per_example.broken_at["pgd-10"])
         assert 100.0 * robust / N == pytest.approx(curve[k])
-    assert r.indices == list(range(N))
+    assert r.per_example.indices == list(range(N))
 
 
 def test_cascade_attacks_only_survivors(standard_sweep):
@@ -99,7 +100,7 @@ def test_worst_case_a3_model(a3_model, fmnist_test):
 def test_same_seed_same_numbers(standard_model, fmnist_test):
     run = lambda seed: sweep_eps(standard_model, fmnist_test, "Linf", [0.02, 0.04], "pgd-3", n_examples=40, batch_size=16, seed=seed)  # noqa: E731
     a, b = run(5), run(5)
-    assert a.curves == b.curves and a.broken_at == b.broken_at
+    assert a.curves == b.curves and a.per_example.broken_at == b.per_example.broken_at
     assert [(c["forward_passes"], c["backward_passes"]) for c in a.compute["per_eps"]] == \
            [(c["forward_passes"], c["backward_passes"]) for c in b.compute["per_eps"]]
 
@@ -177,9 +178,13 @@ class _Fails(Attack):
         raise RuntimeError("cannot handle this model\nmore detail")
 
 
-def test_failing_attack_is_one_clear_error(standard_model, fmnist_test):
-    with pytest.raises(AttackError, match=r"^attack fails failed on this model at eps 0.05 \(RuntimeError: cannot handle this model\); leave it out"):
-        sweep_eps(standard_model, fmnist_test, "Linf", [0, 0.05], [_Fails()], n_examples=8)
+def test_failing_attack_is_recorded_and_flagged(standard_model, fmnist_test):
+    """As in `attack`: the failure is noted, flagged, and the other curves go on."""
+    r = sweep_eps(standard_model, fmnist_test, "Linf", [0, 0.05, 0.1], [_Fails(), PGD(3)], n_examples=8)
+    assert "RuntimeError: cannot handle this model" in r.failed["fails"] and "more detail" not in r.failed["fails"]
+    assert "attack-failed" in flag_names(r)
+    assert r.curves["fails"] == [r.clean_acc] * 3  # it broke nothing before failing
+    assert r.curves["pgd-3"][-1] < r.clean_acc  # the other curve ran
 
 
 def test_save_roundtrip(standard_sweep, tmp_path):
@@ -187,7 +192,7 @@ def test_save_roundtrip(standard_sweep, tmp_path):
     assert path.name == f"{standard_sweep.model}.sweep.json"
     sweep = read_sweep(path)  # the contract a3bench report reads
     assert sweep.eps == standard_sweep.eps and sweep.curves == standard_sweep.curves
-    assert sweep.plot is not None and sweep.plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sweep.plot is not None and (path.parent / sweep.plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = path.with_name(path.name.replace(".json", ".md")).read_text()
     assert "| eps" in md and "pgd-10" in md
     data = json.loads(path.read_text())
@@ -207,13 +212,13 @@ def min_norm_sweep(standard_model, fmnist_test):
 def test_min_norm_curve_from_distances(min_norm_sweep):
     r = min_norm_sweep
     assert list(r.curves) == ["pgd-20", MIN_NORM, WORST_CASE]
-    fab, dist = r.curves[MIN_NORM], r.min_norm
+    fab, dist = r.curves[MIN_NORM], r.per_example.min_norm
     assert fab[0] == r.clean_acc and monotone(fab)
-    assert len(dist) == 48 and all(d is None for d, ok in zip(dist, r.clean_correct) if not ok)
+    assert len(dist) == 48 and all(d is None for d, ok in zip(dist, r.per_example.clean_correct) if not ok)
     for k, e in enumerate(r.eps):  # the curve is read off the distances: robust ⇔ no adversarial example within eps
-        robust = sum(ok and (d is None or d > e) for d, ok in zip(dist, r.clean_correct))
+        robust = sum(ok and (d is None or d > e) for d, ok in zip(dist, r.per_example.clean_correct))
         assert 100.0 * robust / 48 == pytest.approx(fab[k], abs=1e-3)
-    for d, b in zip(dist, r.broken_at[MIN_NORM]):  # first grid eps at or above the distance
+    for d, b in zip(dist, r.per_example.broken_at[MIN_NORM]):  # first grid eps at or above the distance
         if d is not None:
             assert b == min(e for e in r.eps if e >= d) if d <= r.eps[-1] else b is None
     # the one FAB run is counted once, not per eps, and worst case is the minimum of both curves

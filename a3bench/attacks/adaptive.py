@@ -178,6 +178,7 @@ class ModeTransfer(_A3Only, PGD):
     """
 
     kind = AttackKind.TRANSFER
+    reveals = "transfer-beats-white-box"
 
     def __init__(self, steps: int = 50, modes: tuple[str, ...] = ("off", "amplify"), **kw) -> None:
         super().__init__(steps, name=kw.pop("name", "mode-transfer"), **kw)
@@ -400,6 +401,7 @@ class TransferPGD(PGD):
     """PGD-K on a surrogate model (``transfer:SPEC``), judged by the target."""
 
     kind = AttackKind.TRANSFER
+    reveals = "transfer-beats-white-box"
 
     def __init__(self, spec: str, steps: int = 50, **kw) -> None:
         super().__init__(steps, name=kw.pop("name", f"transfer:{spec}"), **kw)

@@ -19,7 +19,6 @@ Attack, Andriushchenko et al. ECCV 2020, black-box, 5000 queries).
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import torch
@@ -105,6 +104,7 @@ class AutoAttackComponent(Attack):
         self.group = group
         # rand: APGD with EOT over 20 draws; Square queries only, so gradients cannot mislead it
         self.kind = AttackKind.BLACK_BOX if component == "square" else AttackKind.EOT if version == "rand" else AttackKind.WHITE_BOX
+        self.reveals = "black-box-beats-white-box" if component == "square" else None
         self._adversary = None
         self._key: tuple | None = None
         self._counter: PassCounter | None = None
@@ -153,17 +153,6 @@ class AutoAttackComponent(Attack):
             success = counter(x_adv).argmax(1) != y
         fwd, bwd = counter.reset()
         return AttackOutput(x_adv.detach(), success, fwd, bwd)
-
-
-class WarningCollector(logging.Handler):
-    """Collects the warnings pyautoattack logs (zero gradients ...) so they become flags."""
-
-    def __init__(self) -> None:
-        super().__init__(level=logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 def fab_min_norm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, norm: str, *, eps: float, seed: int,

@@ -8,28 +8,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 import torch
 from torch import nn
 
+from a3bench.schema import AttackKind
 from a3bench.threat import ThreatModel
 
-
-class AttackKind(str, Enum):
-    """What an attack is, for diagnostics and the runner: they ask this, never the name.
-
-    - ``white-box``: gradients of the deployed model (PGD, APGD, FAB, BPDA ...).
-    - ``black-box``: queries only (Square, SPSA): immune to misleading gradients.
-    - ``transfer``: crafted on another model or another mode of this one, judged here.
-    - ``eot``: gradients averaged over the randomness of a randomised model.
-    """
-
-    WHITE_BOX = "white-box"
-    BLACK_BOX = "black-box"
-    TRANSFER = "transfer"
-    EOT = "eot"
+__all__ = ["Attack", "AttackContext", "AttackKind", "AttackOutput"]
 
 
 @dataclass
@@ -38,6 +25,7 @@ class AttackOutput:
     success: torch.Tensor  # bool N: the attack's own claim that x_adv is misclassified
     forward_passes: int = 0  # summed over examples
     backward_passes: int = 0
+    loss_trace: torch.Tensor | None = None  # (iterates × N) attack loss per iterate, NaN after an example stopped; None if unknown
 
 
 @dataclass

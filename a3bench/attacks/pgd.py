@@ -46,10 +46,13 @@ def pgd_loop(
     so the compute goes to what is still robust.
 
     ``grad_fn(x_adv, y) -> (logits, grad)`` replaces the plain gradient (EOT, BPDA ...).
+    The output's ``loss_trace`` holds each example's loss at every iterate (steps + 1 rows;
+    NaN once it left the batch): read for convergence diagnostics, it costs no extra pass.
     """
     x_adv = x_init.detach().clone()
     success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     active = torch.arange(x.shape[0], device=x.device)
+    trace = torch.full((steps + 1, x.shape[0]), float("nan"), device=x.device)
     fwd = bwd = 0
 
     def plain_grad(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -60,11 +63,12 @@ def pgd_loop(
         return logits.detach(), grad
 
     grad_fn = grad_fn or plain_grad
-    for _ in range(steps):
+    for k in range(steps):
         if active.numel() == 0:
             break
         xa, ya, x0 = x_adv[active], y[active], x[active]
         logits, grad = grad_fn(xa, ya)
+        trace[k, active] = loss_fn(logits.detach(), ya).float()
         fwd += xa.shape[0]
         bwd += xa.shape[0]
         if early_stop:
@@ -75,9 +79,11 @@ def pgd_loop(
         x_adv[active] = threat.project(threat.step(xa, grad, step_size), x0).detach()
     if active.numel():
         with torch.no_grad():
-            success[active] = model(x_adv[active]).argmax(1) != y[active]
+            logits = model(x_adv[active])
+        success[active] = logits.argmax(1) != y[active]
+        trace[steps, active] = loss_fn(logits, y[active]).float()
         fwd += int(active.numel())
-    return AttackOutput(x_adv, success, fwd, bwd)
+    return AttackOutput(x_adv, success, fwd, bwd, loss_trace=trace)
 
 
 class PGD(Attack):
@@ -117,6 +123,7 @@ class PGD(Attack):
         step = self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
         x_best = x.clone()
         success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
+        trace = torch.full((self.steps + 1, x.shape[0]), float("nan"), device=x.device)
         fwd = bwd = 0
         for r in range(self.restarts):
             todo = (~success).nonzero().flatten()
@@ -132,7 +139,8 @@ class PGD(Attack):
             bwd += out.backward_passes
             x_best[todo] = out.x_adv
             success[todo] = out.success
-        return AttackOutput(x_best, success, fwd, bwd)
+            trace[:, todo] = out.loss_trace  # each example keeps the trace of its last restart
+        return AttackOutput(x_best, success, fwd, bwd, loss_trace=trace)
 
 
 class FGSM(PGD):

@@ -48,15 +48,23 @@ def attack_command(
     device: str = options.DEVICE,
     seed: int = options.SEED,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Record path (default results/<dataset>/<norm>/<model>.json; runs/… when that holds a different evaluation)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings (or with more attacks after the finished ones)."),
+    no_probe: bool = typer.Option(False, "--no-probe", help="Skip the convergence probe (docs/diagnostics.md#not-converged)."),
+    draws: int = typer.Option(10, "--draws", help="Fresh forward passes per verdict when the model turns out to be randomised (majority rule)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (CI logs); the summary is still printed."),
 ) -> None:
-    """Attack a model with a suite (worst case over attacks, per-example) and write a JSON record."""
+    """Attack a model with a suite (worst case over attacks, per-example) and write a JSON record.
+
+    Under torchrun (torchrun --nproc_per_node N -m a3bench attack ...) the batches are
+    shared among the processes; rank 0 writes the record (docs/scale.md).
+    """
     from a3bench.attacks.registry import resolve
     from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.device import resolve_device
     from a3bench.errors import AttackError
-    from a3bench.eval.record import default_result_path, settings_differ
-    from a3bench.eval.runner import evaluate, resolve_device
+    from a3bench.eval.distributed import current_shard
+    from a3bench.eval.runner import check_output_path, evaluate
+    from a3bench.schema import default_result_path, settings_differ
     from a3bench.threat import ThreatModel, parse_eps, parse_norm
 
     # Validate everything cheap before loading anything heavy.
@@ -64,7 +72,13 @@ def attack_command(
     eps_v = parse_eps(eps) if eps is not None else None
     plan = resolve(suite=suite, attacks=attacks)
     check_counts(batch_size, n_examples)
+    if draws < 1:
+        raise AttackError(f"--draws must be ≥ 1, got {draws}")
+    if out is not None:
+        check_output_path(out)
     dev = resolve_device(device)
+    main_rank = current_shard(dev).is_main
+    quiet = quiet or not main_rank
 
     loaded, ds_name, data = load_model_and_dataset(model, dataset, data_dir, norm_v, dev)
     if eps_v is None:
@@ -84,18 +98,21 @@ def attack_command(
             # never replace a different (often longer) evaluation by default
             kept = out
             out = default_result_path(ds_name, norm_v, loaded.name, root="runs")
-            err.print(f"{kept} holds a different evaluation ({', '.join(diff)}): kept; this record goes to {out} "
-                      f"(--out {kept} replaces it)", soft_wrap=True)
+            if main_rank:
+                err.print(f"{kept} holds a different evaluation ({', '.join(diff)}): kept; this record goes to {out} "
+                          f"(--out {kept} replaces it)", soft_wrap=True)
     if not quiet:
         err.print(f"[bold]{loaded.name}[/] on {ds_name} ({threat.label}), {len(plan.attacks)} attack(s): "
                   f"{', '.join(a.name for a in plan.attacks)}")
     drawer = None if quiet else _RichProgress(err)
     try:
         result = evaluate(loaded, data, threat, plan, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
-                          device=dev, out=out, resume=resume, progress=drawer, spec=model)
+                          device=dev, out=out, resume=resume, progress=drawer, spec=model, probe=not no_probe, draws=draws)
     finally:
         if drawer is not None:
             drawer.close()
+    if not main_rank:
+        return
     print_summary(con, result.record)
     con.print(f"record -> {result.path}")
 
@@ -104,7 +121,7 @@ def print_summary(con, record) -> None:
     """The table every run ends with: clean, each attack, worst case with its 95 % CI."""
     from rich.table import Table
 
-    from a3bench.eval.record import wilson_interval
+    from a3bench.stats import wilson_interval
 
     n = record.n_examples or 1
     table = Table(title=f"{record.name} · {record.dataset} · {record.norm} eps={record.eps_text} · n={record.n_examples} · seed {record.seed}")
@@ -123,6 +140,10 @@ def print_summary(con, record) -> None:
             continue
         table.add_row(a.name, f"{a.robust_acc:.2f}", ci(a.robust_acc), str(a.broken), str(a.n_attacked), f"{a.seconds:.1f}",
                       f"{a.forward_passes / n:.1f}", f"{a.backward_passes / n:.1f}")
+    p = record.probe
+    if p is not None and p.n_attacked:
+        table.add_row(f"[dim]probe {p.attack}[/]", "[dim]diagnostic[/]", "", str(p.broken), str(p.n_attacked), f"{p.seconds:.1f}",
+                      f"{p.forward_passes / n:.1f}", f"{p.backward_passes / n:.1f}")
     lo, hi = record.robust_acc_ci
     c = record.compute
     table.add_section()
@@ -132,6 +153,12 @@ def print_summary(con, record) -> None:
     for a in record.per_attack:
         if a.status in ("skipped", "failed"):
             con.print(f"[dim]{a.name} {a.status}: {a.note}[/]")
+    if p is not None and p.note:
+        con.print(f"[dim]probe: {p.note}[/]")
+    rnd = (record.compute or {}).get("randomised")
+    if rnd:
+        con.print(f"randomised model: each verdict over {rnd['draws']} fresh draws ({rnd['rule']}); "
+                  f"expected robust accuracy over draws {rnd['expected_robust_acc']:.2f} %")
     if record.autoattack_acc is not None:
         con.print(f"AutoAttack accuracy: {record.autoattack_acc:.2f} %" + (f" (reported: {record.reported:.2f} %)" if record.reported is not None else ""))
     for f in record.flags:
@@ -166,7 +193,7 @@ class _RichProgress:
         if ev.stage in ("done",):
             return
         key = ev.attack_index
-        name = "clean" if key < 0 else ev.attack
+        name = "clean" if key < 0 else f"probe {ev.attack}" if ev.stage == "probe" else ev.attack
         if ev.stage in ("skipped", "failed"):
             self.progress.console.print(f"{name}: {ev.stage} ({ev.note})")
             return

@@ -18,9 +18,12 @@ def console(stderr: bool = False):
 
 
 def fail(message: str, code: int = 2) -> None:
-    """One line on stderr, a non-zero exit, no traceback."""
+    """One line on stderr, a non-zero exit, no traceback (under torchrun, rank > 0 says which rank)."""
+    import os
+
     text = " ".join(str(message).split())
-    typer.echo(f"error: {text}", err=True)
+    rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else "0"
+    typer.echo(f"error: {text}" if rank == "0" else f"error: [rank {rank}] {text}", err=True)
     raise typer.Exit(code)
 
 

@@ -39,6 +39,8 @@ def models_command(
         con.print(table)
         con.print("architectures: " + ", ".join(list_models()))
         return
+    import dataclasses
+
     m = load_model(spec)
     summary = a3_summary(m.model)
     info = {
@@ -51,7 +53,7 @@ def models_command(
         "a3_parameters": summary.n_parameters,
         "meta": {k: v for k, v in m.meta.items() if k != "train"},
         "train_config": m.meta.get("train"),
-        "card": m.card,
+        "card": {**{k: v for k, v in dataclasses.asdict(m.card).items() if k != "extra"}, **m.card.extra},
     }
     if as_json:
         typer.echo(json.dumps(info, indent=2, default=str))

@@ -35,8 +35,9 @@ def sweep_command(
 ) -> None:
     """Robust accuracy against eps for each attack and PGD iteration count (curves, table, plot)."""
     from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.device import resolve_device
     from a3bench.errors import AttackError
-    from a3bench.eval.runner import resolve_device
+    from a3bench.eval.distributed import current_shard
     from a3bench.eval.sweep import build_curves, default_sweep_dir, save_sweep, sweep_attack_names, sweep_eps
     from a3bench.threat import parse_eps_list, parse_norm
 
@@ -49,6 +50,8 @@ def sweep_command(
         raise AttackError(f"--min-norm-restarts must be ≥ 1, got {min_norm_restarts}")
     check_counts(batch_size, n_examples)
     dev = resolve_device(device)
+    main_rank = current_shard(dev).is_main
+    quiet = quiet or not main_rank
     loaded, ds_name, data = load_model_and_dataset(model, dataset, data_dir, norm_v, dev)
     out_dir = out or default_sweep_dir(ds_name, norm_v)
 
@@ -65,6 +68,8 @@ def sweep_command(
     finally:
         if drawer is not None:
             drawer.close()
+    if not main_rank:
+        return
     if out is None:
         out_dir = _keep_published(result, out_dir, err)
     path = save_sweep(result, out_dir)
@@ -74,8 +79,8 @@ def sweep_command(
 
 def _keep_published(result, out_dir: Path, err) -> Path:
     """A default run never replaces a sweep of a different evaluation: it goes to runs/ instead."""
-    from a3bench.eval.record import settings_differ
     from a3bench.eval.sweep import default_sweep_dir, sweep_stem
+    from a3bench.schema import settings_differ
 
     existing = Path(out_dir) / f"{sweep_stem(result.model)}.sweep.json"
     settings = {"eps": list(result.eps), "curves": list(result.curves), "n_examples": result.n_examples,
@@ -116,6 +121,8 @@ def print_sweep(con, result) -> None:
                   f"{m['forward_passes']} forward + {m['backward_passes']} backward passes, {m['seconds']:.1f} s")
     for name, why in result.skipped.items():
         con.print(f"[dim]{name} skipped: {why}[/]")
+    for name, why in result.failed.items():
+        con.print(f"[dim]{name} failed: {why}[/]")
     for f in result.flags:
         colour = "red" if f.severity == "error" else "yellow"
         con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")

@@ -1,13 +1,15 @@
 """Is the evaluation trustworthy? Flags computed from the run, never hand-set (DESIGN §4).
 
-This module owns the flag set and the verdict roll-up. Each ``*_flags`` function looks
-at the model or the finished cascade and returns :class:`~a3bench.eval.record.Flag`
-objects; :func:`verdict` turns all flags into reliable / suspicious / unreliable.
-To add a flag: write a function here returning ``list[Flag]``, call it from the runner
-(or from a sweep), and give it a section (anchor = flag name) in docs/diagnostics.md.
+This module owns the flag set and the verdict roll-up. Each ``*_flags`` function looks at
+the model, the finished cascade or a sweep and returns :class:`~a3bench.schema.Flag`
+objects; :func:`run_flags` gathers those of one evaluation and :func:`verdict` turns all
+flags into reliable / suspicious / unreliable. Attacks are told apart by what they declare
+(``kind``, ``reveals``), never by their names.
 
-AutoAttack's own sanity checks (``pyautoattack/checks.py``) are reused as they are:
-their warnings are collected instead of printed and become flags.
+To add a flag: write a function here returning ``list[Flag]``, call it from
+:func:`run_flags` (or from a sweep), and give it a section (anchor = flag name) in
+docs/diagnostics.md. AutoAttack's own sanity checks (``pyautoattack/checks.py``) are reused
+as they are: their warnings are collected instead of printed and become flags.
 """
 
 from __future__ import annotations
@@ -19,11 +21,29 @@ import torch.nn.functional as F
 from torch import nn
 
 from a3bench.attacks.pgd import input_grad
-from a3bench.eval.record import AttackRecord, Flag
+from a3bench.schema import AttackKind, AttackRecord, AttackStatus, Flag, ProbeRecord, Severity, Verdict
+from a3bench.threat import Norm, format_eps, parse_norm
 
-WARNING, ERROR = "warning", "error"
-WHITE_BOX_GROUPS_EXCLUDED = ("square",)  # names of black-box attacks (AttackRecord.name)
+WARNING, ERROR = Severity.WARNING, Severity.ERROR
+GAP_POINTS = 1.0  # percentage points: what a later attack may add before a flag fires
 SQUARE_ALPHA = 0.2  # percentage points, AutoAttack's check_square_sr threshold (0.002)
+PROBE_EXAMPLES = 200
+NEAR_CHANCE = 0.1  # clean accuracy within 10 % of the way from chance to 100 % is "near chance"
+# no-saturation: a sound evaluation drives accuracy to about 0 once eps is large enough to
+# turn any image into any other: half the pixel range in Linf, 5.0 in L2 (typical 28×28
+# images are 5–10 apart; on 3×32×32 more, so 5.0 is a floor).
+SATURATION_EPS = {Norm.LINF: 0.5, Norm.L2: 5.0}
+SATURATION_ACC = 5.0  # percent
+
+# What an attack proves when it breaks what the white-box attacks before it missed
+# (``Attack.reveals``): severity, threshold in points, and what it means.
+REVEALS: dict[str, tuple[Severity, float, str]] = {
+    "black-box-beats-white-box": (ERROR, SQUARE_ALPHA, "the gradients are misleading (gradient masking); the white-box numbers "
+                                                       "are unreliable, run adaptive attacks"),
+    "transfer-beats-white-box": (ERROR, GAP_POINTS, "the deployed model's own gradients are masked"),
+    "attention-saturation": (WARNING, GAP_POINTS, "the attention softmax saturates and masks gradients: attacks without "
+                                                  "attention scaling overestimate robustness"),
+}
 
 
 class _Collect:
@@ -44,6 +64,9 @@ def _run_check(check: Callable[[_Collect], object]) -> list[str]:
     return sink.messages
 
 
+# --------------------------------------------------------------------------- the model itself
+
+
 def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomized_ok: bool = False) -> list[Flag]:
     """AutoAttack's checks on one batch: randomised outputs, softmax instead of logits,
     zero gradients, dynamic (autograd inside forward) defense.
@@ -55,19 +78,16 @@ def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomiz
 
     checks = import_autoattack().checks
     flags: list[Flag] = []
-    # randomised outputs: 5 forward passes must agree (check_randomized)
     msgs = _run_check(lambda log: checks.check_randomized(model, x, y, bs=x.shape[0], logger=log))
     if msgs:
         with torch.no_grad():
-            spread = (model(x) - model(x)).abs().max().item()
+            spread = (model(x) - model(x)).abs().nan_to_num(0.0).max().item()
         flags.append(Flag("randomized-outputs", WARNING if randomized_ok else ERROR,
                           "the model's outputs change between identical forward passes: gradient attacks see noise; "
-                          "use EOT (eot-pgd-K) or autoattack-rand", value=spread))
-    # softmax instead of logits (check_range_output)
+                          "a3bench judges it by the majority of fresh draws and adds EOT", value=spread))
     msgs = _run_check(lambda log: checks.check_range_output(model, x, logger=log))
     if msgs:
         flags.append(Flag("softmax-outputs", ERROR, "the model returns probabilities, not logits: CE/DLR gradients vanish; return logits"))
-    # zero gradients of the CE loss (check_zero_gradients, on the first APGD gradient in AutoAttack)
     xg = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         grad = input_grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
@@ -88,6 +108,25 @@ def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomiz
     return flags
 
 
+def near_chance_flags(clean_acc: float, num_classes: int) -> list[Flag]:
+    """A model near chance has nothing to be robust about: its robust number means nothing."""
+    chance = 100.0 / max(num_classes, 1)
+    if clean_acc > chance + NEAR_CHANCE * (100.0 - chance):
+        return []
+    return [Flag("clean-near-chance", WARNING, f"clean accuracy {clean_acc:.2f} % is near chance ({chance:.1f} % for {num_classes} "
+                                               "classes): the model, its weights or the dataset are wrong", value=round(clean_acc, 4))]
+
+
+def nonfinite_flags(count: int) -> list[Flag]:
+    if not count:
+        return []
+    return [Flag("non-finite-outputs", ERROR, f"{count} verdict(s) met NaN or infinite logits (counted as misclassified): "
+                                              "the model is numerically broken, its numbers mean nothing", value=float(count))]
+
+
+# --------------------------------------------------------------------------- the cascade
+
+
 def apgd_warning_flags(messages: Sequence[str]) -> list[Flag]:
     """Warnings pyautoattack logged while attacking (e.g. zero gradients inside APGD)."""
     zero = [m for m in messages if "zero gradient" in m]
@@ -96,42 +135,51 @@ def apgd_warning_flags(messages: Sequence[str]) -> list[Flag]:
     return [Flag("zero-gradients-in-apgd", WARNING, f"APGD met zero gradients ({len(zero)} batch(es)): {zero[0]}")]
 
 
-def black_box_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
-    """Square (black-box) broke examples that every white-box attack before it survived:
-    the gradients are misleading (AutoAttack's check_square_sr, same 0.2-point threshold)."""
-    flags = []
+def reveal_flags(attacks: Sequence, per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
+    """An attack that declares ``reveals`` broke more than the threshold of examples that
+    every white-box attack before it survived: it shows what the white-box numbers missed."""
+    flags: dict[str, Flag] = {}
     white_box_before = False
-    for rec in per_attack:
-        if rec.status != "ran":
+    for attack, rec in zip(attacks, per_attack):
+        if rec.status is not AttackStatus.RAN:
             continue
-        if rec.name in WHITE_BOX_GROUPS_EXCLUDED:
+        name = getattr(attack, "reveals", None)
+        if name and white_box_before and name not in flags:
+            severity, threshold, meaning = REVEALS.get(name, (ERROR, GAP_POINTS, "the attacks before it were misled"))
             share = 100.0 * rec.broken / n if n else 0.0
-            if white_box_before and share > SQUARE_ALPHA:
-                flags.append(Flag("black-box-beats-white-box", ERROR,
-                                  f"square broke {rec.broken} example(s) ({share:.2f} %) that every white-box attack before it "
-                                  "missed: gradient masking; the white-box numbers are unreliable, run adaptive attacks",
-                                  value=round(share, 4)))
-        else:
+            if share > threshold:
+                flags[name] = Flag(name, severity, f"{rec.name} broke {rec.broken} example(s) ({share:.2f} %) that every white-box "
+                                                   f"attack before it missed: {meaning}", value=round(share, 4))
+        if rec.kind in (AttackKind.WHITE_BOX, AttackKind.EOT) and not name:
             white_box_before = True
-    return flags
+    return list(flags.values())
 
 
-def unconfirmed_flags(per_attack: Sequence[AttackRecord], unconfirmed: dict[str, int]) -> list[Flag]:
+def unconfirmed_flags(per_attack: Sequence[AttackRecord], unconfirmed: dict[str, int], n: int) -> list[Flag]:
     """Attacks claimed successes that a fresh forward pass did not confirm (randomness, train-mode
-    layers, fp16 ...). One flag for the run; the message names each attack and its count."""
+    layers, fp16 ...). One flag for the run; the message names each attack and its count.
+    AutoAttack's own claims get their own flag: its self-reported number is then not its number."""
     counts = {name: count for name, count in unconfirmed.items() if count}
     if not counts:
         return []
     total = sum(counts.values())
     per = ", ".join(f"{name} {count}" for name, count in counts.items())
-    return [Flag("unconfirmed-successes", WARNING,
-                 f"{total} claimed success(es) not confirmed by a fresh eval-mode forward pass ({per}); "
-                 "they count as robust", value=float(total))]
+    flags = [Flag("unconfirmed-successes", WARNING,
+                  f"{total} claimed success(es) not confirmed by a fresh eval-mode forward pass ({per}); they count as robust",
+                  value=float(total))]
+    aa = sum(counts.get(r.name, 0) for r in per_attack if r.group in ("autoattack", "autoattack-rand"))
+    aa_acc = autoattack_accuracy(per_attack)
+    if aa and aa_acc is not None and n:
+        own = aa_acc - 100.0 * aa / n
+        flags.append(Flag("autoattack-self-report-differs", WARNING,
+                          f"AutoAttack's own robust accuracy would be {own:.2f} %, the re-check of its adversarial examples "
+                          f"gives {aa_acc:.2f} %: {aa} of its successes do not hold on the deployed model", value=round(aa_acc - own, 4)))
+    return flags
 
 
 def failed_flags(per_attack: Sequence[AttackRecord]) -> list[Flag]:
     """Attacks that raised an error on this model: the worst case lacks (part of) them."""
-    failed = [rec for rec in per_attack if rec.status == "failed"]
+    failed = [rec for rec in per_attack if rec.status is AttackStatus.FAILED]
     if not failed:
         return []
     what = "; ".join(f"{rec.name} {rec.note}" for rec in failed)
@@ -145,62 +193,29 @@ def budget_flags(violations: dict[str, int]) -> list[Flag]:
             for name, count in violations.items() if count]
 
 
-_RANK = {"reliable": 0, "suspicious": 1, "unreliable": 2}
-
-
-def verdict(flags: Sequence[Flag]) -> tuple[str, str]:
-    """Roll flags up: any error → unreliable, any warning → suspicious, else reliable.
-
-    Returns (verdict, one-line reason naming the flags that decided it).
-    """
-    errors = [f for f in flags if f.severity == ERROR]
-    warnings = [f for f in flags if f.severity == WARNING]
-    if errors:
-        return "unreliable", "; ".join(sorted({f.name for f in errors}))
-    if warnings:
-        return "suspicious", "; ".join(sorted({f.name for f in warnings}))
-    return "reliable", "no diagnostic fired"
-
-
-# --------------------------------------------------------------------------- adaptive evaluation (DESIGN §4)
-
-GAP_POINTS = 1.0  # percentage points: what a later attack may add before a flag fires
-TRANSFER_ATTACKS = ("mode-transfer",)  # plus every "transfer:SPEC"
-PROBE_EXAMPLES = 200
-
-
-def _is_transfer(name: str) -> bool:
-    return name.startswith("transfer:") or name.split(":")[0] in TRANSFER_ATTACKS
-
-
-def transfer_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
-    """A transfer attack (crafted on another model or another A3 mode) broke examples that
-    every white-box attack on the deployed model missed: its own gradients mislead."""
-    flags, white_box_before = [], False
-    for rec in per_attack:
-        if rec.status != "ran":
-            continue
-        if _is_transfer(rec.name):
-            share = 100.0 * rec.broken / n if n else 0.0
-            if white_box_before and share > GAP_POINTS:
-                flags.append(Flag("transfer-beats-white-box", ERROR,
-                                  f"{rec.name} broke {rec.broken} example(s) ({share:.2f} %) that the white-box attacks before it "
-                                  "missed: the deployed model's gradients are masked", value=round(share, 4)))
-        elif rec.name not in WHITE_BOX_GROUPS_EXCLUDED:
-            white_box_before = True
-    return flags
+def autoattack_accuracy(per_attack: Sequence[AttackRecord]) -> float | None:
+    """AutoAttack's own number: known when all its components ran first in the cascade."""
+    ran = [r for r in per_attack if r.status is AttackStatus.RAN]
+    for group in ("autoattack", "autoattack-rand"):
+        k = 0
+        while k < len(ran) and ran[k].group == group:
+            k += 1
+        if k and k == sum(1 for r in per_attack if r.group == group) and ran[k - 1].robust_acc is not None:
+            return round(ran[k - 1].robust_acc, 4)
+    return None
 
 
 def adaptive_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
     """The attacks after AutoAttack broke more than GAP_POINTS of the examples AutoAttack
     left robust: AutoAttack's number is not reliable for this model."""
     groups = [rec.group for rec in per_attack]
-    if "autoattack" not in groups:
+    aa = [g for g in ("autoattack", "autoattack-rand") if g in groups]
+    if not aa:
         return []
-    last_aa = max(i for i, g in enumerate(groups) if g == "autoattack")
-    if any(g != "autoattack" for g in groups[: last_aa + 1]):
+    last_aa = max(i for i, g in enumerate(groups) if g == aa[0])
+    if any(g != aa[0] for g in groups[: last_aa + 1]):
         return []  # AutoAttack did not run first: its own number is not in the cascade
-    after = [rec for rec in per_attack[last_aa + 1 :] if rec.status == "ran"]
+    after = [rec for rec in per_attack[last_aa + 1 :] if rec.status is AttackStatus.RAN]
     broken = sum(rec.broken for rec in after)
     share = 100.0 * broken / n if n else 0.0
     if share <= GAP_POINTS:
@@ -209,6 +224,9 @@ def adaptive_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
     return [Flag("adaptive-beats-autoattack", ERROR,
                  f"the attacks after AutoAttack lowered robust accuracy by {share:.2f} points (most: {top.name}, {top.broken}): "
                  "AutoAttack is unreliable for this model; report the worst case", value=round(share, 4))]
+
+
+# --------------------------------------------------------------------------- convergence
 
 
 def _pgd_family(attack) -> tuple | None:
@@ -220,10 +238,15 @@ def _pgd_family(attack) -> tuple | None:
     return (attack.loss_name, attack.step_size, attack.random_start)
 
 
+def convergence_pairs_present(attacks) -> bool:
+    fams = [(_pgd_family(a), getattr(a, "steps", 0)) for a in attacks]
+    return any(fa is not None and fa == fb and kb >= 2 * ka for i, (fa, ka) in enumerate(fams) for fb, kb in fams[i + 1 :])
+
+
 def convergence_flags(attacks, per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
     """PGD-2K (or more) after PGD-K in the cascade still broke > GAP_POINTS: not converged."""
     flags = []
-    ran = {rec.name: rec for rec in per_attack if rec.status == "ran"}
+    ran = {rec.name: rec for rec in per_attack if rec.status is AttackStatus.RAN}
     for i, a in enumerate(attacks):
         fam = _pgd_family(a)
         if fam is None or a.name not in ran:
@@ -239,38 +262,100 @@ def convergence_flags(attacks, per_attack: Sequence[AttackRecord], n: int) -> li
     return flags
 
 
-def convergence_probe(attacks, model: nn.Module, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor,
-                      robust: Sequence[bool], threat, seed: int, deployed) -> tuple[list[Flag], int]:
-    """When the cascade has no PGD-K/PGD-2K pair: run PGD with twice the largest K on the
-    still-robust examples among the first PROBE_EXAMPLES. Diagnostic only — the record's
-    numbers are not changed — so the flag tells the user to rerun with more iterations.
-
-    Returns (flags, forward+backward passes spent).
-    """
-    from a3bench.attacks.pgd import PGD
-
+def probe_target(attacks):
+    """The PGD whose convergence the probe checks: the plan's longest plain PGD, when the
+    plan has no PGD-K / PGD-2K pair that answers the question already."""
     pgds = [a for a in attacks if _pgd_family(a) is not None]
     if not pgds or convergence_pairs_present(attacks):
-        return [], 0
-    top = max(pgds, key=lambda a: a.steps)
-    m = min(len(x), PROBE_EXAMPLES)
-    idx = torch.tensor([i for i in range(m) if robust[i]], dtype=torch.long)
-    if idx.numel() == 0:
-        return [], 0
-    probe = PGD(2 * top.steps, step_size=top.step_size, loss=top.loss_name, random_start=top.random_start, name=f"pgd-{2 * top.steps}")
-    out = probe(model, x[idx], y[idx], threat, seed=seed, indices=positions[idx])
-    from a3bench.eval.runner import recheck
-
-    broken = int(recheck(probe.name, out, x[idx], y[idx], threat, deployed).broken.sum())
-    share = 100.0 * broken / m
-    flags = []
-    if share > GAP_POINTS:
-        flags.append(Flag("not-converged", WARNING,
-                          f"probe: {probe.name} broke {broken} of the first {m} examples ({share:.2f} %) that {top.name} left robust; "
-                          f"the numbers overestimate robustness: rerun with pgd-{4 * top.steps} or --suite pgd", value=round(share, 4)))
-    return flags, out.forward_passes + out.backward_passes
+        return None
+    return max(pgds, key=lambda a: a.steps)
 
 
-def convergence_pairs_present(attacks) -> bool:
-    fams = [(_pgd_family(a), getattr(a, "steps", 0)) for a in attacks]
-    return any(fa is not None and fa == fb and kb >= 2 * ka for i, (fa, ka) in enumerate(fams) for fb, kb in fams[i + 1 :])
+def probe_attack(target):
+    """PGD with twice the target's iterations, same loss, step and start."""
+    from a3bench.attacks.pgd import PGD
+
+    steps = 2 * target.steps
+    return PGD(steps, step_size=target.step_size, loss=target.loss_name, random_start=target.random_start, name=f"pgd-{steps}")
+
+
+def probe_flags(probe: ProbeRecord | None, target_name: str | None, n: int, candidates: int) -> list[Flag]:
+    """The probe broke, extrapolated to every still-rising example, more than GAP_POINTS of n."""
+    if probe is None or probe.n_attacked == 0 or not n:
+        return []
+    share = 100.0 * probe.broken / probe.n_attacked * candidates / n
+    if share <= GAP_POINTS:
+        return []
+    return [Flag("not-converged", WARNING,
+                 f"probe: {probe.attack} broke {probe.broken} of the {probe.n_attacked} example(s) whose loss was still rising after "
+                 f"{target_name} (about {share:.2f} points of accuracy): the numbers overestimate robustness; rerun with more "
+                 "iterations or --suite pgd", value=round(share, 4))]
+
+
+# --------------------------------------------------------------------------- one evaluation
+
+
+def run_flags(attacks, per_attack: Sequence[AttackRecord], state, *, n: int, num_classes: int, clean_acc: float,
+              probe: ProbeRecord | None) -> list[Flag]:
+    """Every flag of one evaluation, in a stable order."""
+    target = probe_target(attacks)
+    candidates = sum(1 for k in state.rising if state.broken_by[k] is None)
+    flags = list(state.flags)
+    flags += near_chance_flags(clean_acc, num_classes)
+    flags += nonfinite_flags(state.nonfinite)
+    flags += apgd_warning_flags(state.aa_warnings)
+    flags += reveal_flags(attacks, per_attack, n)
+    flags += unconfirmed_flags(per_attack, state.unconfirmed, n)
+    flags += budget_flags(state.violations)
+    flags += failed_flags(per_attack)
+    flags += adaptive_flags(per_attack, n)
+    flags += convergence_flags(attacks, per_attack, n)
+    flags += probe_flags(probe, target.name if target is not None else None, n, candidates)
+    return flags
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def sweep_flags(norm, eps: Sequence[float], curves: dict[str, list[float | None]], worst_case: Sequence[float],
+                *, saturation_eps: float | None = None) -> list[Flag]:
+    """``not-monotone``: some curve rises with eps (only possible without the cascade: the
+    attack is weaker at a larger eps, so the smaller-eps number cannot be trusted either).
+    ``no-saturation``: the largest eps is large (≥ ``saturation_eps``, default
+    :data:`SATURATION_EPS`) and the worst case is still above 5 %."""
+    flags: list[Flag] = []
+    rises = []
+    for name, values in curves.items():
+        for i in range(1, len(values)):
+            a, b = values[i - 1], values[i]
+            if a is not None and b is not None and b > a + 1e-9:
+                rises.append((b - a, name, eps[i - 1], eps[i]))
+    if rises:
+        worst = max(rises)
+        flags.append(Flag("not-monotone", WARNING,
+                          f"robust accuracy rises with eps ({len(rises)} time(s); largest: {worst[1]} +{worst[0]:.2f} points "
+                          f"from eps {format_eps(worst[2])} to {format_eps(worst[3])}): the attack is weaker at the larger eps; "
+                          "use the cascade (the default) or a stronger attack", value=round(worst[0], 4)))
+    large = SATURATION_EPS[parse_norm(norm)] if saturation_eps is None else float(saturation_eps)
+    if eps and worst_case and eps[-1] >= large and worst_case[-1] > SATURATION_ACC:
+        flags.append(Flag("no-saturation", WARNING,
+                          f"worst-case accuracy is still {worst_case[-1]:.2f} % at eps {format_eps(eps[-1])} (≥ {format_eps(large)}, "
+                          f"where a sound evaluation reaches about 0): gradient masking or a weak attack", value=round(worst_case[-1], 4)))
+    return flags
+
+
+# --------------------------------------------------------------------------- the verdict
+
+
+def verdict(flags: Sequence[Flag]) -> tuple[Verdict, str]:
+    """Roll flags up: any error → unreliable, any warning → suspicious, else reliable.
+
+    Returns (verdict, one-line reason naming the flags that decided it).
+    """
+    errors = [f for f in flags if f.severity is ERROR]
+    warnings = [f for f in flags if f.severity is WARNING]
+    if errors:
+        return Verdict.UNRELIABLE, "; ".join(sorted({f.name for f in errors}))
+    if warnings:
+        return Verdict.SUSPICIOUS, "; ".join(sorted({f.name for f in warnings}))
+    return Verdict.RELIABLE, "no diagnostic fired"

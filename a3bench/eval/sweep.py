@@ -8,9 +8,10 @@ curve is monotone by construction; ``cascade=False`` runs every eps on every
 clean-correct example (the naive way, kept for tests and to expose attacks whose
 strength is not monotone in eps).
 
-Every adversarial example is re-checked as in :mod:`a3bench.eval.runner`: inside the
-eps-ball and [0,1] (tolerance 1e-6, else :class:`~a3bench.errors.BudgetViolation`) and
-misclassified by a fresh eval-mode fp32 forward pass of the deployed model.
+Every attack runs through the one :class:`~a3bench.eval.cascade.Cascade` and every
+adversarial example is re-checked by the judge, as in ``a3bench attack``; an attack that
+raises is recorded as failed (what it broke stands) and flagged, as in ``attack``. The
+result is a :class:`~a3bench.schema.SweepRecord`.
 
 >>> from a3bench.eval.sweep import sweep_eps, save_sweep
 >>> res = sweep_eps(load_model("smallcnn.pgdat_fmnist"), load_dataset("fmnist"), "Linf",
@@ -23,28 +24,28 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
 from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import A3BenchError, AttackError, BudgetViolation, one_line
-from a3bench.eval.record import Flag
-from a3bench.io import atomic_write_bytes, safe_name, write_json_atomic
+from a3bench.device import resolve_device
+from a3bench.errors import AttackError, BudgetViolation
+from a3bench.eval import diagnostics
+from a3bench.eval.cascade import BatchResult, Cascade
+from a3bench.eval.distributed import current_shard
+from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint
+from a3bench.eval.provenance import provenance
+from a3bench.io import atomic_write_bytes, safe_name
+from a3bench.schema import AttackStatus, Flag, SweepPerExample, SweepRecord, write_sweep
 from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
-SCHEMA_VERSION = 1
 WORST_CASE = "worst-case"
 MIN_NORM = "fab-min-norm"  # the curve of the optional minimum-norm pass (one FAB run prices the whole grid)
 DEFAULT_ATTACKS = ("pgd-20",)
-# no-saturation: a sound evaluation drives accuracy to about 0 once eps is large enough
-# to turn any image into any other. "Large" on [0,1] pixels: half the range in Linf
-# (every pixel can be set to 0.5), and 5.0 in L2 (the L2 distance between typical
-# 28×28 images is around 5–10; on 3×32×32 it is larger still, so 5.0 is a floor).
-SATURATION_EPS = {Norm.LINF: 0.5, Norm.L2: 5.0}
-SATURATION_ACC = 5.0  # percent
+sweep_flags = diagnostics.sweep_flags
 
 
 # --------------------------------------------------------------------------- public types
@@ -66,64 +67,6 @@ class SweepProgress:
 
 
 SweepProgressFn = Callable[[SweepProgress], None]
-
-
-@dataclass
-class SweepResult:
-    """One sweep. ``curves`` maps each attack (and ``worst-case`` when there are several)
-    to robust accuracy in percent, one value per eps (None: the attack does not apply)."""
-
-    model: str
-    dataset: str
-    norm: str
-    eps: list[float]
-    curves: dict[str, list[float | None]]
-    worst_case: list[float]
-    clean_acc: float
-    n_examples: int
-    seed: int
-    cascade: bool
-    attacks: dict[str, list[str]]  # curve name -> the attack steps behind it (a composite has several)
-    compute: dict[str, Any]  # forward/backward passes and seconds, in total and per eps
-    flags: list[Flag] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # curve name -> why it did not run
-    indices: list[int] = field(default_factory=list)  # dataset positions of the examples
-    labels: list[int] = field(default_factory=list)
-    clean_correct: list[bool] = field(default_factory=list)
-    broken_at: dict[str, list[float | None]] = field(default_factory=dict)  # per curve, per example: smallest eps of the grid found non-robust
-    min_norm: list[float | None] | None = None  # per example: FAB's smallest breaking perturbation (None: none found); only with min_norm
-    batch_size: int = 256
-    model_info: dict[str, Any] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    plot: Path | None = None  # set by save_sweep
-    path: Path | None = None  # set by save_sweep
-
-    def to_dict(self) -> dict[str, Any]:
-        """The ``<model>.sweep.json`` contract (docs/report.md "Eps sweeps", docs/sweep.md)."""
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "model": self.model,
-            "dataset": self.dataset,
-            "norm": self.norm,
-            "eps": self.eps,
-            "eps_text": eps_labels(self.eps),
-            "curves": self.curves,
-            "worst_case": self.worst_case,
-            "plot": self.plot.name if self.plot is not None else None,
-            "flags": [asdict(f) for f in self.flags],
-            "clean_acc": self.clean_acc,
-            "n_examples": self.n_examples,
-            "seed": self.seed,
-            "cascade": self.cascade,
-            "batch_size": self.batch_size,
-            "attacks": self.attacks,
-            "skipped": self.skipped,
-            "compute": self.compute,
-            "model_info": self.model_info,
-            "provenance": self.provenance,
-            "per_example": {"indices": self.indices, "labels": self.labels, "clean_correct": self.clean_correct,
-                            "broken_at": self.broken_at, **({"min_norm": self.min_norm} if self.min_norm is not None else {})},
-        }
 
 
 # --------------------------------------------------------------------------- attacks
@@ -176,39 +119,6 @@ def build_curves(attacks) -> dict[str, list[Attack]]:
     return curves
 
 
-# --------------------------------------------------------------------------- re-check
-
-
-# --------------------------------------------------------------------------- flags
-
-
-def sweep_flags(norm: str | Norm, eps: Sequence[float], curves: dict[str, list[float | None]], worst_case: Sequence[float],
-                *, saturation_eps: float | None = None) -> list[Flag]:
-    """``not-monotone``: some curve rises with eps (only possible without the cascade: the
-    attack is weaker at a larger eps, so the smaller-eps number cannot be trusted either).
-    ``no-saturation``: the largest eps is large (≥ ``saturation_eps``, default
-    :data:`SATURATION_EPS`) and the worst case is still above 5 %."""
-    flags: list[Flag] = []
-    rises = []
-    for name, values in curves.items():
-        for i in range(1, len(values)):
-            a, b = values[i - 1], values[i]
-            if a is not None and b is not None and b > a + 1e-9:
-                rises.append((b - a, name, eps[i - 1], eps[i]))
-    if rises:
-        worst = max(rises)
-        flags.append(Flag("not-monotone", "warning",
-                          f"robust accuracy rises with eps ({len(rises)} time(s); largest: {worst[1]} +{worst[0]:.2f} points "
-                          f"from eps {format_eps(worst[2])} to {format_eps(worst[3])}): the attack is weaker at the larger eps; "
-                          "use the cascade (the default) or a stronger attack", value=round(worst[0], 4)))
-    large = SATURATION_EPS[parse_norm(norm)] if saturation_eps is None else float(saturation_eps)
-    if eps and worst_case and eps[-1] >= large and worst_case[-1] > SATURATION_ACC:
-        flags.append(Flag("no-saturation", "warning",
-                          f"worst-case accuracy is still {worst_case[-1]:.2f} % at eps {format_eps(eps[-1])} (≥ {format_eps(large)}, "
-                          f"where a sound evaluation reaches about 0): gradient masking or a weak attack", value=round(worst_case[-1], 4)))
-    return flags
-
-
 # --------------------------------------------------------------------------- the sweep
 
 
@@ -229,7 +139,7 @@ def sweep_eps(
     spec: str | None = None,
     min_norm: bool = False,
     min_norm_restarts: int = 1,
-) -> SweepResult:
+) -> SweepRecord:
     """Robust accuracy at each eps for each attack.
 
     Args:
@@ -249,173 +159,189 @@ def sweep_eps(
             at once (``per_example.min_norm`` keeps the distances). ``attacks=[]`` with
             ``min_norm=True`` draws that curve alone.
     """
-    from a3bench.eval.runner import (DeployedModel, check_inputs, check_model_matches, frozen_parameters, model_fingerprint,
-                                     provenance, recheck, resolve_device)
-
-    loaded_model = check_inputs(loaded_model, dataset, batch_size)
-    norm_v = parse_norm(norm)
-    # 12 significant digits: 0:0.35:8 gives 0.2, not 0.19999999999999998 (k/255 values survive).
-    eps_sorted = sorted({float(f"{float(e):.12g}") for e in eps_list})
-    if not eps_sorted:
-        raise AttackError("no eps values to sweep")
-    if any(not math.isfinite(e) or e < 0 for e in eps_sorted):
-        raise AttackError(f"eps values must be finite and ≥ 0, got {list(eps_list)}")
-    curves_attacks = build_curves(attacks)
-    if not curves_attacks and not min_norm:
-        raise AttackError("nothing to sweep: give at least one attack (or the minimum-norm pass)")
-    if min_norm and min_norm_restarts < 1:
-        raise AttackError(f"min-norm restarts must be ≥ 1, got {min_norm_restarts}")
-    dev = resolve_device(device)
-    model = loaded_model.model.to(dev).eval()
-    data = dataset.first(n_examples)
-    n, n_eps = len(data), len(eps_sorted)
-    x, y = data.tensors(dev)
-    positions = data.positions.to(torch.long)
-    info = data.info
-    check_model_matches(model, x, info.num_classes, info.name)
-    names = list(curves_attacks)
-
-    def report(stage, eps=None, k=-1, attack=None, done=0, total=0, robust=0):
-        if progress is not None:
-            progress(SweepProgress(stage, eps, k, n_eps, attack, done, total, robust, n))
-
-    deployed = DeployedModel(model)
-    t_start = time.perf_counter()
-    # robust[name][k, i]: example i survives curve `name` at eps k
-    robust = {name: torch.zeros(n_eps, n, dtype=torch.bool) for name in names}
-    skipped: dict[str, str] = {}
-    per_eps: list[dict[str, Any]] = []
-    try:
-        with frozen_parameters(model):
-            report("clean", total=n)
-            preds = []
-            for s in range(0, n, batch_size):
-                preds.append(deployed.forward(x[s : s + batch_size]).argmax(1))
-            clean_correct = (torch.cat(preds) == y).cpu() if n else torch.zeros(0, dtype=torch.bool)
-            report("clean", done=n, total=n, robust=int(clean_correct.sum()))
-            for k, eps in enumerate(eps_sorted):
-                threat = ThreatModel(norm_v, eps)
-                ctx = AttackContext(model=model, threat=threat, device=dev, seed=int(seed), batch_size=batch_size,
-                                    num_classes=info.num_classes, dataset=info.name, loaded=loaded_model, probe=x[:16])
-                cost = {"eps": eps, "forward_passes": 0, "backward_passes": 0, "seconds": 0.0, "attacked": {}}
-                t_eps = time.perf_counter()
-                worst_now = clean_correct.clone()
-                for name in names:
-                    prev = robust[name][k - 1] if (cascade and k > 0) else clean_correct
-                    alive = prev.clone()
-                    if eps == 0 or name in skipped:
-                        robust[name][k] = alive  # eps 0: nothing to search, robust = clean
-                        cost["attacked"][name] = 0
-                        worst_now &= alive
-                        continue
-                    reason = next((r for r in (a.applies_to(ctx) for a in curves_attacks[name]) if r), None)
-                    if reason:
-                        skipped[name] = reason
-                        cost["attacked"][name] = 0
-                        continue
-                    todo = alive.nonzero().flatten()
-                    cost["attacked"][name] = int(todo.numel())
-                    report("eps-start", eps, k, name, 0, int(todo.numel()), int((worst_now & alive).sum()))
-                    for attack in curves_attacks[name]:  # a composite: each step on what is still robust
-                        todo = alive.nonzero().flatten()
-                        if todo.numel() == 0:
-                            break
-                        attack.setup(ctx)
-                        deployed.restore()
-                        for s in range(0, int(todo.numel()), batch_size):
-                            idx = todo[s : s + batch_size]
-                            xb, yb = x[idx.to(dev)], y[idx.to(dev)]
-                            try:
-                                out = attack(model, xb, yb, threat, seed=int(seed), indices=positions[idx])
-                            except (A3BenchError, BudgetViolation, MemoryError):
-                                raise
-                            except Exception as e:  # noqa: BLE001 — one line, not a traceback
-                                raise AttackError(f"attack {attack.name} failed on this model at eps {eps:g} "
-                                                  f"({type(e).__name__}: {one_line(e)}); leave it out of --attacks") from None
-                            broken = recheck(attack.name, out, xb, yb, threat, deployed).broken.cpu()
-                            alive[idx[broken]] = False
-                            cost["forward_passes"] += int(out.forward_passes) + int(idx.numel())  # + the re-check
-                            cost["backward_passes"] += int(out.backward_passes)
-                            report("batch", eps, k, name, min(s + batch_size, int(todo.numel())), int(todo.numel()),
-                                   int((worst_now & alive).sum()))
-                    robust[name][k] = alive
-                    worst_now &= alive
-                cost["seconds"] = round(time.perf_counter() - t_eps, 3)
-                per_eps.append(cost)
-                report("eps-end", eps, k, None, n, n, int(worst_now.sum()))
+    sweep = _Sweep(loaded_model, dataset, norm, eps_list, attacks, n_examples=n_examples, seed=seed, batch_size=batch_size,
+                   device=device, progress=progress, cascade=cascade, min_norm=min_norm, min_norm_restarts=min_norm_restarts)
+    with frozen_parameters(sweep.model):
+        try:
+            sweep.clean()
+            for k, eps in enumerate(sweep.eps):
+                sweep.at_eps(k, eps)
             if min_norm:
-                dist, mn_cost = _min_norm_pass(model, deployed, x, y, clean_correct, norm_v, eps_sorted[-1], seed=int(seed),
-                                               restarts=min_norm_restarts, batch_size=batch_size, device=dev,
-                                               report=lambda done, total: report("min-norm", None, -1, MIN_NORM, done, total))
-                # broken at eps ⇔ FAB's confirmed adversarial example lies within eps (no tolerance)
-                robust[MIN_NORM] = torch.stack([clean_correct & ~(dist <= e) for e in eps_sorted])
-                names.append(MIN_NORM)
-    finally:
-        deployed.restore()
+                sweep.min_norm_pass()
+        finally:
+            sweep.deployed.restore()
+    return sweep.result(spec, saturation_eps)
 
-    pct = lambda t: round(100.0 * int(t.sum()) / n, 4) if n else 0.0  # noqa: E731
-    ran = [name for name in names if name not in skipped]
-    curves: dict[str, list[float | None]] = {name: [None] * n_eps if name in skipped else [pct(robust[name][k]) for k in range(n_eps)] for name in names}
-    worst = torch.stack([clean_correct] * n_eps) if n_eps else torch.zeros(0, n, dtype=torch.bool)
-    for name in ran:
-        worst = worst & robust[name]
-    worst_case = [pct(worst[k]) for k in range(n_eps)]
-    if len(names) > 1:
-        curves[WORST_CASE] = list(worst_case)
 
-    def first_break(mask: torch.Tensor) -> list[float | None]:
+class _Sweep:
+    def __init__(self, loaded_model, dataset, norm, eps_list, attacks, *, n_examples, seed, batch_size, device, progress,
+                 cascade, min_norm, min_norm_restarts) -> None:
+        self.loaded = as_loaded_model(loaded_model, dataset, batch_size)
+        self.norm = parse_norm(norm)
+        # 12 significant digits: 0:0.35:8 gives 0.2, not 0.19999999999999998 (k/255 values survive).
+        self.eps = sorted({float(f"{float(e):.12g}") for e in eps_list})
+        if not self.eps:
+            raise AttackError("no eps values to sweep")
+        if any(not math.isfinite(e) or e < 0 for e in self.eps):
+            raise AttackError(f"eps values must be finite and ≥ 0, got {list(eps_list)}")
+        self.curve_attacks = build_curves(attacks)
+        if not self.curve_attacks and not min_norm:
+            raise AttackError("nothing to sweep: give at least one attack (or the minimum-norm pass)")
+        if min_norm and min_norm_restarts < 1:
+            raise AttackError(f"min-norm restarts must be ≥ 1, got {min_norm_restarts}")
+        self.seed, self.batch_size, self.cascade_mode = int(seed), int(batch_size), cascade
+        self.min_norm_restarts, self.progress = min_norm_restarts, progress
+        self.dev = resolve_device(device)
+        self.shard = current_shard(self.dev)
+        self.model = self.loaded.model.to(self.dev).eval()
+        data = dataset.first(n_examples)
+        self.n = len(data)
+        self.x, self.y = data.tensors(self.dev)
+        self.positions = data.positions.to(torch.long)
+        self.info = data.info
+        check_model_matches(self.model, self.x, self.info.num_classes, self.info.name)
+        self.names = list(self.curve_attacks)
+        self.deployed = DeployedModel(self.model)
+        self.cascade = Cascade(self.x, self.y, self.positions, self.deployed, batch_size=self.batch_size, seed=self.seed,
+                               shard=self.shard)
+        # robust[name][k, i]: example i survives curve `name` at eps k
+        self.robust = {name: torch.zeros(len(self.eps), self.n, dtype=torch.bool) for name in self.names}
+        self.skipped: dict[str, str] = {}
+        self.failed: dict[str, str] = {}
+        self.per_eps: list[dict[str, Any]] = []
+        self.min_norm_dist: torch.Tensor | None = None
+        self.min_norm_cost: dict[str, Any] | None = None
+        self.t_start = time.perf_counter()
+
+    def report(self, stage, eps=None, k=-1, attack=None, done=0, total=0, robust=0) -> None:
+        if self.progress is not None and self.shard.is_main:
+            self.progress(SweepProgress(stage, eps, k, len(self.eps), attack, done, total, robust, self.n))
+
+    def clean(self) -> None:
+        self.report("clean", total=self.n)
+        preds = [self.deployed.judge(self.x[s : s + self.batch_size], self.y[s : s + self.batch_size]).pred
+                 for s in range(0, self.n, self.batch_size)]
+        self.clean_correct = (torch.cat(preds) == self.y).cpu() if self.n else torch.zeros(0, dtype=torch.bool)
+        self.report("clean", done=self.n, total=self.n, robust=int(self.clean_correct.sum()))
+
+    def at_eps(self, k: int, eps: float) -> None:
+        threat = ThreatModel(self.norm, eps)
+        ctx = AttackContext(model=self.model, threat=threat, device=self.dev, seed=self.seed, batch_size=self.batch_size,
+                            num_classes=self.info.num_classes, dataset=self.info.name, loaded=self.loaded, probe=self.x[:16])
+        cost = {"eps": eps, "forward_passes": 0, "backward_passes": 0, "seconds": 0.0, "attacked": {}}
+        t_eps = time.perf_counter()
+        worst_now = self.clean_correct.clone()
+        for c, name in enumerate(self.names):
+            cost["attacked"][name] = 0
+            if name in self.skipped:
+                continue
+            prev = self.robust[name][k - 1] if (self.cascade_mode and k > 0) else self.clean_correct
+            alive = prev.clone()
+            if eps > 0 and name not in self.failed:
+                reason = next((r for r in (a.applies_to(ctx) for a in self.curve_attacks[name]) if r), None)
+                if reason:
+                    self.skipped[name] = reason
+                    continue
+                cost["attacked"][name] = int(alive.sum())
+                self.report("eps-start", eps, k, name, 0, int(alive.sum()), int((worst_now & alive).sum()))
+                self._curve(k, c, name, ctx, alive, worst_now, cost)
+            self.robust[name][k] = alive
+            worst_now &= alive
+        cost["seconds"] = round(time.perf_counter() - t_eps, 3)
+        self.per_eps.append(cost)
+        self.report("eps-end", eps, k, None, self.n, self.n, int(worst_now.sum()))
+
+    def _curve(self, k, c, name, ctx, alive, worst_now, cost) -> None:
+        """Every step of the curve (a composite has several) on what is still robust; updates ``alive``."""
+        for j, attack in enumerate(self.curve_attacks[name]):
+            todo = alive.nonzero().flatten().tolist()
+            if not todo:
+                return
+
+            def on_batch(r: BatchResult) -> None:
+                alive[torch.tensor(r.examples)[torch.tensor(r.broken, dtype=torch.bool)]] = False
+                cost["forward_passes"] += r.forward_passes
+                cost["backward_passes"] += r.backward_passes
+                self.report("batch", ctx.threat.eps, k, name, min((r.batch + 1) * self.batch_size, len(todo)), len(todo),
+                            int((worst_now & alive).sum()))
+
+            stage = (k * 1000 + c) * 100 + j
+            end = self.cascade.run(attack, ctx, todo, stage=stage, on_batch=on_batch)
+            if end.status is AttackStatus.FAILED:
+                self.failed[name] = f"{attack.name} at eps {format_eps(ctx.threat.eps)} {end.note}"
+                return
+
+    def min_norm_pass(self) -> None:
+        self.min_norm_dist, self.min_norm_cost = _min_norm_pass(
+            self.model, self.deployed, self.x, self.y, self.clean_correct, self.norm, self.eps[-1], seed=self.seed,
+            restarts=self.min_norm_restarts, batch_size=self.batch_size, device=self.dev,
+            report=lambda done, total: self.report("min-norm", None, -1, MIN_NORM, done, total))
+        # broken at eps ⇔ FAB's confirmed adversarial example lies within eps (no tolerance)
+        self.robust[MIN_NORM] = torch.stack([self.clean_correct & ~(self.min_norm_dist <= e) for e in self.eps])
+        self.names.append(MIN_NORM)
+
+    def result(self, spec: str | None, saturation_eps: float | None) -> SweepRecord:
+        n, n_eps, eps = self.n, len(self.eps), self.eps
+        pct = lambda t: round(100.0 * int(t.sum()) / n, 4) if n else 0.0  # noqa: E731
+        ran = [name for name in self.names if name not in self.skipped]
+        curves: dict[str, list[float | None]] = {
+            name: [None] * n_eps if name in self.skipped else [pct(self.robust[name][k]) for k in range(n_eps)] for name in self.names}
+        worst = torch.stack([self.clean_correct] * n_eps) if n_eps else torch.zeros(0, n, dtype=torch.bool)
+        for name in ran:
+            worst = worst & self.robust[name]
+        worst_case = [pct(worst[k]) for k in range(n_eps)]
+        if len(self.names) > 1:
+            curves[WORST_CASE] = list(worst_case)
+        broken_at = {name: self._first_break(self.robust[name]) for name in ran}
+        if len(self.names) > 1:
+            broken_at[WORST_CASE] = self._first_break(worst)
+        mn = self.min_norm_cost or {}
+        fwd = n + sum(c["forward_passes"] for c in self.per_eps) + mn.get("forward_passes", 0)
+        bwd = sum(c["backward_passes"] for c in self.per_eps) + mn.get("backward_passes", 0)
+        compute = {
+            "seconds": round(time.perf_counter() - self.t_start, 3),
+            "forward_passes": fwd,
+            "backward_passes": bwd,
+            "clean_forward_passes": n,
+            "forward_passes_per_example": round(fwd / n, 3) if n else 0.0,
+            "backward_passes_per_example": round(bwd / n, 3) if n else 0.0,
+            "per_eps": self.per_eps,
+            **({"min_norm": mn} if self.min_norm_cost is not None else {}),
+        }
+        flags = diagnostics.sweep_flags(self.norm, eps, curves, worst_case, saturation_eps=saturation_eps)
+        flags += diagnostics.failed_flags([_failed_record(name, note) for name, note in self.failed.items()])
+        attacks = {name: ([f"fab (untargeted, min-norm, {self.min_norm_restarts} restart(s))"] if name == MIN_NORM
+                          else [a.name for a in self.curve_attacks[name]]) for name in self.names}
+        dist = self.min_norm_dist
+        return SweepRecord(
+            model=self.loaded.name, dataset=self.info.name, norm=self.norm.value, eps=eps, curves=curves,
+            eps_text=eps_labels(eps), worst_case=worst_case, flags=flags, clean_acc=pct(self.clean_correct),
+            n_examples=n, seed=self.seed, cascade=self.cascade_mode, batch_size=self.batch_size, attacks=attacks,
+            skipped=self.skipped, failed=self.failed, compute=compute,
+            model_info={"spec": spec if spec is not None else self.loaded.name, "name": self.loaded.name,
+                        "source": self.loaded.source, "path": self.loaded.path, "sha256": model_fingerprint(self.model)},
+            provenance=provenance(self.dev, self.shard.world),
+            per_example=SweepPerExample(
+                indices=self.positions.tolist(), labels=self.y.tolist(), clean_correct=self.clean_correct.tolist(),
+                broken_at=broken_at,
+                min_norm=[None if not math.isfinite(d) else d for d in dist.tolist()] if dist is not None else None),
+        )
+
+    def _first_break(self, mask: torch.Tensor) -> list[float | None]:
         out: list[float | None] = []
-        for i in range(n):
-            if not bool(clean_correct[i]):
+        for i in range(self.n):
+            if not bool(self.clean_correct[i]):
                 out.append(0.0)
                 continue
             ks = (~mask[:, i]).nonzero().flatten()
-            out.append(eps_sorted[int(ks[0])] if ks.numel() else None)
+            out.append(self.eps[int(ks[0])] if ks.numel() else None)
         return out
 
-    broken_at = {name: first_break(robust[name]) for name in ran}
-    if len(names) > 1:
-        broken_at[WORST_CASE] = first_break(worst)
-    seconds = time.perf_counter() - t_start
-    fwd = n + sum(c["forward_passes"] for c in per_eps) + (mn_cost["forward_passes"] if min_norm else 0)
-    bwd = sum(c["backward_passes"] for c in per_eps) + (mn_cost["backward_passes"] if min_norm else 0)
-    compute = {
-        "seconds": round(seconds, 3),
-        "forward_passes": fwd,
-        "backward_passes": bwd,
-        "clean_forward_passes": n,
-        "forward_passes_per_example": round(fwd / n, 3) if n else 0.0,
-        "backward_passes_per_example": round(bwd / n, 3) if n else 0.0,
-        "per_eps": per_eps,
-        **({"min_norm": mn_cost} if min_norm else {}),
-    }
-    flags = sweep_flags(norm_v, eps_sorted, {k: v for k, v in curves.items()}, worst_case, saturation_eps=saturation_eps)
-    return SweepResult(
-        model=loaded_model.name,
-        dataset=info.name,
-        norm=norm_v.value,
-        eps=eps_sorted,
-        curves=curves,
-        worst_case=worst_case,
-        clean_acc=pct(clean_correct),
-        n_examples=n,
-        seed=int(seed),
-        cascade=cascade,
-        attacks={name: ([f"fab (untargeted, min-norm, {min_norm_restarts} restart(s))"] if name == MIN_NORM else [a.name for a in curves_attacks[name]])
-                 for name in names},
-        compute=compute,
-        flags=flags,
-        skipped=skipped,
-        indices=positions.tolist(),
-        labels=y.tolist(),
-        clean_correct=clean_correct.tolist(),
-        broken_at=broken_at,
-        batch_size=batch_size,
-        model_info={"spec": spec if spec is not None else loaded_model.name, "name": loaded_model.name,
-                    "source": loaded_model.source, "path": loaded_model.path, "sha256": model_fingerprint(model)},
-        provenance=provenance(dev),
-        min_norm=[None if not math.isfinite(d) else d for d in dist.tolist()] if min_norm else None,
-    )
+
+def _failed_record(name: str, note: str):
+    from a3bench.schema import AttackRecord
+
+    return AttackRecord(name, None, status=AttackStatus.FAILED, note=note)
 
 
 def _min_norm_pass(model, deployed, x, y, clean_correct, norm: Norm, max_eps: float, *, seed: int, restarts: int,
@@ -441,7 +367,7 @@ def _min_norm_pass(model, deployed, x, y, clean_correct, norm: Norm, max_eps: fl
         claimed = out.success.to(xb.device).bool()
         confirmed = torch.zeros_like(claimed)
         if claimed.any():
-            confirmed[claimed] = deployed.forward(x_adv[claimed]).argmax(1) != yb[claimed]
+            confirmed[claimed] = deployed.judge(x_adv[claimed], yb[claimed]).wrong
         d = threat.distance(x_adv, xb).float()
         dist[idx[confirmed.cpu()]] = d[confirmed].cpu()
         cost["forward_passes"] += int(out.forward_passes) + int(claimed.sum())
@@ -459,23 +385,22 @@ def sweep_stem(model_name: str) -> str:
 
 
 def default_sweep_dir(dataset: str, norm: str, root: str | Path = "results") -> Path:
-    return Path(root) / dataset / norm
+    return Path(root) / safe_name(dataset) / safe_name(norm)
 
 
-def save_sweep(result: SweepResult, out_dir: str | Path) -> Path:
+def save_sweep(result: SweepRecord, out_dir: str | Path) -> Path:
     """Write ``<model>.sweep.json``, ``.sweep.md`` and ``.sweep.png`` into ``out_dir``
-    (atomically); returns the JSON path and sets ``result.path`` / ``result.plot``."""
+    (atomically); returns the JSON path and sets ``result.plot`` (the PNG's file name)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = sweep_stem(result.model)
     png = out / f"{stem}.sweep.png"
     atomic_write_bytes(png, lambda f: f.write(plot_png(result)))
-    result.plot = png
+    result.plot = png.name
     md = out / f"{stem}.sweep.md"
     atomic_write_bytes(md, lambda f: f.write(sweep_markdown(result).encode()))
     path = out / f"{stem}.sweep.json"
-    write_json_atomic(path, result.to_dict())
-    result.path = path
+    write_sweep(path, result)
     return path
 
 
@@ -488,7 +413,7 @@ def eps_labels(eps: Sequence[float]) -> list[str]:
     return [f"{e:.6g}" for e in eps]
 
 
-def sweep_markdown(result: SweepResult) -> str:
+def sweep_markdown(result: SweepRecord) -> str:
     from tabulate import tabulate
 
     names = list(result.curves)
@@ -509,23 +434,25 @@ def sweep_markdown(result: SweepResult) -> str:
         "",
     ]
     if result.plot is not None:
-        lines += [f"![robust accuracy against eps]({result.plot.name})", ""]
+        lines += [f"![robust accuracy against eps]({result.plot})", ""]
     c = result.compute
     lines.append(f"Compute: {c['forward_passes']} forward and {c['backward_passes']} backward passes, {c['seconds']:.1f} s.")
     if "min_norm" in c:
         m = c["min_norm"]
-        found = [d for d in (result.min_norm or []) if d is not None]
+        found = [d for d in (result.per_example.min_norm or []) if d is not None]
         median = f"; median smallest perturbation {sorted(found)[len(found) // 2]:.4g}" if found else ""
         lines.append(f"`{MIN_NORM}`: one FAB run on {m['attacked']} examples prices every eps "
                      f"({m['forward_passes']} forward and {m['backward_passes']} backward passes, {m['seconds']:.1f} s{median}).")
     for name, why in result.skipped.items():
         lines.append(f"- {name} skipped: {why}")
+    for name, why in result.failed.items():
+        lines.append(f"- {name} failed: {why}")
     for f in result.flags:
         lines.append(f"- flag **{f.name}** ({f.severity}): {f.message}")
     return "\n".join(lines) + "\n"
 
 
-def plot_png(result: SweepResult) -> bytes:
+def plot_png(result: SweepRecord) -> bytes:
     """The curves as a PNG (matplotlib, Agg backend): x = eps (k/255 where it is one), y = robust accuracy %."""
     import io
 

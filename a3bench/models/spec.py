@@ -20,6 +20,7 @@ from torch import nn
 from a3bench.errors import ModelSpecError, one_line
 from a3bench.models.checkpoint import load_checkpoint
 from a3bench.models.zoo import DEFAULT_MODEL, list_zoo, zoo_card, zoo_path
+from a3bench.schema import ModelCard
 
 
 @dataclass
@@ -29,7 +30,7 @@ class LoadedModel:
     source: str  # "zoo" | "checkpoint" | "factory" | "robustbench"
     dataset: str | None  # the dataset the model was trained for, when known
     meta: dict = field(default_factory=dict)  # checkpoint metadata ({} for factories)
-    card: dict = field(default_factory=dict)  # model card: reported accuracy, link, authors ...
+    card: ModelCard = field(default_factory=ModelCard)  # model card: reported accuracy, link, authors ...
     path: str | None = None
 
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import yaml
-
 DEFAULT_MODEL = "smallcnn.a3_joint_fmnist"
 
 
@@ -43,13 +41,17 @@ def list_zoo() -> list[str]:
     return sorted(names)
 
 
-def zoo_card(name: str) -> dict:
-    """The model card (reported accuracy, link, authors, ...) of a zoo entry; {} if none."""
+def zoo_card(name: str):
+    """The model card (:class:`~a3bench.schema.ModelCard`: reported accuracy, link, authors ...)
+    of a zoo entry; an empty card if it has none. A malformed card is a one-line error."""
+    from a3bench.errors import ModelSpecError, ResultError
+    from a3bench.schema import ModelCard, read_card
+
     path = zoo_path(name)
-    if path is None:
-        return {}
-    card = path.parent / "card.yaml"
-    if not card.is_file():
-        return {}
-    data = yaml.safe_load(card.read_text()) or {}
-    return data if isinstance(data, dict) else {}
+    card = path.parent / "card.yaml" if path is not None else None
+    if card is None or not card.is_file():
+        return ModelCard()
+    try:
+        return read_card(card)
+    except ResultError as e:
+        raise ModelSpecError(str(e)) from None

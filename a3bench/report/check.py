@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from a3bench.errors import ResultError
-from a3bench.eval.record import ResultRecord, read_record
-from a3bench.report.fmt import VERDICT_ORDER, ci, delta, eps_text, pct
-from a3bench.report.load import Outcomes, locate_outcomes, read_outcomes
+from a3bench.report.fmt import ci, delta, eps_text, pct
+from a3bench.report.load import locate_outcomes
+from a3bench.schema import Outcomes, ResultRecord, read_outcomes, read_record
+from a3bench.stats import mcnemar_exact
 
 DEFAULT_MAX_DROP = 1.0  # percentage points
 _EPS_TOL = 1e-9
@@ -63,21 +64,6 @@ class CheckResult:
         return self.current.robust_acc - self.baseline.robust_acc
 
 
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: the discordant pairs b + c split as Binomial(b + c, 1/2)
-    under "no change"; p = P(a split at least as uneven). Exact, so valid for the small counts
-    a CI subset gives (the chi-square approximation is not)."""
-    if b < 0 or c < 0:
-        raise ValueError("counts must be non-negative")
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1))
-    # Exact integer arithmetic before the one division: n can be thousands.
-    return min(1.0, 2 * tail / 2**n)
-
-
 def compare_outcomes(base: Outcomes, cur: Outcomes) -> McNemar:
     """Raises ResultError when the two files do not cover the same examples."""
     if base.n != cur.n:
@@ -96,13 +82,6 @@ def compare_outcomes(base: Outcomes, cur: Outcomes) -> McNemar:
         both_broken=sum(1 for x, y in pairs if not x and not y),
         p_value=mcnemar_exact(b, c),
     )
-
-
-def _verdict_rank(record: ResultRecord, path: Path) -> int:
-    try:
-        return VERDICT_ORDER[record.verdict]
-    except KeyError:
-        raise ResultError(f"{path}: unknown verdict {record.verdict!r} (valid: {', '.join(VERDICT_ORDER)})") from None
 
 
 def _require_comparable(cur: ResultRecord, base: ResultRecord) -> None:
@@ -149,12 +128,12 @@ def check(
     for f in cur.flags:
         if f.name not in base_flags:
             res.new_flags.append(f.name)
-            res.reasons.append(f"new flag {f.name} ({f.severity}): {' '.join(f.message.split())}")
+            res.reasons.append(f"new flag {f.name} ({f.severity.value}): {' '.join(f.message.split())}")
     cur_flags = {f.name for f in cur.flags}
     res.resolved_flags = [f.name for f in base.flags if f.name not in cur_flags]
 
-    if _verdict_rank(cur, cur_path) > _verdict_rank(base, base_path):
-        res.reasons.append(f"verdict worsened: {base.verdict} → {cur.verdict}" + (f" ({cur.verdict_reason})" if cur.verdict_reason else ""))
+    if cur.verdict.rank > base.verdict.rank:
+        res.reasons.append(f"verdict worsened: {base.verdict.value} → {cur.verdict.value}" + (f" ({cur.verdict_reason})" if cur.verdict_reason else ""))
     return res
 
 
@@ -178,7 +157,7 @@ def render_summary(res: CheckResult) -> str:
         f"| AutoAttack (%) | {pct(base.autoattack_acc)} | {pct(cur.autoattack_acc)} | "
         f"{delta(cur.autoattack_acc - base.autoattack_acc) if cur.autoattack_acc is not None and base.autoattack_acc is not None else '—'} |",
         f"| Worst case (%) [95% CI] | {ci(base)} | {ci(cur)} | {delta(res.robust_delta)} |",
-        f"| Verdict | {base.verdict} | {cur.verdict} | {'worse' if VERDICT_ORDER.get(cur.verdict, 9) > VERDICT_ORDER.get(base.verdict, 9) else ''} |",
+        f"| Verdict | {base.verdict.value} | {cur.verdict.value} | {'worse' if cur.verdict.rank > base.verdict.rank else ''} |",
         f"| Flags | {_flag_list([f.name for f in base.flags])} | {_flag_list([f.name for f in cur.flags])} | "
         + " ".join([f"+{n}" for n in res.new_flags] + [f"−{n}" for n in res.resolved_flags])
         + " |",

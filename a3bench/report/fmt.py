@@ -7,9 +7,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from a3bench.eval.record import ResultRecord
+from a3bench.schema import ResultRecord
 
-VERDICT_ORDER = {"reliable": 0, "suspicious": 1, "unreliable": 2}
 DASH = "—"
 
 

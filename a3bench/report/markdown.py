@@ -9,7 +9,7 @@ from tabulate import tabulate
 
 from a3bench.report.fmt import DASH, Markup, a3_short, ci, compute_per_example, count, delta, eps_text, parameters, pct
 from a3bench.io import safe_name
-from a3bench.report.load import LoadedResult, Sweep
+from a3bench.report.load import LoadedResult, LoadedSweep
 
 _M = Markup("md")
 
@@ -115,16 +115,17 @@ def _breakers(res: LoadedResult) -> list[str]:
     return out
 
 
-def _sweep(sweep: Sweep, report_dir: Path) -> list[str]:
+def _sweep(found: LoadedSweep, report_dir: Path) -> list[str]:
+    sweep = found.record
     out = ["## Robust accuracy against eps", ""]
-    if sweep.plot is not None and sweep.plot.is_file():
-        out += [f"![robust accuracy against eps]({_rel(sweep.plot, report_dir)})", ""]
+    if found.plot is not None:
+        out += [f"![robust accuracy against eps]({_rel(found.plot, report_dir)})", ""]
     names = list(sweep.curves)
     rows = [[f"{e:.6g}"] + [pct(sweep.curves[n][i]) for n in names] for i, e in enumerate(sweep.eps)]
     out += [_table(rows, ["eps"] + [_M.text(n) for n in names], ("right",) * (len(names) + 1)), ""]
-    out.append(f"From `{_rel(sweep.path, report_dir)}`. A sound evaluation drives accuracy to about 0 at large eps.")
+    out.append(f"From `{_rel(found.path, report_dir)}`. A sound evaluation drives accuracy to about 0 at large eps.")
     for f in sweep.flags:
-        out.append(f"- sweep flag **{_M.text(str(f.get('name', '?')))}**: {_M.text(str(f.get('message', '')))}")
+        out.append(f"- sweep flag **{_M.text(f.name)}**: {_M.text(f.message)}")
     out.append("")
     return out
 

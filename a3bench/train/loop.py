@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from a3bench.attacks.pgd import PGD, default_step_size, pgd_loop
 from a3bench.config import Config
+from a3bench.device import resolve_device
 from a3bench.errors import CheckpointError, ConfigError
 from a3bench.models.a3 import a3_mode
 from a3bench.models.checkpoint import load_checkpoint, save_checkpoint
@@ -59,14 +60,6 @@ class TrainCallbacks:
     def on_step(self, epoch: int, step: int, loss: float) -> None: ...
 
     def on_epoch_end(self, metrics: EpochMetrics) -> None: ...
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' requested but CUDA is not available on this machine")
-    return torch.device(name)
 
 
 def metrics_log_path(checkpoint: Path) -> Path:

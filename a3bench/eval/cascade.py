@@ -1,0 +1,185 @@
+"""The one cascade: an attack on the examples still robust, batch by batch, every result
+re-checked by the judge — for ``a3bench attack`` (one eps, many attacks) and for
+``a3bench sweep-eps`` (every eps, every curve) alike.
+
+:meth:`Cascade.run` splits the examples it is given into batches of ``batch_size`` in
+order (the way AutoAttack forms them), runs the attack on each, re-checks what comes back
+(:func:`~a3bench.eval.judge.recheck`) and hands a :class:`BatchResult` per batch, in batch
+order, to the caller's ``on_batch`` — which applies it to its own state (and saves it: a
+killed run resumes at the next batch). What it decides about an attack that raises:
+
+- :class:`~a3bench.errors.BudgetViolation`, a3bench's own errors and MemoryError end the
+  run (a perturbation outside the threat model is a bug, the result is void);
+- any other exception is the attack failing on this model: what it broke in earlier
+  batches stands, the rest of its share goes unattacked, and the stage ends ``failed``
+  with a one-line note — the caller records it, flags it and goes on.
+
+Each batch's global RNG is seeded from (seed, stage, batch), so an attack or model that
+draws from it gives the same numbers whichever process runs the batch, and after a resume.
+Under ``torchrun`` batch ``b`` runs on rank ``b mod world`` and each round's results are
+gathered on every rank (:mod:`a3bench.eval.distributed`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from a3bench.attacks.autoattack import AA_LOGGER
+from a3bench.attacks.base import Attack, AttackContext
+from a3bench.errors import A3BenchError, BudgetViolation, one_line
+from a3bench.eval.distributed import Shard
+from a3bench.eval.judge import DeployedModel, recheck
+from a3bench.schema import AttackStatus
+
+RISING_TOLERANCE = 0.05  # relative: a loss counts as still rising above 5 % over its earlier best
+
+
+@dataclass
+class BatchResult:
+    """What one batch of one attack gave, after the judge's re-check (plain data: it
+    travels between ranks)."""
+
+    batch: int
+    examples: list[int]  # positions in the evaluation set
+    broken: list[bool]
+    pred: list[int]  # deployed prediction where re-checked, -1 elsewhere
+    distance: list[float]  # of x_adv to x in the threat model's norm
+    correct_share: list[float] | None = None  # randomised models: share of draws still correct on x_adv
+    rising: list[bool] | None = None  # the attack's loss was still rising at its last iterates (None: no trace)
+    unconfirmed: int = 0  # claimed successes the judge did not confirm
+    outside: int = 0  # outside the threat model (counted only when not strict)
+    nonfinite: int = 0  # re-checked examples whose logits were not finite
+    forward_passes: int = 0
+    backward_passes: int = 0
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)  # pyautoattack's warnings during the batch
+    error: str | None = None  # the attack raised on this batch: "RuntimeError: ..."
+    fatal: tuple[str, str] | None = None  # (exception type, message) that ends the run on every rank
+
+
+@dataclass
+class StageEnd:
+    status: AttackStatus
+    note: str | None = None
+
+
+class _Warnings(logging.Handler):
+    """Collects pyautoattack's warnings so they become flags, not stderr noise."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def loss_still_rising(trace: torch.Tensor) -> torch.Tensor:
+    """Per example (columns of an iterates × N loss trace): was the loss over the last
+    quarter of the iterates still above its best before them (by 5 %)? Then more iterations
+    would likely go on raising it: the attack has not converged on that example."""
+    s = trace.shape[0]
+    w = max(1, s // 4)
+    if s <= w:
+        return torch.zeros(trace.shape[1], dtype=torch.bool, device=trace.device)
+    last = trace[-w:].nanmean(dim=0)
+    early = trace[:-w].nan_to_num(float("-inf")).amax(dim=0)
+    return torch.isfinite(last) & torch.isfinite(early) & (last > early + RISING_TOLERANCE * early.abs().clamp_min(0.1))
+
+
+def batch_seed(seed: int, stage: int, batch: int) -> int:
+    return (int(seed) * 1_000_003 + int(stage) * 7_919 + int(batch) * 104_729 + 12_345) % (2**63 - 1)
+
+
+class Cascade:
+    """Runs attacks on subsets of one set of examples ``x, y`` (``positions``: their places in
+    the test split, for per-example seeds), judged by ``deployed``."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor, deployed: DeployedModel, *,
+                 batch_size: int, seed: int, strict: bool = True, shard: Shard | None = None) -> None:
+        self.x, self.y, self.positions = x, y, positions
+        self.deployed = deployed
+        self.batch_size, self.seed, self.strict = int(batch_size), int(seed), strict
+        self.shard = shard or Shard()
+
+    def n_batches(self, todo: list[int]) -> int:
+        return (len(todo) + self.batch_size - 1) // self.batch_size
+
+    def run(self, attack: Attack, ctx: AttackContext, todo: list[int], *, stage: int, start: int = 0,
+            on_batch: Callable[[BatchResult], None]) -> StageEnd:
+        """Attack ``todo`` (positions in x) from batch ``start`` on; ``on_batch`` gets every
+        result in batch order on every rank. ``stage`` numbers the attack within the run (seeds)."""
+        n_batches = self.n_batches(todo)
+        set_up = False
+        for first in range(start, n_batches, self.shard.world):
+            mine = first + self.shard.rank
+            result = None
+            if mine < n_batches:
+                result = self._batch(attack, ctx, todo, mine, stage, setup=not set_up)
+                set_up = True
+            for r in self.shard.gather(result):
+                if r is None:
+                    continue
+                if r.fatal is not None:
+                    _raise(r.fatal)
+                if r.error is not None:
+                    return StageEnd(AttackStatus.FAILED, f"failed after {r.batch} of {n_batches} batch(es): {r.error}")
+                on_batch(r)
+        return StageEnd(AttackStatus.RAN)
+
+    def _batch(self, attack: Attack, ctx: AttackContext, todo: list[int], b: int, stage: int, *, setup: bool) -> BatchResult:
+        examples = todo[b * self.batch_size : (b + 1) * self.batch_size]
+        idx = torch.tensor(examples, dtype=torch.long, device=self.x.device)
+        xb, yb = self.x[idx], self.y[idx]
+        result = BatchResult(b, examples, [], [], [])
+        sink = _Warnings()
+        aa_log = logging.getLogger(AA_LOGGER)
+        aa_log.addHandler(sink)
+        t0 = time.perf_counter()
+        try:
+            torch.manual_seed(batch_seed(self.seed, stage, b))
+            if setup:
+                attack.setup(ctx)
+            out = attack(ctx.model, xb, yb, ctx.threat, seed=ctx.seed, indices=self.positions[idx.cpu()])
+            rc = recheck(attack.name, out, xb, yb, ctx.threat, self.deployed, strict=self.strict)
+        except (A3BenchError, BudgetViolation) as e:
+            result.fatal = (type(e).__name__, str(e))
+            return result
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 — one attack that cannot handle a model must not end a long run
+            result.error = f"{type(e).__name__}: {one_line(e)}"
+            return result
+        finally:
+            aa_log.removeHandler(sink)
+            self.deployed.restore()
+        result.seconds = time.perf_counter() - t0
+        result.broken = rc.broken.cpu().tolist()
+        result.pred = rc.pred.cpu().tolist()
+        result.distance = ctx.threat.distance(out.x_adv.detach(), xb).float().cpu().tolist()
+        result.correct_share = rc.correct_share.cpu().tolist() if rc.correct_share is not None else None
+        if out.loss_trace is not None and out.loss_trace.shape[-1] == len(examples):
+            result.rising = (loss_still_rising(out.loss_trace) & ~rc.broken).cpu().tolist()
+        result.unconfirmed = int((rc.claimed & ~rc.outside & ~rc.broken).sum())
+        result.outside = int(rc.outside.sum())
+        result.nonfinite = rc.nonfinite
+        result.forward_passes = int(out.forward_passes) + rc.forward_passes  # + the re-check
+        result.backward_passes = int(out.backward_passes)
+        result.warnings = list(sink.messages)
+        return result
+
+
+def _raise(fatal: tuple[str, str]) -> None:
+    """Re-raise, on every rank, the error a batch ended the run with."""
+    import a3bench.errors as errors
+
+    kind, message = fatal
+    cls = getattr(errors, kind, None)
+    if not (isinstance(cls, type) and issubclass(cls, (errors.A3BenchError, BudgetViolation))):
+        cls = errors.A3BenchError
+    raise cls(message)

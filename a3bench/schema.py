@@ -1,0 +1,622 @@
+"""Every file a3bench writes and reads back, in one place (docs/results.md).
+
+- the result record ``results/<dataset>/<norm>/<model>.json`` (:class:`ResultRecord`),
+- the per-example outcomes beside it ``<model>.outcomes.json`` (:class:`Outcomes`),
+- the eps sweep ``<model>.sweep.json`` (:class:`SweepRecord`),
+- the resume state of a running evaluation ``<model>.state.json`` (:class:`ResumeState`),
+- the model card ``model_zoo/<name>/card.yaml`` (:class:`ModelCard`).
+
+Each is a dataclass that is written with ``to_dict`` and read back with the same class's
+``from_dict``, which checks every field's type: numbers are finite numbers (never strings,
+booleans, NaN or infinity), enums are one of their values, lists hold what they should.
+A file that fails is a :class:`~a3bench.errors.ResultError` with one line naming the file
+and the field, so ``report`` and ``check`` never compute with garbage and a CI gate cannot
+be passed by a broken record. Readers ignore keys they do not know (files may grow).
+
+Nothing here imports torch: reports and CI gates stay light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from a3bench.errors import ResultError, one_line
+from a3bench.io import safe_name, write_json_atomic
+
+SCHEMA_VERSION = 1
+SWEEP_SCHEMA_VERSION = 1
+STATE_VERSION = 1
+MAX_FILE_BYTES = 512 * 1024 * 1024  # a record, outcomes or sweep file larger than this is not ours
+
+
+# --------------------------------------------------------------------------- enums (strings at the edge)
+
+
+class StrEnum(str, Enum):
+    """An enum whose members are their string values everywhere: in JSON, in f-strings, in ==."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+
+
+class Verdict(StrEnum):
+    """What the diagnostics concluded about an evaluation (DESIGN §4)."""
+
+    RELIABLE = "reliable"
+    SUSPICIOUS = "suspicious"
+    UNRELIABLE = "unreliable"
+
+    @property
+    def rank(self) -> int:
+        return list(Verdict).index(self)
+
+
+class Severity(StrEnum):
+    WARNING = "warning"  # → suspicious
+    ERROR = "error"  # → unreliable
+
+
+class AttackStatus(StrEnum):
+    RAN = "ran"
+    SKIPPED = "skipped"  # does not apply to the model (a note says why)
+    FAILED = "failed"  # raised an error; what it broke before stands
+
+
+class AttackKind(StrEnum):
+    """What an attack is, for diagnostics and the runner: they ask this, never the name.
+
+    - ``white-box``: gradients of the deployed model (PGD, APGD, FAB, BPDA ...).
+    - ``black-box``: queries only (Square, SPSA): immune to misleading gradients.
+    - ``transfer``: crafted on another model or another mode of this one, judged here.
+    - ``eot``: gradients averaged over the randomness of a randomised model.
+    """
+
+    WHITE_BOX = "white-box"
+    BLACK_BOX = "black-box"
+    TRANSFER = "transfer"
+    EOT = "eot"
+
+
+# --------------------------------------------------------------------------- typed reading
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return "one of " + ", ".join(m.value for m in tp)
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked against the annotation ``tp``; a ResultError names ``where``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ResultError as e:
+                errors.append(e)
+        raise errors[0] if len(errors) == 1 else ResultError(f"{where}: {_short(value)} is not {' or '.join(_type_name(a) for a in args)}")
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ResultError(f"{where}: expected a list, got {_short(value)}")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise ResultError(f"{where}: expected an object, got {_short(value)}")
+        vt = args[1] if len(args) == 2 else Any
+        return {k: _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        try:
+            return tp(value)
+        except ValueError:
+            raise ResultError(f"{where}: {_short(value)} is not {_type_name(tp)}") from None
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, where)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ResultError(f"{where}: expected a finite number, got {_short(value)}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ResultError(f"{where}: expected an integer, got {_short(value)}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ResultError(f"{where}: expected true or false, got {_short(value)}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ResultError(f"{where}: expected a string, got {_short(value)}")
+        return value
+    raise TypeError(f"schema: no reader for {tp!r}")  # a bug in this module, not in the file
+
+
+def _short(value: Any) -> str:
+    return one_line(repr(value), limit=60)
+
+
+def _from_dict(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise ResultError(f"{where or cls.__name__}: expected an object, got {_short(data)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], f"{where}.{f.name}" if where else f.name)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ResultError(f"{where or cls.__name__}: missing field {f.name!r}")
+    return cls(**kwargs)
+
+
+def _plain(obj: Any) -> Any:
+    """A dataclass / enum tree as plain JSON values (enums as their strings)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _plain(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.metadata.get("json", True)}
+    if isinstance(obj, Enum):
+        return obj.value
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Strict JSON from ``path``: NaN and infinity are refused, so is a file too large to be ours."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ResultError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MB: not an a3bench {what}")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ResultError(f"{what} {path} does not exist") from None
+    except IsADirectoryError:
+        raise ResultError(f"{path} is a folder, not a {what}") from None
+    except UnicodeDecodeError:
+        raise ResultError(f"{path} is not a text file (not an a3bench {what})") from None
+    except OSError as e:
+        raise ResultError(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except (json.JSONDecodeError, ValueError, RecursionError) as e:
+        raise ResultError(f"{path} is not valid JSON: {one_line(e, 120)}") from None
+
+
+def _read(cls: type, path: str | os.PathLike, what: str) -> Any:
+    data = read_json(path, what)
+    try:
+        return cls.from_dict(data)
+    except ResultError as e:
+        raise ResultError(f"{path}: {e}") from None
+
+
+# --------------------------------------------------------------------------- the result record
+
+
+@dataclass
+class Flag:
+    """A diagnostic that fired (DESIGN §4); see docs/diagnostics.md#<name>."""
+
+    name: str
+    severity: Severity
+    message: str
+    value: float | None = None
+
+    def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)
+
+
+@dataclass
+class AttackRecord:
+    """One attack of the worst-case cascade."""
+
+    name: str
+    robust_acc: float | None  # cumulative: % of all examples still robust after this attack
+    broken: int = 0  # examples this attack broke (that every earlier attack had survived)
+    n_attacked: int = 0  # examples it ran on (those still robust when it started)
+    seconds: float = 0.0
+    forward_passes: int = 0
+    backward_passes: int = 0
+    status: AttackStatus = AttackStatus.RAN
+    note: str | None = None  # why it was skipped or failed, or anything worth knowing
+    group: str | None = None  # the composite name it came from ("autoattack"), if any
+    config: dict[str, Any] = field(default_factory=dict)  # the options that define the attack
+    kind: AttackKind = AttackKind.WHITE_BOX
+
+    def __post_init__(self) -> None:
+        self.status, self.kind = AttackStatus(self.status), AttackKind(self.kind)
+
+
+@dataclass
+class ProbeRecord:
+    """The convergence probe (docs/diagnostics.md#not-converged): diagnostic only, it never
+    changes the worst case; its passes count in the record's compute."""
+
+    attack: str
+    n_attacked: int
+    broken: int
+    forward_passes: int = 0
+    backward_passes: int = 0
+    seconds: float = 0.0
+    note: str | None = None
+
+
+@dataclass
+class ResultRecord:
+    """One evaluation: a superset of RobustBench's ``model_info`` fields (DESIGN §5)."""
+
+    # RobustBench model_info fields
+    name: str
+    dataset: str
+    eps: float
+    clean_acc: float
+    robust_acc: float  # worst case over the whole suite
+    link: str | None = None
+    authors: str | None = None
+    additional_data: bool = False
+    number_forward_passes: int = 1
+    venue: str | None = None
+    architecture: str | None = None
+    reported: float | None = None  # the paper's number, when the model card gives one
+    autoattack_acc: float | None = None
+    footnote: str | None = None
+    # a3bench fields
+    schema_version: int = SCHEMA_VERSION
+    norm: str = "Linf"
+    eps_text: str = ""
+    n_examples: int = 0
+    seed: int = 0
+    suite: str | None = None
+    attacks: list[str] = field(default_factory=list)  # the names asked for (a suite's as of this run)
+    per_attack: list[AttackRecord] = field(default_factory=list)
+    probe: ProbeRecord | None = None
+    robust_acc_ci: list[float] = field(default_factory=list)  # 95 % Wilson interval, percent
+    flags: list[Flag] = field(default_factory=list)
+    verdict: Verdict = Verdict.RELIABLE
+    verdict_reason: str = ""
+    compute: dict[str, Any] = field(default_factory=dict)  # seconds, forward/backward passes (total and per example)
+    a3: dict[str, Any] | None = None  # n_layers, n_parameters, config — None for models without A3
+    model: dict[str, Any] = field(default_factory=dict)  # spec, source, path, parameters, sha256
+    provenance: dict[str, Any] = field(default_factory=dict)  # versions, git SHA, device, command, time
+    outcomes_file: str | None = None
+
+    def __post_init__(self) -> None:
+        self.verdict = Verdict(self.verdict)
+
+    def to_dict(self) -> dict:
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ResultRecord":
+        if not isinstance(d, dict):
+            raise ResultError("a result record must be a JSON object")
+        if d.get("schema_version") != SCHEMA_VERSION:
+            raise ResultError(f"result schema_version {_short(d.get('schema_version'))} is not {SCHEMA_VERSION}")
+        rec = _from_dict(cls, d, "")
+        if not 0 <= rec.robust_acc <= rec.clean_acc <= 100:
+            raise ResultError(f"accuracies out of order: robust {rec.robust_acc} must be ≤ clean {rec.clean_acc} and both in [0, 100]")
+        if rec.eps < 0:
+            raise ResultError(f"eps must be ≥ 0, got {rec.eps}")
+        if rec.n_examples < 0:
+            raise ResultError(f"n_examples must be ≥ 0, got {rec.n_examples}")
+        return rec
+
+
+def write_record(path: str | os.PathLike, record: ResultRecord) -> None:
+    write_json_atomic(path, record.to_dict())
+
+
+def read_record(path: str | os.PathLike) -> ResultRecord:
+    return _read(ResultRecord, path, "result record")
+
+
+# --------------------------------------------------------------------------- per-example outcomes
+
+
+@dataclass
+class Outcomes:
+    """Per example, in evaluation order (``<stem>.outcomes.json``).
+
+    ``robust[i]``: classified correctly and no attack broke it. Written files hold every
+    field; a reader also accepts a file with only ``robust`` or only ``clean_correct`` +
+    ``broken_by`` (then ``robust`` is derived) — without ``indices`` two files cannot be
+    shown to cover the same examples.
+    """
+
+    robust: list[bool]
+    indices: list[int] | None = None  # positions in the dataset's test split
+    labels: list[int] | None = None
+    clean_pred: list[int] | None = None
+    clean_correct: list[bool] | None = None
+    broken_by: list[str | None] | None = None  # "clean" if misclassified without attack; None if robust
+    adv_pred: list[int | None] | None = None  # deployed prediction on the adversarial example that broke it
+    adv_distance: list[float | None] | None = None  # its distance to x in the threat model's norm
+    # randomised models (DESIGN §3): the share of fresh draws that classify the final
+    # adversarial example (or x) correctly; None for deterministic models
+    correct_share: list[float | None] | None = None
+    path: Path | None = field(default=None, compare=False, metadata={"json": False})
+
+    @property
+    def n(self) -> int:
+        return len(self.robust)
+
+    def broken_counts(self) -> dict[str, int]:
+        """How many examples each attack broke (first breaker only, as the cascade records)."""
+        counts: dict[str, int] = {}
+        for ok, by in zip(self.clean_correct or [True] * self.n, self.broken_by or []):
+            if ok and by is not None:
+                counts[by] = counts.get(by, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict:
+        d = _plain(self)
+        return {k: v for k, v in d.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Outcomes":
+        if not isinstance(d, dict):
+            raise ResultError("an outcomes file must be a JSON object")
+        if "robust" not in d:
+            if "clean_correct" not in d or "broken_by" not in d:
+                raise ResultError("needs 'robust' or both 'clean_correct' and 'broken_by'")
+            d = dict(d)
+            cc = _coerce(d["clean_correct"], list[bool], "clean_correct")
+            bb = _coerce(d["broken_by"], list[str | None], "broken_by")
+            if len(cc) != len(bb):
+                raise ResultError("'clean_correct' and 'broken_by' differ in length")
+            d["robust"] = [c and b is None for c, b in zip(cc, bb)]
+        out = _from_dict(cls, d, "")
+        for f in dataclasses.fields(cls):
+            v = getattr(out, f.name)
+            if isinstance(v, list) and len(v) != out.n:
+                raise ResultError(f"{f.name!r} has {len(v)} entries, expected {out.n}")
+        return out
+
+
+def write_outcomes(path: str | os.PathLike, outcomes: Outcomes) -> None:
+    write_json_atomic(path, outcomes.to_dict())
+
+
+def read_outcomes(path: str | os.PathLike) -> Outcomes:
+    out = _read(Outcomes, path, "outcomes file")
+    out.path = Path(path)
+    return out
+
+
+# --------------------------------------------------------------------------- eps sweeps
+
+
+@dataclass
+class SweepPerExample:
+    indices: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    clean_correct: list[bool] = field(default_factory=list)
+    broken_at: dict[str, list[float | None]] = field(default_factory=dict)  # per curve: smallest eps of the grid found non-robust
+    min_norm: list[float | None] | None = None  # FAB's smallest breaking perturbation (None: none found)
+
+
+@dataclass
+class SweepRecord:
+    """One eps sweep (``<model>.sweep.json``). ``curves`` maps each attack (and
+    ``worst-case`` when there are several) to robust accuracy in percent, one value per eps
+    (None: the attack does not apply)."""
+
+    model: str
+    dataset: str
+    norm: str
+    eps: list[float]
+    curves: dict[str, list[float | None]]
+    schema_version: int = SWEEP_SCHEMA_VERSION
+    eps_text: list[str] = field(default_factory=list)
+    worst_case: list[float] = field(default_factory=list)
+    plot: str | None = None  # file name of the PNG beside the JSON
+    flags: list[Flag] = field(default_factory=list)
+    clean_acc: float | None = None
+    n_examples: int = 0
+    seed: int = 0
+    cascade: bool = True
+    batch_size: int = 256
+    attacks: dict[str, list[str]] = field(default_factory=dict)  # curve name -> the attack steps behind it
+    skipped: dict[str, str] = field(default_factory=dict)  # curve name -> why it did not run
+    failed: dict[str, str] = field(default_factory=dict)  # curve name -> the error that stopped it (what it broke stands)
+    compute: dict[str, Any] = field(default_factory=dict)
+    model_info: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    per_example: SweepPerExample = field(default_factory=SweepPerExample)
+
+    def to_dict(self) -> dict:
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "SweepRecord":
+        if not isinstance(d, dict):
+            raise ResultError("a sweep file must be a JSON object")
+        if d.get("schema_version") != SWEEP_SCHEMA_VERSION:
+            raise ResultError(f"sweep schema_version {_short(d.get('schema_version'))} is not {SWEEP_SCHEMA_VERSION}")
+        rec = _from_dict(cls, d, "")
+        for name, values in rec.curves.items():
+            if len(values) != len(rec.eps):
+                raise ResultError(f"curve {name!r} must have one value per eps ({len(rec.eps)})")
+        return rec
+
+
+def write_sweep(path: str | os.PathLike, sweep: SweepRecord) -> None:
+    write_json_atomic(path, sweep.to_dict())
+
+
+def read_sweep(path: str | os.PathLike) -> SweepRecord:
+    return _read(SweepRecord, path, "sweep file")
+
+
+# --------------------------------------------------------------------------- resume state
+
+
+@dataclass
+class ResumeState:
+    """A running evaluation, saved atomically after every batch (``<stem>.state.json``).
+
+    ``identity`` pins what the numbers depend on (weights, examples, threat, seed, batch
+    size); ``attacks`` the cascade so far. Resuming is refused when the identity differs,
+    or when the finished attacks are not the first attacks of the new plan, so two
+    evaluations are never mixed; a plan that only adds attacks after them extends it.
+    """
+
+    identity: dict[str, Any]
+    clean_pred: list[int]
+    broken_by: list[str | None]
+    adv_pred: list[int | None]
+    adv_distance: list[float | None]
+    finished: list[AttackRecord] = field(default_factory=list)  # in cascade order
+    current: dict[str, Any] | None = None  # {"index", "todo", "batches_done", "record", "unconfirmed"}
+    flags: list[Flag] = field(default_factory=list)
+    unconfirmed: dict[str, int] = field(default_factory=dict)
+    aa_warnings: list[str] = field(default_factory=list)
+    violations: dict[str, int] = field(default_factory=dict)  # only when not strict
+    correct_share: list[float | None] | None = None  # randomised models: share of draws still correct
+    nonfinite: int = 0  # verdicts whose logits were not finite (clean pass and re-checks)
+    rising: list[int] = field(default_factory=list)  # examples whose loss still rose at the end of the probed PGD
+    state_version: int = STATE_VERSION
+
+    def to_dict(self) -> dict:
+        return _plain(self)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ResumeState":
+        if not isinstance(d, dict):
+            raise ResultError("a resume state must be a JSON object")
+        if d.get("state_version") != STATE_VERSION:
+            raise ResultError(f"state version {_short(d.get('state_version'))}, not {STATE_VERSION}")
+        state = _from_dict(cls, d, "")
+        n = len(state.clean_pred)
+        if not (len(state.broken_by) == len(state.adv_pred) == len(state.adv_distance) == n):
+            raise ResultError("per-example lists differ in length")
+        return state
+
+
+def write_state(path: str | os.PathLike, state: ResumeState) -> None:
+    write_json_atomic(path, state.to_dict())
+
+
+def read_state(path: str | os.PathLike) -> ResumeState:
+    try:
+        return _read(ResumeState, path, "resume state")
+    except ResultError as e:
+        raise ResultError(f"{e}; delete it to start over") from None
+
+
+# --------------------------------------------------------------------------- model cards
+
+
+@dataclass
+class ModelCard:
+    """``model_zoo/<name>/card.yaml``: what a zoo model is, for records and leaderboards.
+
+    Known fields are typed; anything else a card carries (training details, a defense's
+    own settings) is kept in ``extra`` as it is.
+    """
+
+    name: str | None = None
+    description: str | None = None
+    architecture: str | None = None
+    dataset: str | None = None
+    link: str | None = None
+    authors: str | None = None
+    venue: str | None = None
+    additional_data: bool = False
+    number_forward_passes: int = 1
+    reported: float | None = None
+    footnote: str | None = None
+    threat_model: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "ModelCard":
+        if d is None:
+            return cls()
+        if not isinstance(d, dict):
+            raise ResultError("a model card must be a mapping")
+        known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        card = _from_dict(cls, {k: v for k, v in d.items() if k in known}, "")
+        card.extra = {str(k): v for k, v in d.items() if k not in known}
+        return card
+
+
+def read_card(path: str | os.PathLike) -> ModelCard:
+    """Read a card.yaml (bounded: a card is small; anything else is refused)."""
+    from a3bench.safeyaml import load_yaml
+
+    try:
+        data = load_yaml(Path(path), what="model card")
+        return ModelCard.from_dict(data)
+    except ResultError as e:
+        raise ResultError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 — a card is untrusted input: any failure is one line
+        raise ResultError(f"{path}: unreadable model card: {one_line(e, 120)}") from None
+
+
+# --------------------------------------------------------------------------- where the files go
+
+
+AUXILIARY_SUFFIXES = (".outcomes.json", ".state.json", ".sweep.json", ".audit.json")
+
+
+def default_result_path(dataset: str, norm: str, model_name: str, root: str | os.PathLike = "results") -> Path:
+    """``<root>/<dataset>/<norm>/<model>.json``, every part made file-name safe."""
+    return Path(root) / safe_name(dataset) / safe_name(norm) / f"{safe_name(model_name)}.json"
+
+
+def outcomes_path(record_path: str | os.PathLike) -> Path:
+    p = Path(record_path)
+    return p.with_name(p.stem + ".outcomes.json")
+
+
+def state_path(record_path: str | os.PathLike) -> Path:
+    p = Path(record_path)
+    return p.with_name(p.stem + ".state.json")
+
+
+def settings_differ(path: str | os.PathLike, settings: dict) -> list[str]:
+    """Which of ``settings`` (record field → value: suite, attacks, eps, norm, n_examples,
+    seed) the record at ``path`` was made with differently; [] when there is no record there
+    or it is the same evaluation. A list given for a field stored as an object is compared
+    with the object's keys (a sweep's curve names). An unreadable file counts as different
+    ("record")."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    try:
+        data = read_json(path)
+    except ResultError:
+        return ["record"]
+    if not isinstance(data, dict):
+        return ["record"]
+
+    def stored(k, v):
+        value = data.get(k)
+        return list(value) if isinstance(value, dict) and isinstance(v, list) else value
+
+    return [k for k, v in settings.items() if stored(k, v) != v]
