@@ -444,34 +444,38 @@ def _common(spec: AttackSpec, default_steps: int) -> dict:
     }
 
 
-@register_attack("mode-transfer", help="PGD-50 crafted on A3 modes off and amplify, judged in attenuate", options=_PGD_OPTIONS)
+@register_attack("mode-transfer", help="PGD-50 crafted on A3 modes off and amplify, judged in attenuate", options=_PGD_OPTIONS, example="mode-transfer:steps=3")
 def _mode_transfer(spec: AttackSpec) -> ModeTransfer:
     return ModeTransfer(**_common(spec, 50), name=spec.text.lower())
 
 
-@register_attack("bpda-a3", help="PGD-50 with each A3 layer the identity in the backward pass (BPDA)", options=_PGD_OPTIONS)
+@register_attack("bpda-a3", help="PGD-50 with each A3 layer the identity in the backward pass (BPDA)", options=_PGD_OPTIONS, example="bpda-a3:steps=3")
 def _bpda(spec: AttackSpec) -> BPDAA3:
     return BPDAA3(**_common(spec, 50), name=spec.text.lower())
 
 
-@register_attack("bpda", help="PGD-50 with every zero-gradient module (quantiser, rounding, detach) the identity in the backward pass", options=_PGD_OPTIONS)
+@register_attack("bpda", help="PGD-50 with every zero-gradient module (quantiser, rounding, detach) the identity in the backward pass", options=_PGD_OPTIONS,
+                 example="bpda:steps=3")
 def _bpda_generic(spec: AttackSpec) -> BPDA:
     return BPDA(**_common(spec, 50), name=spec.text.lower())
 
 
-@register_attack("a3-scale", help="AAS on A3: PGD-50 on adversarially rescaled A3 strengths (10-step search)", options=_PGD_OPTIONS + ("search_steps",))
+@register_attack("a3-scale", help="AAS on A3: PGD-50 on adversarially rescaled A3 strengths (10-step search)", options=_PGD_OPTIONS + ("search_steps",),
+                 example="a3-scale:steps=3:search_steps=2")
 def _a3_scale(spec: AttackSpec) -> A3Scale:
     return A3Scale(**_common(spec, 50), search_steps=int_option(spec, "search_steps", 10), name=spec.text.lower())
 
 
-@register_attack("eot-pgd-K", pattern=r"eot-pgd-(\d+)", help="PGD-K with gradients averaged over n samples (EOT); option n", options=("loss", "restarts", "step", "n"))
+@register_attack("eot-pgd-K", pattern=r"eot-pgd-(\d+)", help="PGD-K with gradients averaged over n samples (EOT); option n", options=("loss", "restarts", "step", "n"),
+                 example="eot-pgd-3:n=2")
 def _eot(spec: AttackSpec) -> EOTPGD:
     kw = _common(spec, int(spec.match.group(1)))
     kw["steps"] = int(spec.match.group(1))
     return EOTPGD(samples=int_option(spec, "n", 10), **kw, name=spec.text.lower())
 
 
-@register_attack("pre-softmax", help="PGD-50 (CW loss) on the input of a final softmax layer (models that return probabilities)", options=_PGD_OPTIONS)
+@register_attack("pre-softmax", help="PGD-50 (CW loss) on the input of a final softmax layer (models that return probabilities)", options=_PGD_OPTIONS,
+                 example="pre-softmax:steps=3")
 def _pre_softmax(spec: AttackSpec) -> PreSoftmax:
     kw = _common(spec, 50)
     if spec.option("loss") is None:
@@ -479,7 +483,8 @@ def _pre_softmax(spec: AttackSpec) -> PreSoftmax:
     return PreSoftmax(**kw, name=spec.text.lower())
 
 
-@register_attack("transfer:SPEC", pattern=r"transfer", help="PGD-50 crafted on a surrogate model SPEC, judged on the target", raw_arg=True)
+@register_attack("transfer:SPEC", pattern=r"transfer", help="PGD-50 crafted on a surrogate model SPEC, judged on the target", raw_arg=True,
+                 example="transfer:{model}")
 def _transfer(spec: AttackSpec) -> TransferPGD:
     from a3bench.errors import AttackError
 

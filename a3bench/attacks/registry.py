@@ -57,6 +57,7 @@ class _Entry:
     factory: Factory
     help: str
     options: tuple[str, ...]  # accepted option keys (); ("*",) = the raw text after ':' goes to the factory
+    example: str  # a cheap instance ("pgd-3"): the tests run every registered attack through it
 
 
 _ATTACKS: dict[str, _Entry] = {}
@@ -81,18 +82,21 @@ def _load_modules() -> None:
             importlib.import_module(mod)
 
 
-def register_attack(name: str, factory: Factory | None = None, *, pattern: str | None = None, help: str = "", options: Sequence[str] = (), raw_arg: bool = False):
+def register_attack(name: str, factory: Factory | None = None, *, pattern: str | None = None, help: str = "", options: Sequence[str] = (),
+                    raw_arg: bool = False, example: str | None = None):
     """Register ``factory`` under ``name`` (a display name like ``pgd-K``).
 
     ``pattern`` is a regex the head must match in full (default: the name itself).
     ``options`` are the accepted ``KEY=VALUE`` keys; with ``raw_arg`` the text after the
-    first ``:`` is handed over unparsed (``transfer:SPEC``). Usable as a decorator.
+    first ``:`` is handed over unparsed (``transfer:SPEC``). ``example`` is a cheap instance
+    the tests run (``pgd-3``; ``{model}`` stands for a surrogate checkpoint); it defaults to
+    the name itself. Usable as a decorator.
     """
 
     def add(f: Factory) -> Factory:
         regex = re.compile(pattern if pattern is not None else re.escape(name))
         opts = ("*",) if raw_arg else tuple(options)
-        _ATTACKS[name] = _Entry(name, regex, f, help, opts)
+        _ATTACKS[name] = _Entry(name, regex, f, help, opts, example or name)
         return f
 
     return add(factory) if factory is not None else add
@@ -107,6 +111,12 @@ def list_attacks() -> dict[str, str]:
     """Display name → one-line help, in registration order."""
     _load_modules()
     return {e.display: e.help for e in _ATTACKS.values()}
+
+
+def attack_examples() -> dict[str, str]:
+    """Display name → a cheap instance of it (for tests and docs)."""
+    _load_modules()
+    return {e.display: e.example for e in _ATTACKS.values()}
 
 
 def list_suites() -> dict[str, tuple[tuple[str, ...], str]]:
@@ -236,7 +246,8 @@ def loss_option(spec: AttackSpec, default: str = "ce") -> str:
     return loss
 
 
-@register_attack("pgd-K", pattern=r"pgd-(\d+)", help="PGD, K iterations (Madry et al. 2018); options loss, restarts, step", options=("loss", "restarts", "step"))
+@register_attack("pgd-K", pattern=r"pgd-(\d+)", help="PGD, K iterations (Madry et al. 2018); options loss, restarts, step", options=("loss", "restarts", "step"),
+                 example="pgd-3:restarts=2")
 def _pgd(spec: AttackSpec) -> Attack:
     from a3bench.attacks.pgd import PGD
 

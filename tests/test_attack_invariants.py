@@ -1,0 +1,85 @@
+"""Every registered attack, through the cheap instance it registers (``example``): its
+adversarial examples stay in the threat model and [0,1], what it claims to have broken is
+misclassified by the model, and the same seed gives the same output. A new attack is
+checked here for free; one no test model can run is a failure, not a skip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from a3bench.attacks.base import AttackContext
+from a3bench.attacks.registry import attack_examples, build_attack, list_attacks
+from a3bench.threat import ThreatModel
+from tests.conftest import needs_fmnist
+
+pytestmark = needs_fmnist
+THREATS = [ThreatModel("Linf", 0.1), ThreatModel("L2", 1.0)]
+
+
+class _Softmax(nn.Module):
+    """Returns probabilities: what pre-softmax is for."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model, self.softmax = model, nn.Softmax(dim=1)
+
+    def forward(self, x):
+        return self.softmax(self.model(x))
+
+
+class _Quantise(nn.Module):
+    def forward(self, x):
+        return torch.round(x * 8) / 8
+
+
+@pytest.fixture(scope="module")
+def test_models(standard_model, a3_model):
+    """Models an attack may need: plain, with A3, returning probabilities, with a zero-gradient input quantiser."""
+    return [standard_model, a3_model, _Softmax(standard_model), nn.Sequential(_Quantise(), standard_model)]
+
+
+@pytest.fixture(scope="module")
+def batch(fmnist_test):
+    return fmnist_test.first(6).tensors()
+
+
+def _pick(attack, models, threat, x):
+    for model in models:
+        ctx = AttackContext(model=model.eval(), threat=threat, seed=0, batch_size=8, num_classes=10, dataset="fmnist", probe=x)
+        if attack.applies_to(ctx) is None:
+            return model, ctx
+    pytest.fail(f"{attack.name}: no test model is one it applies to; add one to test_models")
+
+
+_CHECKED: set[tuple] = set()  # a composite's components are checked once, under their own names
+
+
+@pytest.mark.parametrize("display", list(list_attacks()))
+@pytest.mark.parametrize("threat", THREATS, ids=["Linf", "L2"])
+def test_every_attack_in_budget_honest_and_seeded(display, threat, test_models, batch, checkpoint):
+    x, y = batch
+    example = attack_examples()[display].format(model=checkpoint)
+    for attack in build_attack(example):
+        key = (type(attack).__name__, repr(sorted(attack.config().items())), threat)
+        if key in _CHECKED:
+            continue
+        _CHECKED.add(key)
+        model, ctx = _pick(attack, test_models, threat, x)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        try:
+            attack.setup(ctx)
+            out = attack(model, x, y, threat, seed=0, indices=torch.arange(len(x)))
+            again = attack(model, x, y, threat, seed=0, indices=torch.arange(len(x)))
+        finally:
+            for p in model.parameters():
+                p.requires_grad_(True)
+        assert out.x_adv.shape == x.shape and out.success.shape == (len(x),)
+        assert not threat.violations(out.x_adv, x).any(), f"{attack.name} left the threat model"
+        with torch.no_grad():
+            wrong = model.eval()(out.x_adv).argmax(1) != y
+        assert bool((out.success.bool() <= wrong).all()), f"{attack.name} claims successes the model does not confirm"
+        assert out.forward_passes > 0
+        assert torch.equal(out.x_adv, again.x_adv) and torch.equal(out.success, again.success), f"{attack.name}: same seed, other output"
