@@ -257,13 +257,13 @@ def load_results(paths: Sequence[str | os.PathLike], keep_duplicates: bool = Fal
         files.add(rp.resolve())
         record = read_record(rp)
         res = LoadedResult(record=record, path=rp)
-        if res.key in seen:
+        first = seen.setdefault(res.key, rp)
+        if first != rp:
             if not keep_duplicates:
-                warnings.append(f"{rp} skipped: same model and threat as {seen[res.key]}")
+                warnings.append(f"{rp} skipped: same model and threat as {first}")
                 continue
             res.label = f"{rp.stem} ({_folder_label(rp)})"
-            warnings.append(f"{rp}: same model and threat as {seen[res.key]}; shown beside it as {res.label!r}")
-        seen.setdefault(res.key, rp)
+            warnings.append(f"{rp}: same model and threat as {first}; shown beside it as {res.label!r}")
         op = locate_outcomes(record, rp)
         if op is not None:
             try:
