@@ -538,3 +538,17 @@ def test_robustbench_export_stays_inside_out(tmp_path: Path):
     created = {p for p in set(tmp_path.rglob("*")) - before if p.is_file()}
     assert len(created) == 3 and all(p.resolve().is_relative_to(out.resolve()) for p in created), created
     assert not escape.exists() and not (tmp_path.parent / "escaped2").exists()
+
+
+def test_check_summary_escapes_hostile_records(tmp_path: Path):
+    base = write(tmp_path / "base", "m", make_record("m", 90.0, 40.0))
+    cur_rec = make_record("m", 90.0, 40.0, flags=[Flag("<img src=x onerror=alert(1)>", "warning", HOSTILE)], verdict="suspicious")
+    cur_rec.per_attack.append(AttackRecord("<script>alert(2)</script>", 40.0))
+    cur = tmp_path / "cur" / "x](javascript:alert(3)).json"
+    write_record(cur, cur_rec)
+    summary = tmp_path / "summary.md"
+    res = runner.invoke(app, ["check", str(cur), "--baseline", str(base), "--summary", str(summary)])
+    assert res.exit_code == 1, res.output
+    text = re.sub(r"(`+)(.+?)\1", "CODE", summary.read_text())
+    assert "<script" not in text and "<img" not in text and not re.search(r"(?<!\\)\]\(javascript", text)
+    assert "&lt;script&gt;" in text
