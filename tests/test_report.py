@@ -552,3 +552,15 @@ def test_check_summary_escapes_hostile_records(tmp_path: Path):
     text = re.sub(r"(`+)(.+?)\1", "CODE", summary.read_text())
     assert "<script" not in text and "<img" not in text and not re.search(r"(?<!\\)\]\(javascript", text)
     assert "&lt;script&gt;" in text
+
+
+def test_out_checked_and_write_failures_are_one_line(results_dir: Path, tmp_path: Path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    for fmt, out in (("md", tmp_path / "adir"), ("html", tmp_path / "afile"), ("robustbench", tmp_path / "afile")):
+        res = runner.invoke(app, ["report", str(results_dir), "--format", fmt, "--out", str(out)])
+        assert res.exit_code == 2 and res.output.startswith("error:") and len(res.output.strip().splitlines()) == 1, res.output
+    assert (tmp_path / "afile").read_text() == "x" and not any((tmp_path / "adir").iterdir())
+    # A write that fails (here: a folder that cannot be made, under a file) is one line too.
+    res = runner.invoke(app, ["report", str(results_dir), "--out", str(tmp_path / "afile" / "LB.md")])
+    assert res.exit_code == 2 and res.output.startswith("error: cannot write") and len(res.output.strip().splitlines()) == 1, res.output

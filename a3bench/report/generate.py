@@ -94,8 +94,27 @@ def generate_report(
         where = ", ".join(str(p) for p in paths)
         raise NoResults(f"no result records found in {where} (run `a3bench attack` first; *.outcomes.json, *.state.json and *.sweep.json are not records)")
     out = Path(out) if out is not None else default_out(paths, fmt)
+    check_out(out, fmt)
     warnings += unmatched_published(group_results(results, published), published)
+    try:
+        return _write(results, warnings, published, out, fmt, docs_url, model_reports)
+    except OSError as e:
+        where = f" {e.filename}" if e.filename else ""
+        raise ResultError(f"cannot write{where}: {e.strerror or e}") from None
 
+
+def check_out(out: Path, fmt: str) -> None:
+    """--out names what it will be before anything is written: a file for md, a folder (or
+    an .html index) for the site and the export."""
+    if fmt == "md" and out.is_dir():
+        raise ResultError(f"--out {out} is a folder; the markdown leaderboard is a file (e.g. {out / 'LEADERBOARD.md'})")
+    folder = site_location(out)[0] if fmt == "html" else out
+    if folder.exists() and not folder.is_dir():
+        raise ResultError(f"--out {out}: {folder} is a file, not a folder")
+
+
+def _write(results: list[LoadedResult], warnings: list[str], published: list[PublishedEntry], out: Path, fmt: str,
+           docs_url: str, model_reports: bool) -> ReportOutput:
     if fmt == "robustbench":
         written, more = export_robustbench(results, out)
         return ReportOutput(None, written, results, warnings + more)
