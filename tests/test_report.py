@@ -117,19 +117,27 @@ def test_leaderboard_columns_and_sort(results_dir: Path, tmp_path: Path):
     col = {h: i for i, h in enumerate(headers)}
     worst = [float(r[col["Worst case (%) [95% CI]"]].split()[0]) for r in rows]
     assert worst == sorted(worst, reverse=True) == [70.0, 55.0, 10.0]
-    assert [r[col["Rank"]] for r in rows] == ["1", "2", "3"]
+    # 70 [61.0, 79.5] and 55 [46.0, 64.5] overlap: the data cannot order them; 10 [1.0, 19.5] is third for sure.
+    assert [r[col["Rank"]] for r in rows] == ["1–2", "1–2", "3"]
     by_model = {re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", r[col["Model"]]).split(" · ")[0]: r for r in rows}
     assert set(by_model) == {"masked", "strong", "weak"}
     assert by_model["masked"][col["Verdict"]] == "**unreliable**"
     assert "zero-gradients" in by_model["masked"][col["Flags"]] and "diagnostics.md#zero-gradients" in by_model["masked"][col["Flags"]]
     assert by_model["strong"][col["Reported (%)"]] == "60.00 (Δ -5.00)"
-    assert by_model["strong"][col["A3"]].startswith("A3×2 (mode=joint")
     assert by_model["strong"][col["Clean (%)"]] == "85.00"
     assert by_model["strong"][col["AutoAttack (%)"]] == "56.00"
-    assert by_model["strong"][col["Params"]] == "1.23M"
-    assert by_model["strong"][col["Compute / example"]] == "2.5k fwd / 2.4k bwd / 120 ms"
     assert "[weak](https://example.org/weak)" in by_model["weak"][col["Model"]]
-    assert "- strong: Trained | with PGD." in text  # footnotes sit below the table
+    assert "- strong: Trained \\| with PGD." in text  # footnotes sit below the table, pipes escaped
+    # Narrow enough for GitHub: architecture, A3, parameters and compute are in the model's report.
+    assert not {"Architecture", "A3", "Params", "Compute / example"} & set(headers)
+    report = (tmp_path / "reports" / "cifar10_Linf_strong.md").read_text()
+    summary = dict(r for h, rows in parse_md_tables(report) if h == ["", ""] for r in rows)
+    assert summary["A3"].startswith("A3×2 (mode=joint") and summary["Parameters"] == "1.23M"
+    assert summary["Compute per example"] == "2.5k fwd / 2.4k bwd / 120 ms" and summary["Total time"] == "12 s"
+    # tabulate's pipe format: numbers right-aligned on GitHub.
+    align = next(ln for ln in text.splitlines() if re.fullmatch(r"\|[:|-]+\|", ln))
+    marks = ["right" if c.endswith(":") and not c.startswith(":") else "left" if c.startswith(":") else "?" for c in align.strip("|").split("|")]
+    assert marks == ["right", "left", "right", "right", "right", "left", "left", "right"]
 
 
 def test_per_model_reports(results_dir: Path, tmp_path: Path):
@@ -155,7 +163,7 @@ def test_per_model_reports(results_dir: Path, tmp_path: Path):
 def test_sweep_in_report(results_dir: Path, tmp_path: Path):
     sweeps = tmp_path / "results" / "sweeps"
     sweeps.mkdir()
-    (sweeps / "strong.png").write_bytes(b"\x89PNG fake")
+    (sweeps / "strong.png").write_bytes(b"\x89PNG\r\n\x1a\n fake")
     write_json_atomic(
         sweeps / "strong.sweep.json",
         {"schema_version": 1, "model": "strong", "dataset": "cifar10", "norm": "Linf", "eps": [0.0, 0.1, 0.5], "curves": {"pgd-20": [85.0, 40.0, 0.0], "a3-adaptive": [85.0, 30.0, None]}, "plot": "strong.png", "flags": []},
@@ -171,13 +179,15 @@ def test_sweep_in_report(results_dir: Path, tmp_path: Path):
 
 
 def test_html_format(results_dir: Path, tmp_path: Path):
-    out = tmp_path / "lb.html"
+    """The site itself is tested in tests/test_site.py (in a browser); here: the CLI writes it."""
+    out = tmp_path / "site"
     res = runner.invoke(app, ["report", str(results_dir), "--format", "html", "--out", str(out)])
     assert res.exit_code == 0, res.output
-    page = out.read_text()
-    assert page.startswith("<!DOCTYPE html>") and page.count("<table") == 2
-    assert '<a href="https://example.org/weak">weak</a>' in page
-    assert "<th" in page and "Worst case (%) [95% CI]" in page
+    page = (out / "index.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count('<table class="board"') == 2
+    assert '<a class="ext" href="https://example.org/weak" rel="noopener noreferrer">paper</a>' in page
+    assert '<a href="models/cifar10_Linf_weak.html">weak</a>' in page and (out / "models" / "cifar10_Linf_weak.html").is_file()
+    assert "Worst case (%) [95% CI]" in page
 
 
 def _robustbench_read(models_folder: Path, dataset: str, threat_model: str) -> list[dict]:
@@ -308,15 +318,19 @@ def test_report_over_repository_results(tmp_path: Path):
         assert worst == sorted(worst, reverse=True)
 
 
-def test_duplicate_results_warn_and_keep_first(tmp_path: Path):
-    a, b = tmp_path / "a", tmp_path / "b"
-    write(a, "m", make_record("m", 90.0, 40.0))
-    write(b, "m", make_record("m", 90.0, 20.0))
-    res = runner.invoke(app, ["report", str(a), str(b), "--out", str(tmp_path / "LB.md")])
+def test_duplicate_results_shown_side_by_side(tmp_path: Path, monkeypatch):
+    """`report results/ runs/`: a user's own run of a bundled model is shown next to the
+    committed record, labelled with its folder, not skipped as a duplicate."""
+    monkeypatch.chdir(tmp_path)
+    write(Path("results"), "m", make_record("m", 90.0, 40.0))
+    write(Path("runs"), "m", make_record("m", 90.0, 20.0))
+    res = runner.invoke(app, ["report", "results", "runs", "results", "--out", "LB.md"])
     assert res.exit_code == 0, res.output
-    assert "same model and threat" in res.output
+    assert "shown beside it as 'm (runs/cifar10/Linf)'" in " ".join(res.output.split())
     (_, rows), = parse_md_tables((tmp_path / "LB.md").read_text())
-    assert len(rows) == 1 and rows[0][4].startswith("40.00")
+    assert [r[1].split(" · ")[0] for r in rows] == ["m", "m (runs/cifar10/Linf)"]  # results/ read once, though given twice
+    assert [r[4].split()[0] for r in rows] == ["40.00", "20.00"]
+    assert (tmp_path / "reports" / "cifar10_Linf_m__runs_cifar10_Linf_.md").is_file()
 
 
 def test_record_and_outcomes_disagree(tmp_path: Path):
@@ -339,7 +353,215 @@ def test_model_links_relative_to_the_page(tmp_path, monkeypatch):
     out = generate_report(["results"], "results/LEADERBOARD.md")
     board = out.leaderboard.read_text()
     assert "(../model_zoo/zoo_m)" in board and "(https://example.org/paper)" in board
-    assert "(model_zoo/not_here)" in board  # nothing there to point at: left as written
+    (_, rows), = parse_md_tables(board)
+    assert next(r[1] for r in rows if "gone_m" in r[1]).startswith("gone_m · [report]")  # nothing there: no dead link, the name as text
+    assert "not_here" not in board
     report = (tmp_path / "results" / "reports" / "cifar10_Linf_zoo_m.md").read_text()
     assert "(../../model_zoo/zoo_m)" in report
     assert (tmp_path / "results" / "reports" / "../../model_zoo/zoo_m").resolve() == (tmp_path / "model_zoo" / "zoo_m").resolve()
+
+
+# --------------------------------------------------------------------------- RobustBench's published rows
+
+PUBLISHED = REPO / "tests" / "data" / "robustbench_model_info"  # RobustBench's model_info, MIT (LICENSE there)
+SHARED_PUBLISHED = REPO.parent / "shared" / "robustbench_model_info"
+
+
+def _rb_files(root: Path) -> list[Path]:
+    return sorted(root.glob("*/*/*.json"))
+
+
+def test_every_published_entry_loads():
+    from a3bench.report.robustbench import read_published
+
+    entries = read_published(PUBLISHED)
+    assert len(entries) == len(_rb_files(PUBLISHED)) == 236
+    by_threat = {}
+    for e in entries:
+        by_threat[(e.dataset, e.threat_model)] = by_threat.get((e.dataset, e.threat_model), 0) + 1
+        assert 0 <= e.clean_acc <= 100
+        if e.threat_model in ("Linf", "L2"):
+            assert e.robust_acc is not None and 0 <= e.robust_acc <= e.clean_acc + 1e-9 and e.eps > 0
+    assert by_threat[("cifar10", "Linf")] == 99 and by_threat[("cifar10", "L2")] == 21 and by_threat[("imagenet", "Linf")] == 30
+    carmon = next(e for e in entries if e.model_id == "Carmon2019Unlabeled")
+    assert (carmon.clean_acc, carmon.autoattack_acc, carmon.reported, carmon.venue) == (89.69, 59.53, 62.5, "NeurIPS 2019")
+    salman = next(e for e in entries if e.model_id == "Salman2020Do_R50")
+    assert salman.reported is None  # RobustBench writes "" for an unknown number
+    engstrom = next(e for e in entries if e.model_id == "Engstrom2019Robustness" and e.dataset == "imagenet")
+    assert engstrom.venue == "GitHub, Oct 2019"  # RobustBench's "<br>" is not HTML here
+    # The folder of a RobustBench checkout (with model_info/ inside) is accepted too.
+    assert len(read_published(PUBLISHED.parent if (PUBLISHED.parent / "model_info").is_dir() else PUBLISHED)) == 236
+
+
+@pytest.mark.skipif(not SHARED_PUBLISHED.is_dir(), reason="the project's shared/robustbench_model_info is not beside this checkout")
+def test_committed_copy_matches_shared_files():
+    from a3bench.report.robustbench import read_published
+
+    assert [p.relative_to(SHARED_PUBLISHED) for p in _rb_files(SHARED_PUBLISHED)] == [p.relative_to(PUBLISHED) for p in _rb_files(PUBLISHED)]
+    assert len(read_published(SHARED_PUBLISHED)) == 236
+
+
+def test_export_has_every_field_robustbench_files_have(results_dir: Path, tmp_path: Path):
+    """Fields every published Linf/L2 entry has are in every export; the export adds none
+    RobustBench does not know; each field has RobustBench's JSON type."""
+    files = [json.loads(p.read_text()) for p in _rb_files(PUBLISHED) if p.parent.name in ("Linf", "L2")]
+    always = set.intersection(*(set(d) for d in files))
+    known = set.union(*(set(d) for d in files))
+    types = {k: {type(d[k]) for d in files if k in d and d[k] is not None} for k in known}
+    roots = [results_dir] + ([REPO / "results"] if (REPO / "results").is_dir() else [])
+    for root in roots:
+        out = tmp_path / root.name
+        res = runner.invoke(app, ["report", str(root), "--format", "robustbench", "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        exported = [json.loads(p.read_text()) for p in (out / "model_info").rglob("*.json")]
+        assert exported
+        for info in exported:
+            assert always <= set(info), always - set(info)
+            assert set(info) <= known, set(info) - known
+            for k, v in info.items():
+                assert type(v) in types[k], (k, v)
+    strong = json.loads((tmp_path / "results" / "model_info" / "cifar10" / "Linf" / "strong.json").read_text())
+    weak = json.loads((tmp_path / "results" / "model_info" / "cifar10" / "Linf" / "weak.json").read_text())
+    assert strong["reported"] == "60.0" and weak["reported"] == ""  # "" as RobustBench's files without one
+    assert weak["link"] == "https://example.org/weak" and strong["link"] == ""
+
+
+def test_export_link_is_a_url_or_empty():
+    from a3bench.report.load import LoadedResult
+
+    for link, expected in (("https://arxiv.org/abs/1", "https://arxiv.org/abs/1"), ("model_zoo/x", ""), ("javascript:alert(1)", ""), (None, "")):
+        info = model_info(LoadedResult(make_record("x", link=link), Path("x.json")))
+        assert info["link"] == expected
+
+
+def test_published_rows_merge_into_one_table(tmp_path: Path):
+    root = tmp_path / "results"
+    write(root, "mine", make_record("mine", 90.0, 60.0))  # 60 [51.0, 69.5]
+    write(root, "other", make_record("other", 80.0, 40.0, dataset="cifar100"))
+    write(root, "fm", make_record("fm", 80.0, 40.0, dataset="fmnist", eps=0.1))
+    out = tmp_path / "LB.md"
+    res = runner.invoke(app, ["report", str(root), "--out", str(out), "--robustbench", str(PUBLISHED)])
+    assert res.exit_code == 0, res.output
+    assert "RobustBench publishes no fmnist Linf eps 0.1 entry" in " ".join(res.output.split())
+    text = out.read_text()
+    tables = parse_md_tables(text)
+    assert len(tables) == 3
+    c10 = next(rows for h, rows in tables if any("mine" in r[1] for r in rows))
+    assert len(c10) == 1 + 99  # the 93 entries at "8/255" and the 6 RobustBench writes as "0.031"
+    worst = [float(r[4].split()[0]) for r in c10]
+    assert worst == sorted(worst, reverse=True)
+    mine = next(r for r in c10 if r[1].startswith("mine"))
+    assert mine[5] == "reliable" and "published" not in mine[1]
+    carmon = next(r for r in c10 if "Carmon2019Unlabeled" in r[1])
+    assert carmon[1] == "[Carmon2019Unlabeled](https://arxiv.org/abs/1905.13736) · NeurIPS 2019, published"
+    assert carmon[2:6] == ["89.69", "59.53", "59.53 [58.6, 60.5]", "published"] and carmon[7] == "62.50"
+    # A rank range where the intervals overlap ours; a single rank only where they cannot.
+    intervals = [tuple(float(x) for x in re.search(r"\[([\d.]+), ([\d.]+)\]", r[4]).groups()) for r in c10]
+    lo = 1 + sum(1 for a, _ in intervals if a > 69.5)
+    hi = len(c10) - sum(1 for _, b in intervals if b < 51.0)
+    assert mine[0] == f"{lo}–{hi}" and 1 < lo < hi < len(c10)
+    assert "Rows marked *published* are RobustBench's own entries, not measured here" in text
+    c100 = next(rows for h, rows in tables if any("other" in r[1] for r in rows))
+    assert len(c100) == 1 + 38
+
+
+def test_robustbench_option_errors(results_dir: Path, tmp_path: Path):
+    res = runner.invoke(app, ["report", str(results_dir), "--robustbench", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.md")])
+    assert res.exit_code == 2 and res.output.startswith("error:") and len(res.output.strip().splitlines()) == 1
+    bad = tmp_path / "rb" / "cifar10" / "Linf"
+    bad.mkdir(parents=True)
+    (bad / "X.json").write_text(json.dumps({"clean_acc": "ninety", "autoattack_acc": "1"}))
+    res = runner.invoke(app, ["report", str(results_dir), "--robustbench", str(tmp_path / "rb"), "--out", str(tmp_path / "x.md")])
+    assert res.exit_code == 2 and "'clean_acc' must be a number" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["report", str(results_dir), "--format", "robustbench", "--robustbench", str(PUBLISHED), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2 and "--robustbench adds published rows" in res.output
+
+
+def test_rank_ranges():
+    from a3bench.report.leaderboard import Row, assign_ranks
+
+    def row(name, lo, hi):
+        return Row(name, 90.0, (lo + hi) / 2, None, (lo, hi), 100, None, None)
+
+    rows = [row("a", 80, 90), row("b", 75, 85), row("c", 60, 70), row("d", 10, 20)]
+    assign_ranks(rows)
+    assert [r.rank_text for r in rows] == ["1–2", "1–2", "3", "4"]
+    rows = [row("a", 50, 90), row("b", 60, 70), row("c", 20, 55)]
+    assign_ranks(rows)
+    assert [r.rank_text for r in rows] == ["1–3", "1–2", "2–3"]
+
+
+def test_readable_times():
+    from a3bench.report.fmt import duration
+
+    assert [duration(s) for s in (0, 0.012, 0.12, 4.75, 47.5, 4750.0)] == ["0 s", "12 ms", "120 ms", "4.8 s", "48 s", "1.3 h"]
+
+
+# --------------------------------------------------------------------------- hostile records (issue 14)
+
+HOSTILE = "<script>alert(1)</script><img src=x onerror=alert(2)>"
+
+
+def test_markdown_reports_escape_hostile_records(tmp_path: Path):
+    root = tmp_path / "results"
+    rec = make_record("h", 90.0, 40.0, title=HOSTILE, authors=HOSTILE, footnote=HOSTILE, venue=HOSTILE, link="javascript:alert(3)",
+                      flags=[Flag("x](javascript:alert(4))", "warning", HOSTILE, 1.0)], verdict="suspicious", verdict_reason=HOSTILE)
+    rec.per_attack.append(AttackRecord("<svg onload=alert(5)>", 40.0, note=HOSTILE))
+    write_record(root / "cifar10" / "Linf" / "x](javascript:alert(6)).json", rec)
+    write(root, "data_link", make_record("data_link", link="data:text/html,<script>alert(7)</script>"))
+    out = tmp_path / "LB.md"
+    res = runner.invoke(app, ["report", str(root), "--out", str(out), "--docs-url", "javascript:alert(8)//"])
+    assert res.exit_code == 0, res.output
+    texts = [out.read_text()] + [p.read_text() for p in (tmp_path / "reports").iterdir()]
+    for text in texts:
+        assert "<script" not in text and "<img" not in text and "<svg" not in text
+        text = re.sub(r"(`+)(.+?)\1", "CODE", text)  # a code span shows its content as it is: nothing in it is a link
+        assert not re.search(r"(?<!\\)\]\(\s*(javascript|data):", text, re.IGNORECASE), text
+        # An unescaped "](" can only come from a link a3bench built.
+        for m in re.finditer(r"(?<!\\)\]\(([^)]*)\)", text):
+            assert m.group(1).startswith(("https://", "http://", "reports/", "../", "cifar10_", "#")) or "/" in m.group(1), m.group(0)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in texts[0] or any("&lt;script&gt;" in t for t in texts)
+    names = [p.name for p in (tmp_path / "reports").iterdir()]
+    assert all("](" not in n and "javascript:" not in n for n in names)
+
+
+def test_robustbench_export_stays_inside_out(tmp_path: Path):
+    """A record whose dataset or norm is an absolute path or climbs with ../ is exported under --out all the same."""
+    root = tmp_path / "in"
+    escape = tmp_path / "escaped"
+    write_record(root / "a.json", make_record("a", dataset=str(escape), norm="Linf"))
+    write_record(root / "b.json", make_record("b", dataset="../../../escaped2", norm="../../x"))
+    write_record(root / "c.json", make_record("c", dataset="cifar10", norm="/etc"))
+    before = set(tmp_path.rglob("*"))
+    out = tmp_path / "rb"
+    res = runner.invoke(app, ["report", str(root), "--format", "robustbench", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    created = {p for p in set(tmp_path.rglob("*")) - before if p.is_file()}
+    assert len(created) == 3 and all(p.resolve().is_relative_to(out.resolve()) for p in created), created
+    assert not escape.exists() and not (tmp_path.parent / "escaped2").exists()
+
+
+def test_check_summary_escapes_hostile_records(tmp_path: Path):
+    base = write(tmp_path / "base", "m", make_record("m", 90.0, 40.0))
+    cur_rec = make_record("m", 90.0, 40.0, flags=[Flag("<img src=x onerror=alert(1)>", "warning", HOSTILE)], verdict="suspicious")
+    cur_rec.per_attack.append(AttackRecord("<script>alert(2)</script>", 40.0))
+    cur = tmp_path / "cur" / "x](javascript:alert(3)).json"
+    write_record(cur, cur_rec)
+    summary = tmp_path / "summary.md"
+    res = runner.invoke(app, ["check", str(cur), "--baseline", str(base), "--summary", str(summary)])
+    assert res.exit_code == 1, res.output
+    text = re.sub(r"(`+)(.+?)\1", "CODE", summary.read_text())
+    assert "<script" not in text and "<img" not in text and not re.search(r"(?<!\\)\]\(javascript", text)
+    assert "&lt;script&gt;" in text
+
+
+def test_out_checked_and_write_failures_are_one_line(results_dir: Path, tmp_path: Path):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    for fmt, out in (("md", tmp_path / "adir"), ("html", tmp_path / "afile"), ("robustbench", tmp_path / "afile")):
+        res = runner.invoke(app, ["report", str(results_dir), "--format", fmt, "--out", str(out)])
+        assert res.exit_code == 2 and res.output.startswith("error:") and len(res.output.strip().splitlines()) == 1, res.output
+    assert (tmp_path / "afile").read_text() == "x" and not any((tmp_path / "adir").iterdir())
+    # A write that fails (here: a folder that cannot be made, under a file) is one line too.
+    res = runner.invoke(app, ["report", str(results_dir), "--out", str(tmp_path / "afile" / "LB.md")])
+    assert res.exit_code == 2 and res.output.startswith("error: cannot write") and len(res.output.strip().splitlines()) == 1, res.output

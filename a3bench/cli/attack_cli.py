@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from a3bench.cli import options
-from a3bench.cli.common import console, handle_errors
+from a3bench.cli.common import console, handle_errors, print_table
 
 # Customary budgets when --eps is omitted and the checkpoint does not say (docs/attacks.md).
 DEFAULT_EPS = {
@@ -125,7 +125,7 @@ def print_summary(con, record) -> None:
 
     n = record.n_examples or 1
     table = Table(title=f"{record.name} · {record.dataset} · {record.norm} eps={record.eps_text} · n={record.n_examples} · seed {record.seed}")
-    table.add_column("attack", justify="left", overflow="fold")
+    table.add_column("attack", justify="left", no_wrap=True)  # "pgd-50:loss=cw" whole, never folded
     for col in ("acc %", "95% CI", "broken", "of", "sec", "fwd/ex", "bwd/ex"):
         table.add_column(col, justify="right", no_wrap=True)
 
@@ -149,7 +149,7 @@ def print_summary(con, record) -> None:
     table.add_section()
     table.add_row("[bold]worst case[/]", f"[bold]{record.robust_acc:.2f}[/]", f"[bold]{lo:.1f}-{hi:.1f}[/]", "", "",
                   f"{c.get('seconds', 0):.1f}", f"{c.get('forward_passes_per_example', 0):.1f}", f"{c.get('backward_passes_per_example', 0):.1f}")
-    con.print(table)
+    print_table(con, table)
     for a in record.per_attack:
         if a.status in ("skipped", "failed"):
             con.print(f"[dim]{a.name} {a.status}: {a.note}[/]")
@@ -174,7 +174,7 @@ class _RichProgress:
     """Draws :class:`~a3bench.eval.runner.ProgressEvent` s: one bar per attack."""
 
     def __init__(self, con) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.progress = Progress(
             TextColumn("{task.description:<16}"),
@@ -183,6 +183,8 @@ class _RichProgress:
             TextColumn("robust {task.fields[robust]}/{task.fields[n]}"),
             TextColumn("{task.fields[passes]} passes"),
             TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),  # estimated from this bar's own pace
             console=con,
             transient=False,
         )

@@ -17,6 +17,23 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
+def print_table(con, table) -> None:
+    """Print a rich table without cutting names. A terminal keeps its width (columns that
+    may not wrap squeeze the others); a log or pipe — CI, where rich assumes 80 columns —
+    gets the table at its natural width, so "pgd-50:loss=cw" never becomes "pgd-50:loss=c / w"."""
+    if not con.is_terminal:
+        need = con.measure(table, options=con.options.update_width(1000)).maximum
+        if need > con.width:
+            old = con.width
+            con.width = need
+            try:
+                con.print(table)
+            finally:
+                con.width = old
+            return
+    con.print(table)
+
+
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, a non-zero exit, no traceback (under torchrun, rank > 0 says which rank)."""
     import os

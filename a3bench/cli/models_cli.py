@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from a3bench.cli.common import console, handle_errors
+from a3bench.cli.common import console, handle_errors, print_table
 
 
 @handle_errors
@@ -22,21 +22,24 @@ def models_command(
 
     con = console()
     if spec is None:
-        table = Table(title="model zoo (use with --model)")
-        for col in ("name", "architecture", "dataset", "clean %", "PGD %", "eps"):
+        table = Table(title="model zoo (use with --model)", caption="* the default model")
+        table.add_column("name", no_wrap=True)  # a name is what users copy: never cut it
+        for col in ("architecture", "dataset"):
             table.add_column(col)
+        for col in ("clean %", "PGD %", "eps"):
+            table.add_column(col, justify="right")
         for name in list_zoo():
             m = load_model(name)
             metrics = m.meta.get("metrics", {})
             table.add_row(
-                name + (" (default)" if name == DEFAULT_MODEL else ""),
+                name + (" *" if name == DEFAULT_MODEL else ""),
                 str(m.meta.get("architecture")),
                 str(m.dataset),
                 f"{metrics.get('clean_acc', float('nan')):.2f}",
                 f"{metrics.get('pgd_acc', float('nan')):.2f}",
                 f"{metrics.get('eps', float('nan')):g}",
             )
-        con.print(table)
+        print_table(con, table)
         con.print("architectures: " + ", ".join(list_models()))
         return
     import dataclasses

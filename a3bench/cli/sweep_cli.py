@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from a3bench.cli import options
-from a3bench.cli.common import console, handle_errors
+from a3bench.cli.common import console, handle_errors, print_table
 
 
 @handle_errors
@@ -27,7 +27,7 @@ def sweep_command(
     batch_size: int = options.BATCH_SIZE,
     device: str = options.DEVICE,
     seed: int = options.SEED,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default results/<dataset>/<norm>/, or runs/… when that holds a different sweep): <model>.sweep.json, .sweep.md, .sweep.png."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default results/<dataset>/<norm>/, or runs/… when that holds a different sweep): <model>.sweep.json, .sweep.md, .sweep.png. A path ending in .json is the sweep file itself (.sweep.md/.sweep.png beside it)."),
     no_cascade: bool = typer.Option(False, "--no-cascade", help="Attack every example at every eps (naive, slower; exposes non-monotone attacks)."),
     min_norm: bool = typer.Option(False, "--min-norm", help="Add the curve fab-min-norm: one minimum-norm FAB run finds each example's smallest breaking eps and prices the whole grid at once (alone unless --attacks/--steps are given)."),
     min_norm_restarts: int = typer.Option(1, "--min-norm-restarts", help="FAB restarts for --min-norm (random starts after the first)."),
@@ -49,11 +49,12 @@ def sweep_command(
     if min_norm_restarts < 1:
         raise AttackError(f"--min-norm-restarts must be ≥ 1, got {min_norm_restarts}")
     check_counts(batch_size, n_examples)
+    out_file = _sweep_file(out)
     dev = resolve_device(device)
     main_rank = current_shard(dev).is_main
     quiet = quiet or not main_rank
     loaded, ds_name, data = load_model_and_dataset(model, dataset, data_dir, norm_v, dev)
-    out_dir = out or default_sweep_dir(ds_name, norm_v)
+    out_dir = (out_file.parent if out_file else out) or default_sweep_dir(ds_name, norm_v)
 
     con = console()
     err = console(stderr=True)
@@ -72,9 +73,24 @@ def sweep_command(
         return
     if out is None:
         out_dir = _keep_published(result, out_dir, err)
-    path = save_sweep(result, out_dir)
+    path = save_sweep(result, out_file or out_dir)
     print_sweep(con, result)
     con.print(f"sweep -> {path} (+ .md, .png)")
+    if not path.name.endswith(".sweep.json"):
+        err.print(f"note: `a3bench report` knows sweeps by the name *.sweep.json; over this folder it would take {path} "
+                  f"for a result record (name it {path.name[:-5]}.sweep.json)", soft_wrap=True, markup=False)
+
+
+def _sweep_file(out: Path | None) -> Path | None:
+    """``--out x.json`` names the sweep file itself, as ``attack --out r.json`` names the record;
+    any other --out is a folder. Checked before any work."""
+    from a3bench.errors import AttackError
+
+    if out is None or out.suffix.lower() != ".json":
+        return None
+    if out.is_dir():
+        raise AttackError(f"--out {out} is a folder; a path ending in .json names the sweep file")
+    return out
 
 
 def _keep_published(result, out_dir: Path, err) -> Path:
@@ -111,7 +127,7 @@ def print_sweep(con, result) -> None:
         c = result.compute["per_eps"][k]
         cells = ["–" if v[k] is None else f"{v[k]:.2f}" for v in result.curves.values()]
         table.add_row(label, *cells, str(sum(c["attacked"].values())), f"{c['seconds']:.1f}")
-    con.print(table)
+    print_table(con, table)
     c = result.compute
     con.print(f"clean {result.clean_acc:.2f} % · {c['forward_passes_per_example']:.1f} forward + "
               f"{c['backward_passes_per_example']:.1f} backward passes per example · {c['seconds']:.1f} s")
@@ -132,7 +148,7 @@ class _RichProgress:
     """Draws :class:`~a3bench.eval.sweep.SweepProgress`: an eps bar and a bar for the current attack."""
 
     def __init__(self, con) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.progress = Progress(
             TextColumn("{task.description:<28}"),
@@ -140,6 +156,8 @@ class _RichProgress:
             MofNCompleteColumn(),
             TextColumn("{task.fields[note]}"),
             TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),  # estimated from this bar's own pace
             console=con,
             transient=False,
         )

@@ -12,7 +12,7 @@ from a3bench.cli.common import console, handle_errors
 
 @handle_errors
 def train_command(
-    config: Path = typer.Argument(..., help="YAML training config (see configs/)."),
+    config: Path = typer.Argument(..., help="YAML training config; a shipped one by name works anywhere (fmnist_a3.yaml, see configs/)."),
     set_: Optional[List[str]] = typer.Option(None, "--set", help="Dotted override, e.g. --set train.epochs=3 (repeatable)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Checkpoint path (default runs/<config name>/model.pt)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint at --out."),
@@ -21,8 +21,12 @@ def train_command(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (CI logs)."),
 ) -> None:
     """Train a classifier (standard, PGD-AT or TRADES; with or without A3)."""
+    from a3bench.bundled import bundled_config
     from a3bench.config import load_config
 
+    if not config.exists():
+        # Outside the checkout, `a3bench train configs/fmnist_a3.yaml` (README) means the shipped one.
+        config = bundled_config(config) or config
     overrides = list(set_ or [])
     if device:
         overrides.append(f"device={device}")

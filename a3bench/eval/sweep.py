@@ -388,18 +388,24 @@ def default_sweep_dir(dataset: str, norm: str, root: str | Path = "results") -> 
     return Path(root) / safe_name(dataset) / safe_name(norm)
 
 
-def save_sweep(result: SweepRecord, out_dir: str | Path) -> Path:
-    """Write ``<model>.sweep.json``, ``.sweep.md`` and ``.sweep.png`` into ``out_dir``
-    (atomically); returns the JSON path and sets ``result.plot`` (the PNG's file name)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = sweep_stem(result.model)
-    png = out / f"{stem}.sweep.png"
+def save_sweep(result: SweepRecord, out: str | Path) -> Path:
+    """Write the sweep JSON with its table (``.sweep.md``) and plot (``.sweep.png``) beside it,
+    atomically; returns the JSON path and sets ``result.plot`` (the PNG's file name).
+
+    ``out`` is a folder (then ``<folder>/<model>.sweep.json``) or a path ending in ``.json``
+    (the sweep file itself, as ``attack --out r.json`` names the record)."""
+    out = Path(out)
+    if out.suffix.lower() == ".json" and not out.is_dir():
+        path = out
+        stem = out.name[: -len(".json")].removesuffix(".sweep") or "sweep"
+    else:
+        stem = sweep_stem(result.model)
+        path = out / f"{stem}.sweep.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    png = path.with_name(f"{stem}.sweep.png")
     atomic_write_bytes(png, lambda f: f.write(plot_png(result)))
     result.plot = png.name
-    md = out / f"{stem}.sweep.md"
-    atomic_write_bytes(md, lambda f: f.write(sweep_markdown(result).encode()))
-    path = out / f"{stem}.sweep.json"
+    atomic_write_bytes(path.with_name(f"{stem}.sweep.md"), lambda f: f.write(sweep_markdown(result).encode()))
     write_sweep(path, result)
     return path
 

@@ -66,13 +66,28 @@ def _load_factory(spec: str) -> nn.Module:
     return model
 
 
+def _robustbench_weights_present(name: str, dataset: str, norm: str, model_dir: str) -> bool:
+    """Whether RobustBench's load_model would find the weights on disk instead of downloading
+    them: ``<dir>/<dataset>/<norm>/<name>.pt``, or ``<name>.pt_m0.pt`` … for its ensembles."""
+    folder = Path(model_dir) / dataset / norm
+    return (folder / f"{name}.pt").is_file() or (folder / f"{name}.pt_m0.pt").is_file()
+
+
 def _load_robustbench(name: str, dataset: str, norm: str, model_dir: str | None) -> nn.Module:
+    from a3bench.data import OFFLINE_ENV
+
+    model_dir = model_dir or os.environ.get("A3BENCH_ROBUSTBENCH_DIR") or str(Path.home() / ".cache" / "a3bench" / "robustbench")
+    if os.environ.get(OFFLINE_ENV) and not _robustbench_weights_present(name, dataset, norm, model_dir):
+        raise ModelSpecError(
+            f"robustbench:{name} ({dataset}, {norm}): {OFFLINE_ENV} is set and its weights are not on disk "
+            f"(expected {Path(model_dir) / dataset / norm / (name + '.pt')}; or unset {OFFLINE_ENV} to download them)"
+        )
+
     from a3bench._compat import import_robustbench
 
     import_robustbench()  # the alias must exist before robustbench imports autoattack
     from robustbench.utils import load_model as rb_load_model
 
-    model_dir = model_dir or os.environ.get("A3BENCH_ROBUSTBENCH_DIR") or str(Path.home() / ".cache" / "a3bench" / "robustbench")
     try:
         return rb_load_model(model_name=name, model_dir=model_dir, dataset=dataset, threat_model=norm)
     except Exception as e:

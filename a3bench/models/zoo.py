@@ -6,16 +6,21 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from a3bench.bundled import bundled_path
+
 DEFAULT_MODEL = "smallcnn.a3_joint_fmnist"
+ZOO_ENV = "A3BENCH_ZOO"
 
 
 def zoo_dirs() -> list[Path]:
-    """Folders searched for zoo entries: $A3BENCH_ZOO, ./model_zoo, the source tree's model_zoo."""
-    dirs = []
-    if os.environ.get("A3BENCH_ZOO"):
-        dirs.append(Path(os.environ["A3BENCH_ZOO"]))
+    """Folders searched for zoo entries, first match wins: each folder in ``$A3BENCH_ZOO``
+    (``os.pathsep``-separated), ``./model_zoo``, then the zoo bundled with a3bench (inside
+    the installed package, or the checkout's ``model_zoo/``)."""
+    dirs = [Path(d) for d in os.environ.get(ZOO_ENV, "").split(os.pathsep) if d]
     dirs.append(Path.cwd() / "model_zoo")
-    dirs.append(Path(__file__).resolve().parents[2] / "model_zoo")
+    bundled = bundled_path("model_zoo")
+    if bundled is not None:
+        dirs.append(bundled)
     seen, out = set(), []
     for d in dirs:
         key = d.resolve()
@@ -26,6 +31,8 @@ def zoo_dirs() -> list[Path]:
 
 
 def zoo_path(name: str) -> Path | None:
+    if not name or name in (".", "..") or Path(name).name != name:
+        return None  # a zoo name is one folder name, never a path out of the zoo
     for d in zoo_dirs():
         p = d / name / "model.pt"
         if p.is_file():

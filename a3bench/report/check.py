@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from a3bench.errors import ResultError
-from a3bench.report.fmt import ci, delta, eps_text, pct
+from a3bench.report.fmt import ci, delta, eps_text, md_code, md_text, pct
 from a3bench.report.load import locate_outcomes
 from a3bench.schema import Outcomes, ResultRecord, read_outcomes, read_record
 from a3bench.stats import mcnemar_exact
@@ -138,7 +138,7 @@ def check(
 
 
 def _flag_list(names: list[str]) -> str:
-    return ", ".join(f"`{n}`" for n in names) or "—"
+    return ", ".join(md_code(n) for n in names) or "—"
 
 
 def render_summary(res: CheckResult) -> str:
@@ -148,7 +148,7 @@ def render_summary(res: CheckResult) -> str:
     lines = [
         f"## a3bench check: {status}",
         "",
-        f"`{res.current_path}` against baseline `{res.baseline_path}` — {cur.dataset}, {cur.norm} eps {eps_text(cur)}, "
+        f"{md_code(res.current_path)} against baseline {md_code(res.baseline_path)} — {md_text(cur.dataset)}, {md_text(cur.norm)} eps {md_text(eps_text(cur))}, "
         f"{cur.n_examples} examples, tolerance {res.max_drop:g} points.",
         "",
         "| | Baseline | Current | Δ |",
@@ -157,9 +157,9 @@ def render_summary(res: CheckResult) -> str:
         f"| AutoAttack (%) | {pct(base.autoattack_acc)} | {pct(cur.autoattack_acc)} | "
         f"{delta(cur.autoattack_acc - base.autoattack_acc) if cur.autoattack_acc is not None and base.autoattack_acc is not None else '—'} |",
         f"| Worst case (%) [95% CI] | {ci(base)} | {ci(cur)} | {delta(res.robust_delta)} |",
-        f"| Verdict | {base.verdict.value} | {cur.verdict.value} | {'worse' if cur.verdict.rank > base.verdict.rank else ''} |",
+        f"| Verdict | {md_text(base.verdict)} | {md_text(cur.verdict)} | {'worse' if cur.verdict.rank > base.verdict.rank else ''} |",
         f"| Flags | {_flag_list([f.name for f in base.flags])} | {_flag_list([f.name for f in cur.flags])} | "
-        + " ".join([f"+{n}" for n in res.new_flags] + [f"−{n}" for n in res.resolved_flags])
+        + md_text(" ".join([f"+{n}" for n in res.new_flags] + [f"−{n}" for n in res.resolved_flags]))
         + " |",
     ]
     base_attacks = {a.name: a for a in base.per_attack}
@@ -171,7 +171,7 @@ def render_summary(res: CheckResult) -> str:
             b, c = base_attacks.get(n), cur_attacks.get(n)
             bv, cv = (b.robust_acc if b else None), (c.robust_acc if c else None)
             d = delta(cv - bv) if bv is not None and cv is not None else "—"
-            lines.append(f"| {n} | {pct(bv)} | {pct(cv)} | {d} |")
+            lines.append(f"| {md_text(n)} | {pct(bv)} | {pct(cv)} | {d} |")
     if res.mcnemar is not None:
         m = res.mcnemar
         lines += [
@@ -181,11 +181,11 @@ def render_summary(res: CheckResult) -> str:
             + (" — unlikely to be chance." if m.p_value < 0.05 else "."),
         ]
     if res.reasons:
-        lines += ["", "**Why it failed:**", ""] + [f"- {r}" for r in res.reasons]
+        lines += ["", "**Why it failed:**", ""] + [f"- {md_text(r)}" for r in res.reasons]
     if res.notes:
-        lines += ["", "**Notes:**", ""] + [f"- {n}" for n in res.notes]
+        lines += ["", "**Notes:**", ""] + [f"- {md_text(n)}" for n in res.notes]
     return "\n".join(lines) + "\n"
 
 
 def render_error_summary(message: str, current: str | os.PathLike, baseline: str | os.PathLike) -> str:
-    return f"## a3bench check: ⚠️ could not compare\n\n`{current}` against baseline `{baseline}`: {message}\n"
+    return f"## a3bench check: ⚠️ could not compare\n\n{md_code(current)} against baseline {md_code(baseline)}: {md_text(message)}\n"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,29 +13,79 @@ from a3bench.schema import ResultRecord
 DASH = "—"
 
 
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def safe_href(href: Any) -> str | None:
+    """``href`` when it is an http(s) URL or a relative link (a path or an ``#anchor``); None
+    for anything else — ``javascript:``, ``data:``, ``file:``, protocol-relative ``//host``,
+    absolute paths — so that text from a record or a card never becomes an active link.
+
+    Control characters refuse the link outright: browsers drop tabs and newlines from URLs,
+    so ``java\tscript:`` would be ``javascript:``."""
+    if not isinstance(href, str):
+        return None
+    h = href.strip()
+    if not h or any(ord(c) < 32 or ord(c) == 127 for c in h) or "\\" in h:
+        return None
+    m = _SCHEME.match(h)
+    if m:
+        return h if m.group(1).lower() in ("http", "https") and len(h) > len(m.group(0)) + 2 and h[len(m.group(0)):].startswith("//") else None
+    if h.startswith("/"):
+        return None  # absolute path or //host: outside whatever folder the page sits in
+    head = re.split(r"[/?#]", h, maxsplit=1)[0]
+    return None if ":" in head else h  # "x:y" is a scheme to some browser
+
+
+def external_href(href: Any) -> str | None:
+    """Only an http(s) URL: what a page may link to outside its own site."""
+    h = safe_href(href)
+    return h if h is not None and _SCHEME.match(h) else None
+
+
+def md_text(text: Any) -> str:
+    """Text for a markdown page, inert: HTML (``<script>``, ``<img onerror>``) shown as text,
+    link brackets and table pipes escaped, newlines folded (a newline would end a table row)."""
+    t = " ".join(str(text).split())
+    t = t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return re.sub(r"([\\`*\[\]|])", r"\\\1", t)
+
+
+def md_code(text: Any) -> str:
+    """``text`` as a markdown code span that nothing inside it can close."""
+    t = " ".join(str(text).split())
+    fence = "`" * (max((len(r) for r in re.findall(r"`+", t)), default=0) + 1)
+    pad = " " if t.startswith("`") or t.endswith("`") else ""
+    return f"{fence}{pad}{t}{pad}{fence}".replace("|", "\\|")
+
+
+def md_href(href: str) -> str:
+    # Characters that would end a markdown link destination or a table cell, percent-encoded.
+    for c, enc in ((" ", "%20"), ("(", "%28"), (")", "%29"), ("<", "%3C"), (">", "%3E"), ("|", "%7C"), ('"', "%22")):
+        href = href.replace(c, enc)
+    return href
+
+
 @dataclass(frozen=True)
 class Markup:
-    """Which markup a cell is rendered in: markdown for .md, HTML for the standalone page."""
+    """Which markup a cell is rendered in: markdown for .md, HTML for a page. Text is always
+    escaped; a link is made only for an http(s) or relative ``href`` (:func:`safe_href`)."""
 
     kind: str = "md"  # "md" | "html"
 
     def link(self, text: str, href: str | None) -> str:
+        href = safe_href(href)
         if not href:
             return self.text(text)
         if self.kind == "html":
-            return f'<a href="{html.escape(href, quote=True)}">{html.escape(text)}</a>'
-        return f"[{_md_escape(text)}]({href.replace(' ', '%20').replace(')', '%29')})"
+            return f'<a href="{html.escape(href, quote=True)}">{html.escape(str(text))}</a>'
+        return f"[{md_text(text)}]({md_href(href)})"
 
     def text(self, text: str) -> str:
-        return html.escape(text) if self.kind == "html" else _md_escape(text)
+        return html.escape(str(text)) if self.kind == "html" else md_text(text)
 
     def bold(self, text: str) -> str:
-        return f"<b>{html.escape(text)}</b>" if self.kind == "html" else f"**{_md_escape(text)}**"
-
-
-def _md_escape(text: str) -> str:
-    # A pipe would end a table cell; a newline would end the row.
-    return " ".join(str(text).split()).replace("|", "\\|")
+        return f"<b>{html.escape(str(text))}</b>" if self.kind == "html" else f"**{md_text(text)}**"
 
 
 def pct(v: float | None, digits: int = 2) -> str:
@@ -105,8 +156,21 @@ def compute_per_example(record: ResultRecord) -> str:
     if bwd is not None:
         parts.append(f"{count(bwd)} bwd")
     if sec is not None:
-        parts.append(f"{sec * 1000:.3g} ms")
+        parts.append(duration(sec))
     return " / ".join(parts) or DASH
+
+
+def duration(seconds: float | None) -> str:
+    """A time a person reads at a glance: 48 ms, 4.8 s, 12 min, 2.1 h (never 4.75e+03 ms)."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    if seconds == 0:
+        return "0 s"
+    for unit, size in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if abs(seconds) >= size or unit == "µs":
+            v = seconds / size
+            return f"{v:.0f} {unit}" if abs(v) >= 10 or v == 0 else f"{v:.1f} {unit}"
+    return DASH
 
 
 def a3_short(record: ResultRecord) -> str:

@@ -43,12 +43,13 @@ class LoadedResult:
     outcomes: Outcomes | None = None
     outcomes_error: str | None = None  # why an outcomes file that exists could not be used
     sweep: LoadedSweep | None = None
+    label: str | None = None  # shown instead of the file stem when two records share it
 
     @property
     def model_id(self) -> str:
         """The model's identifier: the record's file stem, which the evaluator derives from
         the model name (results/<dataset>/<norm>/<model>.json)."""
-        return self.path.stem
+        return self.label or self.path.stem
 
     @property
     def key(self) -> tuple[str, str, float, str]:
@@ -101,11 +102,13 @@ def _match_sweep(result: LoadedResult, sweeps: Iterable[LoadedSweep]) -> LoadedS
     return None
 
 
-def load_results(paths: Sequence[str | os.PathLike]) -> tuple[list[LoadedResult], list[str]]:
+def load_results(paths: Sequence[str | os.PathLike], keep_duplicates: bool = False) -> tuple[list[LoadedResult], list[str]]:
     """Read every record under ``paths`` with its outcomes and matching sweep.
 
     Returns the results and warnings (unusable outcomes files, duplicates skipped).
-    An unreadable or invalid record raises :class:`ResultError`.
+    An unreadable or invalid record raises :class:`ResultError`. With ``keep_duplicates``,
+    a second record of the same model and threat (a user's run beside the committed one)
+    is kept and labelled with its folder; the same file found twice is still read once.
     """
     warnings: list[str] = []
     sweeps: list[LoadedSweep] = []
@@ -116,13 +119,20 @@ def load_results(paths: Sequence[str | os.PathLike]) -> tuple[list[LoadedResult]
             warnings.append(f"sweep skipped: {e}")
     results: list[LoadedResult] = []
     seen: dict[tuple, Path] = {}
+    files: set[Path] = set()
     for rp in find_json(paths):
+        if rp.resolve() in files:
+            continue
+        files.add(rp.resolve())
         record = read_record(rp)
         res = LoadedResult(record=record, path=rp)
-        if res.key in seen:
-            warnings.append(f"{rp} skipped: same model and threat as {seen[res.key]}")
-            continue
-        seen[res.key] = rp
+        first = seen.setdefault(res.key, rp)
+        if first != rp:
+            if not keep_duplicates:
+                warnings.append(f"{rp} skipped: same model and threat as {first}")
+                continue
+            res.label = f"{rp.stem} ({_folder_label(rp)})"
+            warnings.append(f"{rp}: same model and threat as {first}; shown beside it as {res.label!r}")
         op = locate_outcomes(record, rp)
         if op is not None:
             try:
@@ -133,6 +143,14 @@ def load_results(paths: Sequence[str | os.PathLike]) -> tuple[list[LoadedResult]
         res.sweep = _match_sweep(res, sweeps) or _sweep_beside(rp, warnings)
         results.append(res)
     return results, warnings
+
+
+def _folder_label(path: Path) -> str:
+    """The record's folder as the user would type it: relative to the working directory when inside it."""
+    try:
+        return path.parent.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.parent.as_posix()
 
 
 def _sweep_beside(record_path: Path, warnings: list[str]) -> LoadedSweep | None:

@@ -1,0 +1,118 @@
+"""CLI details users ran into: -h, names never cut in 80-column logs, time left on progress
+bars, sweep-eps --out x.json, A3BENCH_OFFLINE and robustbench: models."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from rich.progress import TimeRemainingColumn
+from rich.table import Table
+from typer.testing import CliRunner
+
+from a3bench.cli import app
+from a3bench.eval.record import AttackRecord
+from tests.conftest import needs_fmnist
+from tests.test_report import make_record
+
+runner = CliRunner()
+LONG = "pgd-50:loss=logit-scaled"
+
+
+def log_console(width: int = 80) -> Console:
+    """What rich sees in a CI log: not a terminal, 80 columns."""
+    return Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
+
+
+@pytest.mark.parametrize("command", ["", "train", "attack", "sweep-eps", "models", "report", "check"])
+def test_dash_h_is_help(command: str):
+    args = [command, "-h"] if command else ["-h"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "Usage:" in res.output and "--help" in res.output
+
+
+def test_attack_table_keeps_names_whole_at_80_columns():
+    from a3bench.cli.attack_cli import print_summary
+
+    rec = make_record("m", 90.0, 40.0)
+    rec.per_attack += [AttackRecord(LONG, 39.0, broken=1, n_attacked=40, seconds=4.2, forward_passes=2000, backward_passes=2000),
+                       AttackRecord("pgd-100:loss=dlr:restarts=5", 38.0, broken=1, n_attacked=39)]
+    rec.eps_text = "8/255"
+    con = log_console()
+    print_summary(con, rec)
+    text = con.file.getvalue()
+    assert LONG in text and "pgd-100:loss=dlr:restarts=5" in text  # never "pgd-50:loss=c / w"
+    assert "…" not in text
+
+
+def test_print_table_in_a_terminal_keeps_its_width():
+    from a3bench.cli.common import print_table
+
+    table = Table()
+    table.add_column("name", no_wrap=True)
+    table.add_column("x")
+    table.add_row("a" * 70, "b " * 40)
+    con = Console(file=io.StringIO(), width=80, force_terminal=True, color_system=None)
+    print_table(con, table)
+    lines = con.file.getvalue().splitlines()
+    assert max(len(ln) for ln in lines) <= 80 and any("a" * 70 in ln for ln in lines)
+
+
+def test_models_lists_zoo_names_whole():
+    res = runner.invoke(app, ["models"])
+    assert res.exit_code == 0, res.output
+    for name in ("smallcnn.a3_attenuate_only_fmnist", "smallcnn.a3_joint_fmnist", "smallcnn.pgdat_fmnist"):
+        assert name in res.output
+    assert "…" not in res.output
+
+
+@pytest.mark.parametrize("module", ["attack_cli", "sweep_cli"])
+def test_progress_bars_show_time_remaining(module: str):
+    import importlib
+
+    drawer = importlib.import_module(f"a3bench.cli.{module}")._RichProgress(log_console())
+    try:
+        assert any(isinstance(c, TimeRemainingColumn) for c in drawer.progress.columns)
+    finally:
+        drawer.close()
+
+
+@needs_fmnist
+def test_sweep_out_accepts_a_json_path(tmp_path: Path):
+    out = tmp_path / "sub" / "sweep.json"
+    res = runner.invoke(app, ["sweep-eps", "--model", "smallcnn.pgdat_fmnist", "--eps", "0,0.1", "--attacks", "fgsm",
+                              "-n", "8", "--quiet", "--device", "cpu", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.is_file()  # a file, not a folder named sweep.json/
+    data = json.loads(out.read_text())
+    assert data["model"] == "smallcnn.pgdat_fmnist" and (out.parent / data["plot"]).is_file()
+    assert (out.parent / "sweep.sweep.md").is_file() and "knows sweeps by the name *.sweep.json" in " ".join(res.output.split())
+    # A folder of that name is refused before any work, with one line.
+    (tmp_path / "d.json").mkdir()
+    res = runner.invoke(app, ["sweep-eps", "--model", "smallcnn.pgdat_fmnist", "--eps", "0,0.1", "-n", "8", "--out", str(tmp_path / "d.json")])
+    assert res.exit_code == 2 and res.output.startswith("error:") and "is a folder" in res.output
+
+
+def test_offline_stops_robustbench_downloads(tmp_path: Path, monkeypatch):
+    import a3bench._compat
+    from a3bench.errors import ModelSpecError
+    from a3bench.models import load_model
+
+    def no_robustbench():
+        raise AssertionError("robustbench was imported: a download could start")
+
+    monkeypatch.setattr(a3bench._compat, "import_robustbench", no_robustbench)
+    monkeypatch.setenv("A3BENCH_OFFLINE", "1")
+    with pytest.raises(ModelSpecError, match="A3BENCH_OFFLINE is set and its weights are not on disk"):
+        load_model("robustbench:Standard", dataset="cifar10", robustbench_dir=str(tmp_path))
+    res = runner.invoke(app, ["attack", "--model", "robustbench:Carmon2019Unlabeled", "-n", "4"])
+    assert res.exit_code == 2 and res.output.startswith("error:") and "A3BENCH_OFFLINE" in res.output
+    # With the weights on disk, offline is no obstacle: the loader goes on to RobustBench.
+    (tmp_path / "cifar10" / "Linf").mkdir(parents=True)
+    (tmp_path / "cifar10" / "Linf" / "Standard.pt").write_bytes(b"")
+    with pytest.raises(AssertionError, match="robustbench was imported"):
+        load_model("robustbench:Standard", dataset="cifar10", robustbench_dir=str(tmp_path))
