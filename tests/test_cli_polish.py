@@ -14,7 +14,7 @@ from rich.table import Table
 from typer.testing import CliRunner
 
 from a3bench.cli import app
-from a3bench.eval.record import AttackRecord
+from a3bench.schema import AttackRecord
 from tests.conftest import needs_fmnist
 from tests.test_report import make_record
 

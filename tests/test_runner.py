@@ -339,6 +339,15 @@ def test_resume_extends_a_run_with_more_attacks(standard_model, fmnist_test, tmp
     extended = evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3,pgd-6", out=out, resume=True, **kw)
     fresh = evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3,pgd-6", **kw)
     assert numbers(extended.record) == numbers(fresh.record) and extended.outcomes == fresh.outcomes
+    # a finished evaluation kept with keep_state grows the same way
+    kept = tmp_path / "kept.json"
+    first = evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3", out=kept, keep_state=True, **kw)
+    assert state_path(kept).exists() and read_record(kept).attacks == ["fgsm", "pgd-3"]
+    seen = []
+    grown = evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3,pgd-6", out=kept, resume=True,
+                     progress=lambda ev: seen.append(ev.attack) if ev.stage == "attack-start" else None, **kw)
+    assert seen == ["pgd-6"] and numbers(grown.record) == numbers(fresh.record) and not state_path(kept).exists()
+    assert first.outcomes.robust != grown.outcomes.robust or first.record.robust_acc == grown.record.robust_acc
 
 
 def test_interrupted_run_leaves_previous_record(standard_model, fmnist_test, tmp_path):

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from a3bench.cli import app
-from a3bench.eval.record import AttackRecord, Flag, write_record
+from a3bench.schema import AttackRecord, Flag, write_record
 from a3bench.io import write_json_atomic
 from a3bench.report.generate import generate_report
 from tests.test_report import make_record, write

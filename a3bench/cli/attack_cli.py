@@ -49,6 +49,7 @@ def attack_command(
     seed: int = options.SEED,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Record path (default results/<dataset>/<norm>/<model>.json; runs/… when that holds a different evaluation)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings (or with more attacks after the finished ones)."),
+    keep_state: bool = typer.Option(False, "--keep-state", help="Keep the resume state after the record is written: a later --resume with more attacks after these extends this evaluation."),
     no_probe: bool = typer.Option(False, "--no-probe", help="Skip the convergence probe (docs/diagnostics.md#not-converged)."),
     draws: int = typer.Option(10, "--draws", help="Fresh forward passes per verdict when the model turns out to be randomised (majority rule)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (CI logs); the summary is still printed."),
@@ -107,7 +108,7 @@ def attack_command(
     drawer = None if quiet else _RichProgress(err)
     try:
         result = evaluate(loaded, data, threat, plan, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
-                          device=dev, out=out, resume=resume, progress=drawer, spec=model, probe=not no_probe, draws=draws)
+                          device=dev, out=out, resume=resume, progress=drawer, spec=model, probe=not no_probe, draws=draws, keep_state=keep_state)
     finally:
         if drawer is not None:
             drawer.close()

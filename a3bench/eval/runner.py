@@ -109,6 +109,7 @@ def evaluate(
     spec: str | None = None,
     probe: bool = True,
     draws: int = DEFAULT_DRAWS,
+    keep_state: bool = False,
 ) -> EvaluationResult:
     """Run the worst-case cascade and build the result record.
 
@@ -131,6 +132,8 @@ def evaluate(
         spec: the --model SPEC as typed (for the record).
         probe: run the convergence probe when the losses say it could matter (docs/diagnostics.md#not-converged).
         draws: fresh forward passes per verdict when the model turns out to be randomised.
+        keep_state: keep the resume state after the record is written, so that a later
+            ``--resume`` with more attacks after these extends this evaluation.
     """
     run = _Run(loaded_model, dataset, threat, attacks, suite=suite, n_examples=n_examples, seed=seed, batch_size=batch_size,
                device=device, out=out, progress=progress, strict=strict, spec=spec, draws=draws)
@@ -146,7 +149,7 @@ def evaluate(
                 probe_record = run.probe(state) if probe else None
             finally:
                 run.deployed.restore()
-        return run.finish(state, probe_record, probe_asked=probe)
+        return run.finish(state, probe_record, probe_asked=probe, keep_state=keep_state)
 
 
 # --------------------------------------------------------------------------- one run
@@ -407,7 +410,7 @@ class _Run:
 
     # ------------------------------------------------------------------ the record
 
-    def finish(self, state: ResumeState, probe_record: ProbeRecord | None, *, probe_asked: bool) -> EvaluationResult:
+    def finish(self, state: ResumeState, probe_record: ProbeRecord | None, *, probe_asked: bool, keep_state: bool = False) -> EvaluationResult:
         n = self.n
         per_attack = [AttackRecord(**{**r.__dict__, "robust_acc": round(r.robust_acc, 4) if r.robust_acc is not None else None})
                       for r in state.finished]
@@ -434,7 +437,8 @@ class _Run:
             record.outcomes_file = opath.name
             write_outcomes(opath, outcomes)
             write_record(self.out, record)
-            self.state_file.unlink(missing_ok=True)
+            if not keep_state:
+                self.state_file.unlink(missing_ok=True)
             path = self.out
         self.report("done", robust=sum(outcomes.robust), total=n)
         return EvaluationResult(record, outcomes, path)
