@@ -29,7 +29,7 @@ MAX_CLASSES = 100_000
 MAX_CHANNELS = 64
 MAX_SIDE = 4096  # model input height/width, image width/height
 MAX_PARAMETERS = 1_000_000_000  # 4 GB of float32 weights
-MAX_OPTION = 1 << 16  # an integer architecture option (a ViT's dim, depth, heads ...)
+MAX_OPTION = 1 << 14  # an integer architecture option (a ViT's dim, depth, heads ...)
 
 # Data: decoded bytes of one split, pixels of one image.
 MAX_DATA_BYTES = 1 << 31

@@ -17,10 +17,14 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
+MAX_ERROR_LINE = 2000  # a backstop: messages quote short excerpts (errors.excerpt) of what they refuse
+
+
 def fail(message: str, code: int = 2) -> None:
     """One line on stderr, a non-zero exit, no traceback."""
-    text = " ".join(str(message).split())
-    typer.echo(f"error: {text}", err=True)
+    from a3bench.errors import one_line
+
+    typer.echo(f"error: {one_line(str(message), MAX_ERROR_LINE)}", err=True)
     raise typer.Exit(code)
 
 
@@ -40,8 +44,17 @@ def handle_errors(func: Callable) -> Callable:
             raise typer.Exit(130)
         except MemoryError:
             fail("out of memory: lower --batch-size")
+        except OSError as e:  # the file system refused (read-only, full, name too long ...): its line
+            fail(_os_error_line(e))
 
     return wrapper
+
+
+def _os_error_line(e: OSError) -> str:
+    from a3bench.errors import excerpt
+
+    where = f" ({excerpt(str(e.filename), 120)})" if e.filename is not None else ""
+    return f"{e.strerror or type(e).__name__}{where}"
 
 
 def is_tty() -> bool:
