@@ -7,14 +7,26 @@ from pathlib import Path
 
 import typer
 
-MODEL = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory or robustbench:NAME (default: the bundled model).")
+MODEL = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory or robustbench:NAME (default: the bundled model). A checkpoint is safe to load (weights only: no code in it runs); file.py:factory and package.module:factory import and RUN that Python code, as does the attack transfer:SPEC with such a SPEC.")
 DATASET = typer.Option(None, "--dataset", "-d", help="fmnist, mnist, cifar10, cifar100, ... (default: the one the checkpoint was trained on).")
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder with the dataset files.")
 NORM = typer.Option("Linf", "--norm", help="Linf or L2.")
 N_EXAMPLES = typer.Option(1000, "--n-examples", "-n", help="First N test examples (0 = all).")
 BATCH_SIZE = typer.Option(256, "--batch-size", "-b", help="Examples per attack call.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N.")
-SEED = typer.Option(0, "--seed", help="Every random choice derives from it: same seed, same numbers.")
+def _check_seed(value: int) -> int:
+    """--seed within what every generator accepts: a huge one would overflow mid-attack."""
+    from a3bench.cli.common import fail
+    from a3bench.errors import A3BenchError
+    from a3bench.limits import check_seed
+
+    try:
+        return check_seed(value, "--seed")
+    except A3BenchError as e:
+        fail(str(e))
+
+
+SEED = typer.Option(0, "--seed", callback=_check_seed, help="Every random choice derives from it: same seed, same numbers (0 to 4294967295).")
 
 
 def check_counts(batch_size: int, n_examples: int | None) -> None:
