@@ -10,6 +10,7 @@ bound too, so a huge value cannot overflow a generator or a tensor index later.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -115,7 +116,7 @@ class Config:
             (self.objective.name in OBJECTIVES, f"objective.name must be one of {', '.join(OBJECTIVES)}"),
             (self.train.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.train.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
+            (re.fullmatch(r"auto|cpu|cuda(:\d{1,3})?", self.device) is not None, "device must be auto, cpu, cuda or cuda:N"),
         ]
         for ok, message in checks:
             if not ok:

@@ -136,7 +136,9 @@ def evaluate_heldout(model, data, threat: ThreatModel, steps: int, batch_size: i
     return clean, 100.0 * robust / len(x)
 
 
-def build_model(cfg: Config, info) -> torch.nn.Module:
+def build_model(cfg: Config, info, device: str | None = None) -> torch.nn.Module:
+    """The model ``cfg`` describes for a dataset of ``info`` (``device="meta"``: its skeleton,
+    which checks every size and option without allocating)."""
     c, h, _ = info.input_shape
     return create_model(
         cfg.model.arch,
@@ -147,6 +149,7 @@ def build_model(cfg: Config, info) -> torch.nn.Module:
         mean=info.mean,
         std=info.std,
         options=cfg.model.options,
+        device=device,
     )
 
 
@@ -157,13 +160,14 @@ def train(
     resume: bool = False,
     callbacks: TrainCallbacks | None = None,
 ) -> TrainResult:
-    from a3bench.data import load_dataset
+    from a3bench.data import dataset_info, load_dataset
 
     cb = callbacks or TrainCallbacks()
     out = Path(out)
     log_path = metrics_log_path(out)
-    check_output(out, log_path, resume=resume)  # before any work: nothing is lost, nothing is wasted
     device = resolve_device(cfg.device)
+    build_model(cfg, dataset_info(cfg.dataset, cfg.data_dir), device="meta")  # options and sizes, before the data
+    check_output(out, log_path, resume=resume)  # before any work: nothing is lost, nothing is wasted
     torch.manual_seed(cfg.seed)
 
     train_set = load_dataset(cfg.dataset, "train", cfg.data_dir).first(cfg.train.n_train)
@@ -253,17 +257,25 @@ def check_output(out: Path, log_path: Path, *, resume: bool) -> None:
         existing = [str(p) for p in (out, log_path) if p.exists() or p.is_symlink()]
         if existing:
             raise TrainingError(
-                f"{' and '.join(existing)} already exist: pass --resume to continue that run, or another --out "
-                "(nothing was changed)"
+                f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: pass --resume to continue "
+                "that run, or another --out (nothing was changed)"
             )
+    # Probe the nearest folder that exists (the checkpoint's folder is created at the first
+    # save): a file written and removed there proves the run can be written, and leaves nothing.
     parent = out.parent
+    existing_dir = parent
+    while not existing_dir.exists() and existing_dir != existing_dir.parent:
+        existing_dir = existing_dir.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=parent)
+        if not existing_dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(existing_dir))
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=existing_dir)
         os.close(fd)
         os.unlink(probe)
         if log_path.exists() and not os.access(log_path, os.W_OK):
             raise PermissionError(errno.EACCES, "Permission denied", str(log_path))
+    except NotADirectoryError:
+        raise TrainingError(f"cannot write the run to {parent}: {existing_dir} is a file, not a folder") from None
     except OSError as e:
         raise TrainingError(f"cannot write the run to {parent}: {e.strerror or type(e).__name__}") from None
 
