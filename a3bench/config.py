@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from a3bench.errors import ConfigError, excerpt
+from a3bench.errors import ConfigError, excerpt, one_line
+from a3bench.io import is_file
 from a3bench.limits import MAX_SEED, check_number, load_yaml, read_yaml
 from a3bench.models.a3 import A3Config
 
@@ -262,8 +263,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     data: dict = {}
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
+        if not is_file(p):
+            raise ConfigError(f"config file {one_line(str(p), 200)} does not exist")
         data = read_yaml(p, ConfigError) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")

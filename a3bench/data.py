@@ -189,11 +189,11 @@ class ImageDataset:
 def _as_int(value: object, what: str) -> int:
     """``value`` as an int (numpy integers too); bools and floats are refused."""
     if isinstance(value, bool):
-        raise DataError(f"{what} must be an integer, got {value!r}")
+        raise DataError(f"{what} must be an integer, got {excerpt(value)}")
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise DataError(f"{what} must be an integer, got {value!r}") from None
+        raise DataError(f"{what} must be an integer, got {excerpt(value)}") from None
 
 
 # --------------------------------------------------------------------------- tables
@@ -332,14 +332,14 @@ def _error(message: str) -> DataError:
 
 def _check_split(split: str) -> str:
     if split not in SPLITS:
-        raise _error(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        raise _error(f"unknown split {excerpt(split)}; valid: {', '.join(SPLITS)}")
     return split
 
 
 def _parse_synthetic_shape(spec: str) -> tuple[int, int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)\s*", spec.lower())
     if not m:
-        raise _error(f"synthetic shape must look like CxHxW (e.g. synthetic:3x32x32), got {spec!r}")
+        raise _error(f"synthetic shape must look like CxHxW (e.g. synthetic:3x32x32), got {excerpt(spec)}")
     c, h, w = (int(g) for g in m.groups())
     if c not in (1, 3) or not (4 <= h <= 512 and 4 <= w <= 512):
         raise _error(f"synthetic shape {c}x{h}x{w} unsupported: C must be 1 or 3, H and W between 4 and 512")
@@ -367,7 +367,7 @@ def canonical_name(name: str) -> str:
         shape = _parse_synthetic_shape(rest)
         return "synthetic" if shape == _SYNTH_DEFAULT_SHAPE else "synthetic:{}x{}x{}".format(*shape)
     if canon is None or sep:
-        raise _error(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)} (or synthetic:CxHxW)")
+        raise _error(f"unknown dataset {excerpt(name)}; valid: {', '.join(DATASETS)} (or synthetic:CxHxW)")
     return canon
 
 

@@ -45,12 +45,12 @@ def load_model_and_dataset(model: str | None, dataset: str | None, data_dir: Pat
     say (a factory) needs ``--dataset``.
     """
     from a3bench.data import canonical_name, load_dataset
-    from a3bench.errors import DataError
+    from a3bench.errors import DataError, excerpt
     from a3bench.models import load_model
 
     ds_name = canonical_name(dataset) if dataset else None
     loaded = load_model(model, dataset=ds_name, norm=norm, device=device)
     ds_name = ds_name or (canonical_name(loaded.dataset) if loaded.dataset else None)
     if ds_name is None:
-        raise DataError(f"model {model!r} does not say which dataset it was trained on: pass --dataset")
+        raise DataError(f"model {excerpt(model)} does not say which dataset it was trained on: pass --dataset")
     return loaded, ds_name, load_dataset(ds_name, "test", data_dir)

@@ -83,7 +83,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """Read and validate the container and its metadata; no model is built yet."""
     path = Path(path)
     if not is_file(path):
-        raise CheckpointError(f"checkpoint {excerpt(str(path), 200)} does not exist")
+        raise CheckpointError(f"checkpoint {one_line(str(path), 200)} does not exist")
     _check_archive(path)
     try:
         with warnings.catch_warnings():

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from torch import nn
 
-from a3bench.errors import ModelSpecError
+from a3bench.errors import ModelSpecError, excerpt
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ModelSpecError(f"unknown architecture {name!r} (valid: {', '.join(list_models())})") from None
+        raise ModelSpecError(f"unknown architecture {excerpt(name)} (valid: {', '.join(list_models())})") from None
 
 
 def create_model(
