@@ -641,6 +641,9 @@ def _shared(levels: int = 12):
         ({"arch_options": [1]}, r"meta.arch_options must be a dict"),
         ({"dataset": 5}, r"meta.dataset must be a str"),
         ({"metrics": "x"}, r"meta.metrics must be a dict"),
+        ({"metrics": {"eps": float("nan"), "norm": "Linf"}}, r"meta.metrics.eps must be a finite number"),
+        ({"metrics": {"eps": True}}, r"meta.metrics.eps must be a number"),
+        ({"metrics": {"eps": -1.0}}, r"meta.metrics.eps must be ≥ 0"),
         ({"train": _cyclic()}, r"too large|nested more than"),
         ({"train": _shared()}, r"too large"),
         ({"junk": {1: 2}}, r"key 1 is not a string"),
@@ -656,11 +659,11 @@ def test_checkpoint_metadata_of_any_type(sandbox, good_payload, changes, match):
 
 def test_checkpoint_metadata_junk_through_attack(sandbox, good_payload):
     path = _save(sandbox, "ck/model.pt", _with_meta(good_payload, metrics={"clean_acc": "x"}, a3={"tau": [1]}))
-    sandbox.refuses(["attack", "--model", path, "--dataset", "synthetic", "-n", "5"], "a3.tau must be a number")
+    sandbox.refuses(["attack", "--model", path, "--dataset", "synthetic", "-n", "5"], "meta.metrics.clean_acc must be a number")
 
 
 def test_models_table_survives_junk_metrics(sandbox, good_payload):
-    _save(sandbox, "zoo/mine.junk/model.pt", _with_meta(good_payload, metrics={"clean_acc": "high", "eps": None}))
+    _save(sandbox, "zoo/mine.junk/model.pt", _with_meta(good_payload, metrics={"note": "high", "eps": None}))
     result = CliRunner().invoke(app, ["models"])
     assert result.exit_code == 0, result.output
     assert "mine.junk" in result.stdout

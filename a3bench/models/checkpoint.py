@@ -41,6 +41,7 @@ OPTIONAL_META = {
     "metrics": dict,
     "a3bench_version": str,
 }
+METRIC_NUMBERS = ("clean_acc", "pgd_acc", "eps", "pgd_steps", "n_examples", "epochs")
 
 
 def model_meta(model, **extra: Any) -> dict:
@@ -136,7 +137,7 @@ def _check_archive(path: Path) -> None:
 def check_meta(meta: dict, source: str) -> None:
     """A checkpoint's metadata is untrusted: plain, bounded data, every field of the right type
     and within :mod:`a3bench.limits`, checked before a model is built from it."""
-    from a3bench.limits import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE, check_count, check_plain
+    from a3bench.limits import MAX_CHANNELS, MAX_CLASSES, MAX_SIDE, check_count, check_number, check_plain
 
     check_plain(meta, f"{source}: meta", CheckpointError)
     for key, typ in REQUIRED_META.items():
@@ -157,6 +158,14 @@ def check_meta(meta: dict, source: str) -> None:
     for key, typ in OPTIONAL_META.items():
         if meta.get(key) is not None and not isinstance(meta[key], typ):
             raise CheckpointError(f"{source}: meta.{key} must be a {typ.__name__}, got {excerpt(meta[key])}")
+    metrics = meta.get("metrics") or {}
+    for key in METRIC_NUMBERS:  # read by commands (the default eps) and shown in tables
+        if metrics.get(key) is not None:
+            check_number(metrics[key], f"{source}: meta.metrics.{key}", CheckpointError)
+    if metrics.get("eps") is not None and metrics["eps"] < 0:
+        raise CheckpointError(f"{source}: meta.metrics.eps must be ≥ 0, got {metrics['eps']}")
+    if metrics.get("norm") is not None and not isinstance(metrics["norm"], str):
+        raise CheckpointError(f"{source}: meta.metrics.norm must be a str, got {excerpt(metrics['norm'])}")
 
 
 def build_from_meta(meta: dict, source: str = "checkpoint", device: str | None = None):
