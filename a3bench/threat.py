@@ -61,6 +61,9 @@ def parse_eps(text: str | float | int) -> float:
     return value
 
 
+MAX_EPS_VALUES = 1000
+
+
 def parse_eps_list(text: str) -> list[float]:
     """``0,0.05,0.1`` or ``START:STOP:N`` (N evenly spaced values, both ends included)."""
     s = str(text).strip()
@@ -73,10 +76,15 @@ def parse_eps_list(text: str) -> list[float]:
             raise AttackError(f"eps range {excerpt(text)}: N must be an integer") from None
         if count < 1 or hi < lo:
             raise AttackError(f"eps range {excerpt(text)}: need N ≥ 1 and STOP ≥ START")
+        if count > MAX_EPS_VALUES:  # a list of N floats is built: N = 10**9 would claim gigabytes
+            raise AttackError(f"eps range {excerpt(text)}: at most {MAX_EPS_VALUES} values")
         if count == 1:
             return [lo]
         return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
-    values = [parse_eps(part) for part in s.split(",") if part.strip()]
+    parts = [part for part in s.split(",") if part.strip()]
+    if len(parts) > MAX_EPS_VALUES:
+        raise AttackError(f"{len(parts)} eps values: at most {MAX_EPS_VALUES}")
+    values = [parse_eps(part) for part in parts]
     if not values:
         raise AttackError(f"no eps values in {excerpt(text)}")
     return sorted(set(values))

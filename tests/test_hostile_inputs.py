@@ -371,6 +371,11 @@ def test_checkpoint_tensor_claiming_more_than_stored(sandbox, good_payload):
     sandbox.refuses(["models", path], "claims more data than the file stores")
 
 
+@pytest.mark.parametrize("eps", ["0:1:1000000000", ",".join(["0.1"] * 5000)], ids=["range", "list"])
+def test_an_eps_list_that_claims_a_billion_values(sandbox, eps):
+    sandbox.refuses(["sweep-eps", "--eps", eps, "--dataset", "synthetic", "-n", "5"], "at most 1000")
+
+
 # --------------------------------------------------------------------------- 2. numbers and options
 
 
