@@ -16,6 +16,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import math
 import os
 import pickle
 import re
@@ -758,3 +759,59 @@ def test_real_process_alias_bomb_no_traceback(tmp_path):
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert "through its aliases" in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.yaml"]
+
+
+# --------------------------------------------------------------------------- fuzz (bounded in time)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20),
+)
+_values = st.recursive(_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4)), max_leaves=12)
+_CONFIG_KEYS = ["seed", "device", "dataset", "model.arch", "model.options", "model.a3", "model.a3.tau", "model.a3.placement",
+                "attack.eps", "attack.steps", "attack.step_size", "attack.norm", "objective.name", "objective.alpha",
+                "objective.temperature", "train.epochs", "train.batch_size", "train.lr", "train.momentum", "train.grad_clip",
+                "train.n_train", "eval.n_examples", "eval.batch_size", "train", "eval"]
+
+
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(st.sampled_from(_CONFIG_KEYS), _values, max_size=4))
+def test_fuzz_config_values_are_valid_or_one_config_error(changes):
+    """Any value anywhere in a config: a valid Config whose numbers are in range, or one ConfigError line."""
+    from a3bench.config import config_from_dict
+    from a3bench.errors import ConfigError
+
+    data: dict = {}
+    for key, value in changes.items():
+        node = data
+        *path, last = key.split(".")
+        for part in path:
+            node = node.setdefault(part, {}) if isinstance(node.get(part, {}), dict) else {}
+        node[last] = value
+    try:
+        cfg = config_from_dict(data)
+    except ConfigError as e:
+        assert "\n" not in str(e) and len(str(e)) < 2000
+        return
+    assert 0 <= cfg.seed <= 2**32 - 1 and cfg.train.lr > 0 and cfg.eval.batch_size >= 1
+    assert all(math.isfinite(v) for v in (cfg.train.lr, cfg.attack.eps, cfg.model.a3.tau, cfg.objective.alpha))
+
+
+@settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(st.dictionaries(st.sampled_from(["architecture", "num_classes", "input_shape", "mean", "std", "a3", "arch_options",
+                                        "dataset", "metrics", "train", "a3bench_version"]), _values, min_size=1, max_size=3))
+def test_fuzz_checkpoint_metadata_builds_or_one_checkpoint_error(good_payload, tmp_path_factory, changes):
+    """Any value in any metadata field: the model loads, or one CheckpointError line naming the file."""
+    from a3bench.errors import CheckpointError
+    from a3bench.models import load_checkpoint
+
+    path = tmp_path_factory.mktemp("fuzz") / "model.pt"
+    torch.save(_with_meta(good_payload, **changes), path)
+    try:
+        load_checkpoint(path)
+    except CheckpointError as e:
+        assert "\n" not in str(e) and str(path) in str(e)
