@@ -296,6 +296,18 @@ def test_decompression_bomb_image(sandbox, fmnist_checkpoint, first, side, match
     sandbox.refuses(["attack", "--model", fmnist_checkpoint, "--dataset", "imagefolder:imgs", "-n", "5", "--eps", "0.1"], match)
 
 
+def test_training_on_non_square_images_is_refused_before_work(sandbox):
+    from PIL import Image
+
+    for i in range(2):
+        buf = io.BytesIO()
+        Image.new("L", (32, 28)).save(buf, format="PNG")
+        sandbox.write(f"imgs/train/c{i}/0.png", buf.getvalue())
+        sandbox.write(f"imgs/test/c{i}/0.png", buf.getvalue())
+    cfg = _tiny_config(sandbox)
+    sandbox.refuses(["train", cfg, "--set", "dataset=imagefolder:imgs", "--out", "run/m.pt"], "28x32 images")
+
+
 def test_broken_image_file_is_one_line(sandbox, fmnist_checkpoint):
     png = _noise_png()
     sandbox.write("imgs/a/0.png", png)

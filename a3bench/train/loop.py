@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from a3bench.attacks.pgd import PGD, default_step_size, pgd_loop
 from a3bench.config import Config
-from a3bench.errors import CheckpointError, ConfigError, TrainingError, one_line
+from a3bench.errors import CheckpointError, ConfigError, DataError, TrainingError, one_line
 from a3bench.models.a3 import a3_mode
 from a3bench.models.checkpoint import load_checkpoint, save_checkpoint
 from a3bench.models.registry import create_model
@@ -139,7 +139,9 @@ def evaluate_heldout(model, data, threat: ThreatModel, steps: int, batch_size: i
 def build_model(cfg: Config, info, device: str | None = None) -> torch.nn.Module:
     """The model ``cfg`` describes for a dataset of ``info`` (``device="meta"``: its skeleton,
     which checks every size and option without allocating)."""
-    c, h, _ = info.input_shape
+    c, h, w = info.input_shape
+    if h != w:
+        raise DataError(f"{info.name} holds {h}x{w} images; the architectures a3bench trains take square images")
     return create_model(
         cfg.model.arch,
         num_classes=info.num_classes,
