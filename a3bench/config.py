@@ -1,24 +1,49 @@
 """Typed training configs: YAML in, dotted overrides (``--set train.epochs=3``), unknown keys
-rejected with the list of valid ones. Every error is a one-line :class:`ConfigError`."""
+rejected with the list of valid ones. Every error is a one-line :class:`ConfigError`.
+
+Every number carries its valid range in its field (:func:`_in_range`), checked when the
+config is built, before any work starts: a batch size of 0 or a NaN learning rate is
+refused at once, not after an epoch. Floats must be finite; integers have an upper
+bound too, so a huge value cannot overflow a generator or a tensor index later.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from a3bench.errors import ConfigError
+from a3bench.errors import ConfigError, excerpt, one_line
+from a3bench.io import is_file
+from a3bench.limits import MAX_SEED, check_number, load_yaml, read_yaml
 from a3bench.models.a3 import A3Config
 
 METHODS = ("standard", "pgd-at", "trades")
 OBJECTIVES = ("joint", "attenuate-only", "none")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step")
+MAX_INT = 2**31 - 1  # counts (epochs, steps, examples): beyond it a value is a typo or an attack
+
+
+def _in_range(default: Any, low: float | None = None, high: float | None = None, *, above: bool = False):
+    """A numeric config field valid in [low, high] (``above``: strictly greater than low)."""
+    return field(default=default, metadata={"range": (low, high, above)})
+
+
+def _positive(default: Any):
+    return _in_range(default, 0, above=True)
+
+
+def _non_negative(default: Any):
+    return _in_range(default, 0)
+
+
+def _count(default: Any):
+    return _in_range(default, 1, MAX_INT)
 
 
 @dataclass
@@ -33,9 +58,9 @@ class AttackConfig:
     """The training-time attack (PGD-k against the attenuated model)."""
 
     norm: str = "Linf"
-    eps: float = 0.1
-    steps: int = 7
-    step_size: float | None = None  # default 2.5·eps/steps
+    eps: float = _non_negative(0.1)
+    steps: int = _count(7)
+    step_size: float | None = _positive(None)  # default 2.5·eps/steps
 
 
 @dataclass
@@ -43,42 +68,42 @@ class ObjectiveConfig:
     """DESIGN §2: L = L_base + α·InfoNCE + β·ranking(μ); T is the InfoNCE temperature."""
 
     name: str = "joint"
-    alpha: float = 0.1
-    beta: float = 0.1
-    margin: float = 1.0
-    temperature: float = 0.5
+    alpha: float = _non_negative(0.1)
+    beta: float = _non_negative(0.1)
+    margin: float = _non_negative(1.0)
+    temperature: float = _positive(0.5)
 
 
 @dataclass
 class TrainConfig:
     method: str = "pgd-at"
-    epochs: int = 3
-    batch_size: int = 128
+    epochs: int = _count(3)
+    batch_size: int = _count(128)
     optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
+    lr: float = _positive(0.05)
+    momentum: float = _in_range(0.9, 0, 1)
+    weight_decay: float = _non_negative(5e-4)
     schedule: str = "cosine"
-    trades_beta: float = 6.0
-    grad_clip: float | None = 5.0  # max global gradient norm (None: no clipping)
-    n_train: int | None = None  # first N training examples (None: all)
-    max_steps: int | None = None  # stop after this many optimizer steps (smoke tests)
+    trades_beta: float = _non_negative(6.0)
+    grad_clip: float | None = _positive(5.0)  # max global gradient norm (None: no clipping)
+    n_train: int | None = _count(None)  # first N training examples (None: all)
+    max_steps: int | None = _count(None)  # stop after this many optimizer steps (smoke tests)
 
 
 @dataclass
 class EvalConfig:
     """Held-out monitoring each epoch: clean and PGD-k accuracy on a fixed subset."""
 
-    n_examples: int = 1000
-    pgd_steps: int = 20
-    batch_size: int = 500
+    n_examples: int = _count(1000)
+    pgd_steps: int = _count(20)
+    batch_size: int = _count(500)
 
 
 @dataclass
 class Config:
     dataset: str = "fmnist"
     data_dir: str | None = None
-    seed: int = 0
+    seed: int = _in_range(0, 0, MAX_SEED)
     device: str = "auto"
     model: ModelConfig = field(default_factory=ModelConfig)
     attack: AttackConfig = field(default_factory=AttackConfig)
@@ -92,14 +117,7 @@ class Config:
             (self.objective.name in OBJECTIVES, f"objective.name must be one of {', '.join(OBJECTIVES)}"),
             (self.train.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.train.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}"),
-            (self.train.epochs >= 1, "train.epochs must be ≥ 1"),
-            (self.train.batch_size >= 1, "train.batch_size must be ≥ 1"),
-            (self.train.lr > 0, "train.lr must be > 0"),
-            (self.attack.steps >= 1, "attack.steps must be ≥ 1"),
-            (self.attack.eps >= 0, "attack.eps must be ≥ 0"),
-            (self.objective.temperature > 0, "objective.temperature must be > 0"),
-            (self.eval.n_examples >= 1, "eval.n_examples must be ≥ 1"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
+            (re.fullmatch(r"auto|cpu|cuda(:\d{1,3})?", self.device) is not None, "device must be auto, cpu, cuda or cuda:N"),
         ]
         for ok, message in checks:
             if not ok:
@@ -143,40 +161,38 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError:
                 continue
-        raise ConfigError(f"{where}: {value!r} is not a valid {' or '.join(_type_name(a) for a in args)}")
+        raise ConfigError(f"{where}: {excerpt(value)} is not a valid {' or '.join(_type_name(a) for a in args)}")
     if tp is A3Config:
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping")
-        return A3Config.from_dict({k: v for k, v in value.items()})
+            raise ConfigError(f"{where}: expected a mapping, got {excerpt(value)}")
+        return A3Config.from_dict(value)
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if typing.get_origin(tp) is dict:
         if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-            raise ConfigError(f"{where}: expected a mapping with string keys, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping with string keys, got {excerpt(value)}")
         return dict(value)
     if tp is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        raise ConfigError(f"{where}: expected true/false, got {excerpt(value)}")
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        raise ConfigError(f"{where}: expected an integer, got {excerpt(value)}")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
         if isinstance(value, str):
             from a3bench.threat import parse_eps  # accepts 8/255 as well as 0.1
 
             try:
-                return parse_eps(value)
-            except Exception:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
+                value = parse_eps(value)
+            except Exception:  # noqa: BLE001 - not a number: said below
+                raise ConfigError(f"{where}: expected a number, got {excerpt(value)}") from None
+        return check_number(value, where, ConfigError)  # finite: no NaN or infinite learning rate
     if tp is str:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
+        raise ConfigError(f"{where}: expected a string, got {excerpt(value)}")
     return value
 
 
@@ -187,14 +203,16 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise ConfigError(f"{where or 'config'}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
+    prefix = f"{where}." if where else ""
+    unknown = sorted(k if isinstance(k, str) and len(k) <= 40 else excerpt(k, 40) for k in data if k not in names)
     if unknown:
-        prefix = f"{where}." if where else ""
-        raise ConfigError(f"unknown config key(s) {', '.join(prefix + str(k) for k in unknown)} (valid: {', '.join(prefix + n for n in names)})")
+        shown = ", ".join(prefix + k for k in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
+        raise ConfigError(f"unknown config key(s) {shown} (valid: {', '.join(prefix + n for n in names)})")
     kwargs = {}
-    for name in names:
-        if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], f"{where}.{name}" if where else name)
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            key = f"{where}.{f.name}" if where else f.name
+            kwargs[f.name] = _check_range(_coerce(data[f.name], hints[f.name], key), f, key)
     try:
         return cls(**kwargs)
     except ConfigError:
@@ -203,17 +221,26 @@ def _build(cls: type, data: Any, where: str) -> Any:
         raise ConfigError(f"{where or 'config'}: {e}") from None
 
 
+def _check_range(value: Any, f: dataclasses.Field, where: str) -> Any:
+    if value is None or "range" not in f.metadata:
+        return value
+    low, high, above = f.metadata["range"]
+    if low is not None and (value <= low if above else value < low):
+        raise ConfigError(f"{where} must be {'>' if above else '≥'} {low}, got {excerpt(value, 30)}")
+    if high is not None and value > high:
+        raise ConfigError(f"{where} must be ≤ {high}, got {excerpt(value, 30)}")
+    return value
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
-        raise ConfigError(f"override {item!r} must look like key.sub=value")
+        raise ConfigError(f"override {excerpt(item)} must look like key.sub=value")
     key, raw = item.split("=", 1)
     path = [p for p in key.strip().split(".") if p]
     if not path:
-        raise ConfigError(f"override {item!r} has an empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
+        raise ConfigError(f"override {excerpt(item)} has an empty key")
+    # A value that is not YAML is taken as plain text; one that is, within the bounds.
+    value = load_yaml(raw, f"--set {excerpt(key.strip(), 40)}", ConfigError, text_if_invalid=True) if raw.strip() else None
     return path, value
 
 
@@ -226,7 +253,7 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise ConfigError(f"override {item!r}: {part} is not a section")
+                raise ConfigError(f"override {excerpt(item)}: {excerpt(part, 40)} is not a section")
             node = child
         node[path[-1]] = value
     return data
@@ -236,14 +263,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     data: dict = {}
     if path is not None:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} does not exist")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            where = f" (line {mark.line + 1})" if mark is not None else ""
-            raise ConfigError(f"{p} is not valid YAML{where}") from None
+        if not is_file(p):
+            raise ConfigError(f"config file {one_line(str(p), 200)} does not exist")
+        data = read_yaml(p, ConfigError) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
     data = apply_overrides(data, overrides or [])

@@ -30,6 +30,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.client
+import math
 import operator
 import os
 import pickle
@@ -49,7 +50,8 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from a3bench.errors import DataError, one_line
+from a3bench.errors import DataError, excerpt, one_line
+from a3bench.limits import MAX_CLASSES, MAX_DATA_BYTES, MAX_IMAGE_PIXELS, MAX_SIDE
 
 __all__ = [
     "DATASETS",
@@ -187,11 +189,11 @@ class ImageDataset:
 def _as_int(value: object, what: str) -> int:
     """``value`` as an int (numpy integers too); bools and floats are refused."""
     if isinstance(value, bool):
-        raise DataError(f"{what} must be an integer, got {value!r}")
+        raise DataError(f"{what} must be an integer, got {excerpt(value)}")
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise DataError(f"{what} must be an integer, got {value!r}") from None
+        raise DataError(f"{what} must be an integer, got {excerpt(value)}") from None
 
 
 # --------------------------------------------------------------------------- tables
@@ -330,14 +332,14 @@ def _error(message: str) -> DataError:
 
 def _check_split(split: str) -> str:
     if split not in SPLITS:
-        raise _error(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+        raise _error(f"unknown split {excerpt(split)}; valid: {', '.join(SPLITS)}")
     return split
 
 
 def _parse_synthetic_shape(spec: str) -> tuple[int, int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*x\s*(\d+)\s*x\s*(\d+)\s*", spec.lower())
     if not m:
-        raise _error(f"synthetic shape must look like CxHxW (e.g. synthetic:3x32x32), got {spec!r}")
+        raise _error(f"synthetic shape must look like CxHxW (e.g. synthetic:3x32x32), got {excerpt(spec)}")
     c, h, w = (int(g) for g in m.groups())
     if c not in (1, 3) or not (4 <= h <= 512 and 4 <= w <= 512):
         raise _error(f"synthetic shape {c}x{h}x{w} unsupported: C must be 1 or 3, H and W between 4 and 512")
@@ -365,7 +367,7 @@ def canonical_name(name: str) -> str:
         shape = _parse_synthetic_shape(rest)
         return "synthetic" if shape == _SYNTH_DEFAULT_SHAPE else "synthetic:{}x{}x{}".format(*shape)
     if canon is None or sep:
-        raise _error(f"unknown dataset {name!r}; valid: {', '.join(DATASETS)} (or synthetic:CxHxW)")
+        raise _error(f"unknown dataset {excerpt(name)}; valid: {', '.join(DATASETS)} (or synthetic:CxHxW)")
     return canon
 
 
@@ -527,14 +529,18 @@ def _extract_tar(archive: Path, top: str, dest_parent: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest_parent))
     try:
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for m in members:
+            members, total = [], 0
+            for m in tar:  # one header at a time: a bomb is refused before it is expanded
                 parts = Path(m.name).parts
                 # Archives are untrusted: only plain files and folders under the expected top.
                 if m.name.startswith("/") or ".." in parts or not parts or parts[0] != top:
-                    raise _error(f"{archive}: unexpected member {m.name!r}; is this the official tarball?")
+                    raise _error(f"{archive}: unexpected member {excerpt(m.name)}; is this the official tarball?")
                 if not (m.isfile() or m.isdir()):
-                    raise _error(f"{archive}: member {m.name!r} is not a regular file")
+                    raise _error(f"{archive}: member {excerpt(m.name)} is not a regular file")
+                total += m.size
+                if total > MAX_DATA_BYTES or len(members) >= 10_000:
+                    raise _error(f"{archive} holds more than {MAX_DATA_BYTES} bytes or 10000 files; is this the official tarball?")
+                members.append(m)
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(tmp, members=members, filter="data")
             else:  # pragma: no cover - Python without extraction filters; members were checked above
@@ -596,41 +602,53 @@ def _download(source: _Source, split: str) -> Path:
 _IDX_UBYTE = 0x08
 
 
-def _read_idx(path: Path, ndim: int) -> np.ndarray:
-    """Parse an IDX file of unsigned bytes (gzipped or not) with ``ndim`` dimensions."""
+def _read_idx(path: Path, ndim: int, shape: tuple[int, ...] = (), count: tuple[int, Path] | None = None) -> np.ndarray:
+    """Parse an IDX file of unsigned bytes (gzipped or not) with ``ndim`` dimensions.
+
+    The header's sizes are checked before the body is read: their product must stay
+    under :data:`~a3bench.limits.MAX_DATA_BYTES`, the trailing dimensions must equal
+    ``shape`` and the first the ``count`` of items in another file when given, and the body is read (decompressed) up to exactly the declared
+    size plus one byte, so a small gzip cannot expand to gigabytes first.
+    """
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":  # by content, not by name: a mislabelled file still works
-            raw = gzip.decompress(raw)
+        with path.open("rb") as raw_file:
+            gzipped = raw_file.read(2) == b"\x1f\x8b"  # by content, not by name: a mislabelled file still works
+        with (gzip.open(path, "rb") if gzipped else path.open("rb")) as f:
+            header = f.read(4 + 4 * ndim)
+            if len(header) < 4 + 4 * ndim:
+                raise _error(f"{path} is truncated ({len(header)} bytes, shorter than an IDX header)")
+            magic = struct.unpack(">I", header[:4])[0]
+            if magic != (_IDX_UBYTE << 8 | ndim):
+                raise _error(
+                    f"{path} is not an IDX file of {ndim}-D unsigned bytes "
+                    f"(magic number 0x{magic:08x}, expected 0x{_IDX_UBYTE << 8 | ndim:08x})"
+                )
+            dims = struct.unpack(f">{ndim}I", header[4:])
+            if shape and tuple(dims[1:]) != tuple(shape):
+                raise _error(f"{path} holds {'x'.join(map(str, dims[1:]))} items, expected {'x'.join(map(str, shape))}")
+            if count is not None and dims[0] != count[0]:
+                raise _error(f"{path} has {dims[0]} images but {count[1]} has {count[0]} labels")
+            expected = math.prod(dims)  # Python ints: no overflow
+            if expected > MAX_DATA_BYTES:
+                raise _error(f"{path}: header says {dims}, i.e. {expected} bytes; a3bench reads IDX files up to {MAX_DATA_BYTES} bytes")
+            body = f.read(expected + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise _error(f"cannot read {path}: {exc}") from exc
-    if len(raw) < 4 + 4 * ndim:
-        raise _error(f"{path} is truncated ({len(raw)} bytes, shorter than an IDX header)")
-    magic = struct.unpack(">I", raw[:4])[0]
-    if magic != (_IDX_UBYTE << 8 | ndim):
-        raise _error(
-            f"{path} is not an IDX file of {ndim}-D unsigned bytes "
-            f"(magic number 0x{magic:08x}, expected 0x{_IDX_UBYTE << 8 | ndim:08x})"
-        )
-    header = 4 + 4 * ndim
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(raw) - header != expected:
-        state = "truncated" if len(raw) - header < expected else "longer than its header says"
-        raise _error(f"{path} is {state}: header says {dims}, i.e. {expected} bytes, found {len(raw) - header}")
+    if len(body) != expected:
+        state = "truncated" if len(body) < expected else "longer than its header says"
+        found = str(len(body)) if len(body) <= expected else "more"
+        raise _error(f"{path} is {state}: header says {dims}, i.e. {expected} bytes, found {found}")
     # Copy: frombuffer over bytes is read-only, and torch wants writable memory.
-    return np.frombuffer(raw, dtype=np.uint8, count=expected, offset=header).reshape(dims).copy()
+    return np.frombuffer(body, dtype=np.uint8, count=expected).reshape(dims).copy()
 
 
 def _load_idx_split(source: _Source, folder: Path, split: str) -> ImageDataset:
     images_stem, labels_stem = source.files[split]
     images_path, labels_path = _idx_path(folder, images_stem), _idx_path(folder, labels_stem)
     assert images_path is not None and labels_path is not None  # _locate checked
-    images = _read_idx(images_path, 3)
-    labels = _read_idx(labels_path, 1)
     c, h, w = source.info.input_shape
-    if images.shape[1:] != (h, w):
-        raise _error(f"{images_path} holds {images.shape[1]}x{images.shape[2]} images, expected {h}x{w}")
+    labels = _read_idx(labels_path, 1)
+    images = _read_idx(images_path, 3, shape=(h, w), count=(len(labels), labels_path))
     if len(images) != len(labels):
         raise _error(f"{images_path} has {len(images)} images but {labels_path} has {len(labels)} labels")
     _check_labels(labels, source.info.num_classes, labels_path)
@@ -667,16 +685,36 @@ def _pickle_allow_list() -> dict[tuple[str, str], Any]:
     frombuffer = _numpy_attr("numeric", "_frombuffer")
     import _codecs
 
+    def guarded_reconstruct(subtype: object, shape: object, dtype: object) -> np.ndarray:
+        # numpy pickles an array as an empty placeholder, _reconstruct(ndarray, (0,), b'b'),
+        # and its bytes in __setstate__ (checked against the shape). A placeholder shape
+        # could claim any memory: only empty ones are allowed.
+        empty = isinstance(shape, tuple) and all(type(n) is int and n >= 0 for n in shape) and math.prod(shape) == 0
+        if subtype is not _NDARRAY or not empty:
+            raise pickle.UnpicklingError(f"array placeholder of shape {excerpt(shape, 40)} (numpy writes empty ones)")
+        return reconstruct(np.ndarray, shape, dtype)
+
     allowed: dict[tuple[str, str], Any] = {
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NDARRAY,  # usable only as _reconstruct's first argument, never called
         ("numpy", "dtype"): np.dtype,
         # Python 3 pickles bytes with protocol 2 as _codecs.encode(str, "latin1").
         ("_codecs", "encode"): _codecs.encode,
     }
     for prefix in ("numpy.core", "numpy._core"):
-        allowed[(f"{prefix}.multiarray", "_reconstruct")] = reconstruct
+        allowed[(f"{prefix}.multiarray", "_reconstruct")] = guarded_reconstruct
         allowed[(f"{prefix}.numeric", "_frombuffer")] = frombuffer
     return allowed
+
+
+class _NdarrayToken:
+    """Stands for ``numpy.ndarray`` inside a CIFAR pickle: calling the class directly would
+    allocate whatever shape the pickle names."""
+
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+
+_NDARRAY = _NdarrayToken()
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -694,6 +732,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 
 def _unpickle(path: Path) -> dict[str, Any]:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise _error(f"cannot read {path}: {exc}") from exc
+    if size > MAX_DATA_BYTES:
+        raise _error(f"{path} is {size} bytes; a3bench reads CIFAR batches up to {MAX_DATA_BYTES} bytes")
     try:
         with path.open("rb") as f:
             # encoding="bytes": the official files are Python 2 pickles with str keys.
@@ -721,7 +765,7 @@ def _load_cifar_split(source: _Source, folder: Path, split: str) -> ImageDataset
             raise _error(f"{path}: 'data' is {data.dtype} {data.shape}, expected uint8 (N, {c * h * w})")
         try:
             labels_arr = np.asarray(labels, dtype=np.int64).reshape(-1)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise _error(f"{path}: '{source.label_key}' are not integers") from exc
         if len(labels_arr) != len(data):
             raise _error(f"{path} has {len(data)} images but {len(labels_arr)} labels")
@@ -756,9 +800,37 @@ def _class_names(split_dir: Path) -> list[str]:
 
 def _scan_imagefolder(canon: str) -> _FolderScan:
     """Find the splits, classes (union over splits, sorted) and the reference image of a folder."""
-    from PIL import Image, UnidentifiedImageError
-
     root = Path(canon.partition(":")[2]).expanduser()
+    try:
+        return _scan_imagefolder_at(root, canon)
+    except OSError as exc:  # a path too long, a folder we may not list ...
+        raise _error(f"cannot read image folder {excerpt(str(root), 200)}: {exc.strerror or exc}") from exc
+
+
+def _open_image(path: Path, expected_size: tuple[int, int] | None = None):
+    """Open an image lazily (header only) and refuse, before any pixel is decoded, one whose
+    declared size is over :data:`~a3bench.limits.MAX_SIDE` (a decompression bomb) or differs
+    from ``expected_size``. Any failure of the decoder on a hostile file is a DataError."""
+    from PIL import Image
+
+    try:
+        im = Image.open(path)
+    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds of errors on malformed files
+        raise _error(f"cannot read image {path}: {type(exc).__name__}: {exc}") from exc
+    w, h = im.size
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE and w * h <= MAX_IMAGE_PIXELS):
+        im.close()
+        raise _error(f"image {path} declares {w}x{h} pixels; a3bench reads images up to {MAX_SIDE}x{MAX_SIDE}")
+    if expected_size is not None and im.size != expected_size:
+        im.close()
+        raise _error(
+            f"image {path} is {w}x{h}, but the first image is "
+            f"{expected_size[0]}x{expected_size[1]}; all images must share a size"
+        )
+    return im
+
+
+def _scan_imagefolder_at(root: Path, canon: str) -> _FolderScan:
     if not root.is_dir():
         raise _error(f"image folder {root} does not exist")
     split_dirs: dict[str, Path] = {}
@@ -773,6 +845,8 @@ def _scan_imagefolder(canon: str) -> _FolderScan:
     classes = sorted({c for d in split_dirs.values() for c in _class_names(d)})
     if not classes:
         raise _error(f"image folder {root} has no class subfolders (expected {root}/<class>/*.png)")
+    if len(classes) > MAX_CLASSES:
+        raise _error(f"image folder {root} has {len(classes)} class folders; a3bench handles up to {MAX_CLASSES}")
     # The reference image: first file of the test split (or train), classes in order.
     ref: Path | None = None
     for split in ("test", "train"):
@@ -787,12 +861,9 @@ def _scan_imagefolder(canon: str) -> _FolderScan:
             break
     if ref is None:
         raise _error(f"image folder {root} has no images (.png, .jpg, .jpeg, .bmp)")
-    try:
-        with Image.open(ref) as im:
-            mode = "L" if im.mode in _GRAY_MODES else "RGB"
-            size = im.size
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise _error(f"cannot read image {ref}: {exc}") from exc
+    with _open_image(ref) as im:
+        mode = "L" if im.mode in _GRAY_MODES else "RGB"
+        size = im.size
     channels = 1 if mode == "L" else 3
     info = DatasetInfo(
         name=canon,
@@ -813,32 +884,29 @@ def _load_imagefolder(canon: str, split: str) -> ImageDataset:
     must have its size. Normalisation is mean = std = 0.5 per channel, i.e. [-1, 1]:
     no statistics are computed, so the same folder always gives the same info.
     """
-    from PIL import Image, UnidentifiedImageError
-
     scan = _scan_imagefolder(canon)
+    root = Path(canon.partition(":")[2]).expanduser()
     if split not in scan.split_dirs:
-        root = Path(canon.partition(":")[2]).expanduser()
         raise _error(f"image folder {root} has no {split} split (expected {root}/{split}/<class>/...)")
     split_dir = scan.split_dirs[split]
+    try:
+        files = [(label, path) for label, cls in enumerate(scan.info.classes) if (split_dir / cls).is_dir()
+                 for path in _image_files(split_dir / cls)]
+    except OSError as exc:
+        raise _error(f"cannot read image folder {split_dir}: {exc.strerror or exc}") from exc
+    c, h, w = scan.info.input_shape
+    if len(files) * c * h * w > MAX_DATA_BYTES:  # decoded size, known before decoding anything
+        raise _error(f"image folder {split_dir}: {len(files)} images of {c}x{h}x{w} exceed {MAX_DATA_BYTES} bytes in memory")
     images: list[np.ndarray] = []
     labels: list[int] = []
-    for label, cls in enumerate(scan.info.classes):
-        class_dir = split_dir / cls
-        if not class_dir.is_dir():
-            continue
-        for path in _image_files(class_dir):
+    for label, path in files:
+        with _open_image(path, scan.size) as im:
             try:
-                with Image.open(path) as im:
-                    if im.size != scan.size:
-                        raise _error(
-                            f"image {path} is {im.size[0]}x{im.size[1]}, but the first image is "
-                            f"{scan.size[0]}x{scan.size[1]}; all images must share a size"
-                        )
-                    arr = np.asarray(im.convert(scan.mode), dtype=np.uint8)
-            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as exc:
-                raise _error(f"cannot read image {path}: {exc}") from exc
-            images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
-            labels.append(label)
+                arr = np.asarray(im.convert(scan.mode), dtype=np.uint8)
+            except Exception as exc:  # noqa: BLE001 - a decoder fails in many ways on a hostile file
+                raise _error(f"cannot read image {path}: {type(exc).__name__}: {exc}") from exc
+        images.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+        labels.append(label)
     if not images:
         raise _error(f"image folder {split_dir} has no images in its class subfolders")
     return ImageDataset(

@@ -37,6 +37,10 @@ class ShardError(A3BenchError):
     """A sharded (torchrun) run cannot go on: a rank failed, or the ranks disagree."""
 
 
+class TrainingError(A3BenchError):
+    """A training run cannot start (existing run, unwritable output) or went wrong (diverged)."""
+
+
 class BudgetViolation(RuntimeError):
     """An adversarial example left its eps-ball or [0,1]: a bug, never user error."""
 
@@ -51,3 +55,19 @@ def one_line(error: object, limit: int = 160) -> str:
         text = lines[0] if lines else type(error).__name__
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def excerpt(value: object, limit: int = 60) -> str:
+    """A short ``repr`` of a value for an error line. Bounded in work as well as in length:
+    a hostile input (a YAML alias bomb, a nested pickle) can be huge or shared a million
+    times over, so its repr is never built in full."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 2, 4, 4, 4, 4
+    r.maxstring = r.maxother = r.maxlong = limit
+    try:
+        text = r.repr(value)
+    except Exception:  # noqa: BLE001 - a hostile object's __repr__ may raise anything
+        text = f"<{type(value).__name__}>"
+    return one_line(text, limit)

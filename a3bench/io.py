@@ -66,3 +66,12 @@ def inside(folder: str | os.PathLike, *parts: str) -> Path:
     for p in parts:
         path = path / safe_name(p, default="_")
     return path
+
+
+def is_file(path: str | os.PathLike) -> bool:
+    """``Path.is_file`` for a path the user typed: a name too long for the file system, or
+    one holding a NUL byte, is simply not a file (``Path.is_file`` raises on those)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False

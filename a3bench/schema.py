@@ -543,7 +543,7 @@ class ModelCard:
     architecture: str | None = None
     dataset: str | None = None
     link: str | None = None
-    authors: str | None = None
+    authors: str | list[str] | None = None
     venue: str | None = None
     additional_data: bool = False
     number_forward_passes: int = 1
@@ -562,20 +562,26 @@ class ModelCard:
         known = {f.name for f in dataclasses.fields(cls)} - {"extra"}
         card = _from_dict(cls, {k: v for k, v in d.items() if k in known}, "")
         card.extra = {str(k): v for k, v in d.items() if k not in known}
+        if not 1 <= card.number_forward_passes <= 1_000_000:
+            raise ResultError(f"number_forward_passes must be in 1…1000000, got {card.number_forward_passes}")
         return card
+
+    @property
+    def authors_text(self) -> str | None:
+        return ", ".join(self.authors) if isinstance(self.authors, list) else self.authors
 
 
 def read_card(path: str | os.PathLike) -> ModelCard:
-    """Read a card.yaml (bounded: a card is small; anything else is refused)."""
-    from a3bench.safeyaml import load_yaml
+    """Read a card.yaml: bounded YAML (:mod:`a3bench.limits`: size, aliases and expanded size
+    capped, plain data only), then every field a3bench reads typed."""
+    from a3bench.limits import check_plain, read_yaml
 
+    data = read_yaml(Path(path), ResultError)
+    check_plain(data, str(path), ResultError)
     try:
-        data = load_yaml(Path(path), what="model card")
         return ModelCard.from_dict(data)
     except ResultError as e:
         raise ResultError(f"{path}: {e}") from None
-    except Exception as e:  # noqa: BLE001 — a card is untrusted input: any failure is one line
-        raise ResultError(f"{path}: unreadable model card: {one_line(e, 120)}") from None
 
 
 # --------------------------------------------------------------------------- where the files go

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import torch
 
-from a3bench.errors import AttackError
+from a3bench.errors import AttackError, excerpt
 
 BUDGET_TOL = 1e-6
 
@@ -33,7 +33,7 @@ def parse_norm(text: str | Norm) -> Norm:
     try:
         return aliases[str(text).strip().lower()]
     except KeyError:
-        raise AttackError(f"unknown norm {text!r} (valid: Linf, L2)") from None
+        raise AttackError(f"unknown norm {excerpt(text)} (valid: Linf, L2)") from None
 
 
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
@@ -47,18 +47,21 @@ def parse_eps(text: str | float | int) -> float:
         s = str(text).strip()
         m = re.fullmatch(rf"({_NUMBER})(?:\s*/\s*({_NUMBER}))?", s)
         if not m:
-            raise AttackError(f"eps {text!r} is not a number or a fraction like 8/255")
+            raise AttackError(f"eps {excerpt(text)} is not a number or a fraction like 8/255")
         num = float(m.group(1))
         if m.group(2) is not None:
             den = float(m.group(2))
             if den == 0:
-                raise AttackError(f"eps {text!r} divides by zero")
+                raise AttackError(f"eps {excerpt(text)} divides by zero")
             value = num / den
         else:
             value = num
     if not math.isfinite(value) or value < 0:
-        raise AttackError(f"eps must be a finite number ≥ 0, got {text!r}")
+        raise AttackError(f"eps must be a finite number ≥ 0, got {excerpt(text)}")
     return value
+
+
+MAX_EPS_VALUES = 1000
 
 
 def parse_eps_list(text: str) -> list[float]:
@@ -70,15 +73,20 @@ def parse_eps_list(text: str) -> list[float]:
         try:
             count = int(n)
         except ValueError:
-            raise AttackError(f"eps range {text!r}: N must be an integer") from None
+            raise AttackError(f"eps range {excerpt(text)}: N must be an integer") from None
         if count < 1 or hi < lo:
-            raise AttackError(f"eps range {text!r}: need N ≥ 1 and STOP ≥ START")
+            raise AttackError(f"eps range {excerpt(text)}: need N ≥ 1 and STOP ≥ START")
+        if count > MAX_EPS_VALUES:  # a list of N floats is built: N = 10**9 would claim gigabytes
+            raise AttackError(f"eps range {excerpt(text)}: at most {MAX_EPS_VALUES} values")
         if count == 1:
             return [lo]
         return [lo + (hi - lo) * i / (count - 1) for i in range(count)]
-    values = [parse_eps(part) for part in s.split(",") if part.strip()]
+    parts = [part for part in s.split(",") if part.strip()]
+    if len(parts) > MAX_EPS_VALUES:
+        raise AttackError(f"{len(parts)} eps values: at most {MAX_EPS_VALUES}")
+    values = [parse_eps(part) for part in parts]
     if not values:
-        raise AttackError(f"no eps values in {text!r}")
+        raise AttackError(f"no eps values in {excerpt(text)}")
     return sorted(set(values))
 
 

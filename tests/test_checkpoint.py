@@ -73,7 +73,7 @@ def test_truncated_file(good_checkpoint, tmp_path):
 def test_other_formats(tmp_path):
     text = tmp_path / "notes.pt"
     text.write_text("hello, I am not a checkpoint\n")
-    _assert_one_line_error(text, "not a readable checkpoint")
+    _assert_one_line_error(text, "not a PyTorch checkpoint")
     bare = tmp_path / "bare_state_dict.pt"
     torch.save(create_model("smallcnn").state_dict(), bare)
     _assert_one_line_error(bare, "not an a3bench checkpoint")

@@ -17,6 +17,9 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False)
 
 
+MAX_ERROR_LINE = 2000  # a backstop: messages quote short excerpts (errors.excerpt) of what they refuse
+
+
 def print_table(con, table) -> None:
     """Print a rich table without cutting names. A terminal keeps its width (columns that
     may not wrap squeeze the others); a log or pipe — CI, where rich assumes 80 columns —
@@ -38,7 +41,9 @@ def fail(message: str, code: int = 2) -> None:
     """One line on stderr, a non-zero exit, no traceback (under torchrun, rank > 0 says which rank)."""
     import os
 
-    text = " ".join(str(message).split())
+    from a3bench.errors import one_line
+
+    text = one_line(str(message), MAX_ERROR_LINE)
     rank = os.environ.get("RANK", "0") if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else "0"
     typer.echo(f"error: {text}" if rank == "0" else f"error: [rank {rank}] {text}", err=True)
     raise typer.Exit(code)
@@ -60,8 +65,17 @@ def handle_errors(func: Callable) -> Callable:
             raise typer.Exit(130)
         except MemoryError:
             fail("out of memory: lower --batch-size")
+        except OSError as e:  # the file system refused (read-only, full, name too long ...): its line
+            fail(_os_error_line(e))
 
     return wrapper
+
+
+def _os_error_line(e: OSError) -> str:
+    from a3bench.errors import excerpt
+
+    where = f" ({excerpt(str(e.filename), 120)})" if e.filename is not None else ""
+    return f"{e.strerror or type(e).__name__}{where}"
 
 
 def is_tty() -> bool:

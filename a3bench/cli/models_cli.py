@@ -30,14 +30,14 @@ def models_command(
             table.add_column(col, justify="right")
         for name in list_zoo():
             m = load_model(name)
-            metrics = m.meta.get("metrics", {})
+            metrics = m.meta.get("metrics") or {}
             table.add_row(
                 name + (" *" if name == DEFAULT_MODEL else ""),
                 str(m.meta.get("architecture")),
                 str(m.dataset),
-                f"{metrics.get('clean_acc', float('nan')):.2f}",
-                f"{metrics.get('pgd_acc', float('nan')):.2f}",
-                f"{metrics.get('eps', float('nan')):g}",
+                _number(metrics.get("clean_acc"), ".2f"),
+                _number(metrics.get("pgd_acc"), ".2f"),
+                _number(metrics.get("eps"), "g"),
             )
         print_table(con, table)
         con.print("architectures: " + ", ".join(list_models()))
@@ -63,3 +63,11 @@ def models_command(
     else:
         for key, value in info.items():
             con.print(f"[bold]{key}[/]: {value}")
+
+
+def _number(value: object, spec: str) -> str:
+    """A metric from a checkpoint for the table: metadata is untrusted, so anything that is
+    not a real number shows as a dash."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "—"
+    return format(value, spec)

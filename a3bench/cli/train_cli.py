@@ -44,6 +44,9 @@ def train_command(
     finally:
         if hasattr(callbacks, "close"):
             callbacks.close()
+    if not result.history:
+        con.print(f"nothing to train: {result.checkpoint} has no epoch left to run")
+        return
     m = result.final
     con.print(
         f"[bold]done[/]: clean {m.clean_acc:.2f} %, PGD-{m.pgd_steps} {m.pgd_acc:.2f} % "
@@ -83,7 +86,7 @@ class _RichTrainProgress:
             TextColumn("epoch {task.fields[epoch]}/{task.fields[epochs]}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]:.3f}"),
+            TextColumn("loss {task.fields[loss]}"),
             TimeElapsedColumn(),
             console=con,
             transient=True,
@@ -94,10 +97,10 @@ class _RichTrainProgress:
     def on_epoch_start(self, epoch, epochs, steps):
         if self.task is not None:
             self.progress.remove_task(self.task)
-        self.task = self.progress.add_task("train", total=steps, epoch=epoch, epochs=epochs, loss=float("nan"))
+        self.task = self.progress.add_task("train", total=steps, epoch=epoch, epochs=epochs, loss="—")  # no batch yet
 
     def on_step(self, epoch, step, loss):
-        self.progress.update(self.task, completed=step, loss=loss)
+        self.progress.update(self.task, completed=step, loss=f"{loss:.3f}")
 
     def on_epoch_end(self, m):
         self.progress.console.print(_epoch_line(m))

@@ -468,7 +468,7 @@ class _Run:
             clean_acc=pct(n_clean),
             robust_acc=pct(n_robust),
             link=card.link,
-            authors=card.authors,
+            authors=card.authors_text,
             additional_data=card.additional_data,
             number_forward_passes=card.number_forward_passes,
             venue=card.venue,

@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from a3bench.errors import ConfigError
+from a3bench.errors import ConfigError, excerpt
+from a3bench.limits import check_number
 from a3bench.models.state import swapped
 
 
@@ -65,17 +66,22 @@ class A3Config:
     init_strength: float = 1.0
 
     def __post_init__(self) -> None:
+        # Read from configs and checkpoints alike: any field may hold anything.
         if isinstance(self.placement, (list, tuple)):
-            object.__setattr__(self, "placement", tuple(str(p) for p in self.placement))
+            if not all(isinstance(p, str) for p in self.placement) or len(self.placement) > 1000:
+                raise ConfigError(f"a3.placement must be a list of insertion-point names, got {excerpt(self.placement)}")
+            object.__setattr__(self, "placement", tuple(self.placement))
         elif self.placement != "all":
-            raise ConfigError(f"a3.placement must be 'all' or a list of insertion points, got {self.placement!r}")
+            raise ConfigError(f"a3.placement must be 'all' or a list of insertion points, got {excerpt(self.placement)}")
         for name, value, allowed in (
             ("granularity", self.granularity, GRANULARITIES),
             ("scale", self.scale, SCALES),
             ("eval_mask", self.eval_mask, EVAL_MASKS),
         ):
-            if value not in allowed:
-                raise ConfigError(f"a3.{name} must be one of {', '.join(allowed)}; got {value!r}")
+            if not isinstance(value, str) or value not in allowed:
+                raise ConfigError(f"a3.{name} must be one of {', '.join(allowed)}; got {excerpt(value)}")
+        for name in ("tau", "init_logit", "init_strength"):
+            object.__setattr__(self, name, check_number(getattr(self, name), f"a3.{name}", ConfigError))
         if not self.tau > 0:
             raise ConfigError(f"a3.tau must be > 0, got {self.tau}")
         if not self.init_strength > 0:
@@ -91,10 +97,12 @@ class A3Config:
 
     @classmethod
     def from_dict(cls, d: dict) -> "A3Config":
+        if not isinstance(d, dict):
+            raise ConfigError(f"a3 must be a mapping, got {excerpt(d)}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
+        unknown = sorted(k if isinstance(k, str) and len(k) <= 40 else excerpt(k, 40) for k in d if k not in known)
         if unknown:
-            raise ConfigError(f"unknown a3 key(s): {', '.join(unknown)} (valid: {', '.join(sorted(known))})")
+            raise ConfigError(f"unknown a3 key(s): {', '.join(unknown[:10])} (valid: {', '.join(sorted(known))})")
         return cls(**d)
 
 

@@ -189,6 +189,10 @@ class Attention(nn.Module):
 
     def __init__(self, dim: int, heads: int):
         super().__init__()
+        if dim % heads:
+            from a3bench.errors import ConfigError
+
+            raise ConfigError(f"dim {dim} must be a multiple of heads {heads}")
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from torch import nn
 
-from a3bench.errors import ModelSpecError
+from a3bench.errors import ModelSpecError, excerpt
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ModelSpecError(f"unknown architecture {name!r} (valid: {', '.join(list_models())})") from None
+        raise ModelSpecError(f"unknown architecture {excerpt(name)} (valid: {', '.join(list_models())})") from None
 
 
 def create_model(
@@ -56,45 +56,119 @@ def create_model(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
     options: Mapping[str, Any] | None = None,
+    device: str | None = None,
 ):
     """Build ``name`` wrapped in a :class:`Classifier` that takes [0,1] pixels.
 
     ``a3`` is an :class:`A3Config` (A3 layers at its placement) or None (plain backbone).
     ``options`` are the architecture's own keyword arguments (a ViT's width and depth ...),
     stored in checkpoints as ``meta.arch_options``; an unknown one is a ConfigError.
+    Every size is checked against :mod:`a3bench.limits`, and the model is first built on
+    PyTorch's ``meta`` device (no memory) to count its parameters: a model too large to
+    hold is refused before anything is allocated. ``device="meta"`` returns that skeleton.
     """
     from a3bench.errors import ConfigError
-    from a3bench.models.wrapper import Classifier
+    from a3bench.limits import MAX_CHANNELS, MAX_CLASSES, MAX_PARAMETERS, MAX_SIDE, check_count
 
     entry = model_entry(name)
     in_channels = entry.in_channels if in_channels is None else in_channels
     input_size = entry.input_size if input_size is None else input_size
-    options = dict(options or {})
-    accepted = _keyword_names(entry.factory)
-    unknown = sorted(set(options) - accepted)
+    check_count(num_classes, "num_classes", 1, MAX_CLASSES, ConfigError)
+    check_count(in_channels, "input channels", 1, MAX_CHANNELS, ConfigError)
+    check_count(input_size, "input size", 1, MAX_SIDE, ConfigError)
+    options = _checked_options(entry, options)
+    mean = _per_channel(mean, "mean", in_channels, positive=False)
+    std = _per_channel(std, "std", in_channels, positive=True)
+    args = dict(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, mean=mean, std=std, options=options)
+    skeleton = _build(entry, "meta", **args)
+    n_params = sum(p.numel() for p in skeleton.parameters())
+    if n_params > MAX_PARAMETERS:
+        raise ConfigError(f"{name} with these sizes would have {n_params:,} parameters; a3bench builds models up to {MAX_PARAMETERS:,}")
+    if device == "meta":
+        return skeleton
+    return _build(entry, device, **args)
+
+
+def _build(entry: ModelEntry, device: str | None, *, num_classes, in_channels, input_size, a3, mean, std, options):
+    import torch
+
+    from a3bench.errors import A3BenchError, ConfigError, one_line
+    from a3bench.models.wrapper import Classifier
+
+    try:
+        with torch.device(device) if device is not None else _no_context():
+            backbone = entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, **options)
+            return Classifier(
+                backbone,
+                mean=mean,
+                std=std,
+                arch=entry.name,
+                num_classes=num_classes,
+                input_shape=(in_channels, input_size, input_size),
+                options=options,
+            )
+    except A3BenchError:
+        raise
+    except Exception as e:  # noqa: BLE001 - options that the architecture cannot take (heads ∤ dim ...)
+        raise ConfigError(f"cannot build {entry.name} from these options: {type(e).__name__}: {one_line(e, 160)}") from None
+
+
+def _no_context():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def _per_channel(values: Sequence[float] | None, what: str, channels: int, *, positive: bool) -> tuple[float, ...]:
+    """Normalisation ``mean``/``std``: one finite number per channel (std > 0)."""
+    from a3bench.errors import ConfigError, excerpt
+    from a3bench.limits import check_number
+
+    if values is None:
+        return (0.5,) * channels
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) != channels:
+        raise ConfigError(f"{what} must hold {channels} number(s), one per input channel, got {excerpt(values)}")
+    numbers = tuple(check_number(v, what, ConfigError) for v in values)
+    if positive and not all(v > 0 for v in numbers):
+        raise ConfigError(f"{what} must be > 0, got {excerpt(list(numbers))}")
+    return numbers
+
+
+def _checked_options(entry: ModelEntry, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Architecture options, each of the type of the factory's default: an integer option is a
+    size (1..MAX_OPTION), a float one finite; anything else a config or checkpoint holds is refused."""
+    import inspect
+
+    from a3bench.errors import ConfigError, excerpt
+    from a3bench.limits import MAX_OPTION, check_count, check_number
+
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise ConfigError(f"options of architecture {entry.name} must be a mapping, got {excerpt(options)}")
+    params = {p.name: p for p in inspect.signature(entry.factory).parameters.values()
+              if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _BUILTIN_ARGS}
+    unknown = sorted(k if isinstance(k, str) and len(k) <= 40 else excerpt(k, 40) for k in options if k not in params)
     if unknown:
-        valid = ", ".join(sorted(accepted)) or "none"
-        raise ConfigError(f"unknown option(s) {', '.join(map(str, unknown))} for architecture {name} (valid: {valid})")
-    backbone = entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, **options)
-    mean = tuple(mean) if mean is not None else (0.5,) * in_channels
-    std = tuple(std) if std is not None else (0.5,) * in_channels
-    return Classifier(
-        backbone,
-        mean=mean,
-        std=std,
-        arch=name,
-        num_classes=num_classes,
-        input_shape=(in_channels, input_size, input_size),
-        options=options,
-    )
+        valid = ", ".join(sorted(params)) or "none"
+        raise ConfigError(f"unknown option(s) {', '.join(unknown[:10])} for architecture {entry.name} (valid: {valid})")
+    checked = {}
+    for key, value in options.items():
+        default, where = params[key].default, f"option {key} of {entry.name}"
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where} must be true or false, got {excerpt(value)}")
+        elif isinstance(default, int):
+            value = check_count(value, where, 1, MAX_OPTION, ConfigError)
+        elif isinstance(default, float):
+            value = check_number(value, where, ConfigError)
+        elif isinstance(default, str):
+            if not isinstance(value, str) or len(value) > 200:
+                raise ConfigError(f"{where} must be a short string, got {excerpt(value)}")
+        elif not (value is None or isinstance(value, (bool, int, float, str))):
+            raise ConfigError(f"{where} must be a number, a string or null, got {excerpt(value)}")
+        checked[key] = value
+    return checked
 
 
 _BUILTIN_ARGS = {"num_classes", "in_channels", "input_size", "a3"}
-
-
-def _keyword_names(factory: Callable) -> set[str]:
-    """The architecture options a factory accepts: its keyword parameters beyond the built-in four."""
-    import inspect
-
-    params = inspect.signature(factory).parameters.values()
-    return {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)} - _BUILTIN_ARGS

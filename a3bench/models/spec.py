@@ -7,6 +7,7 @@ SPEC is one of: a model-zoo name; a checkpoint path; ``file.py:factory`` or
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -17,7 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from a3bench.errors import ModelSpecError, one_line
+from a3bench.errors import ModelSpecError, excerpt, one_line
+from a3bench.io import is_file
 from a3bench.models.checkpoint import load_checkpoint
 from a3bench.models.zoo import DEFAULT_MODEL, list_zoo, zoo_card, zoo_path
 from a3bench.schema import ModelCard
@@ -35,14 +37,18 @@ class LoadedModel:
 
 
 def _load_factory(spec: str) -> nn.Module:
+    """Import ``file.py`` or ``package.module`` and call its factory: the user's own Python,
+    run by design. Whatever it raises (SystemExit and other BaseExceptions included) is one
+    ModelSpecError naming the spec, never a traceback or a silent exit."""
     target, _, factory_name = spec.rpartition(":")
+    shown = excerpt(spec, 120)
     if not factory_name.isidentifier():
-        raise ModelSpecError(f"model spec {spec!r}: {factory_name!r} is not a factory name")
-    try:
+        raise ModelSpecError(f"model spec {shown}: {excerpt(factory_name, 40)} is not a factory name")
+    with _user_code(f"model spec {shown}: cannot import {excerpt(target, 80)}"):
         if target.endswith(".py"):
             path = Path(target)
-            if not path.is_file():
-                raise ModelSpecError(f"model spec {spec!r}: file {target} does not exist")
+            if not is_file(path):
+                raise ModelSpecError(f"model spec {shown}: file {excerpt(target, 80)} does not exist")
             mod_name = f"a3bench_user_{abs(hash(str(path.resolve())))}"
             module_spec = importlib.util.spec_from_file_location(mod_name, path)
             module = importlib.util.module_from_spec(module_spec)
@@ -50,19 +56,13 @@ def _load_factory(spec: str) -> nn.Module:
             module_spec.loader.exec_module(module)
         else:
             module = importlib.import_module(target)
-    except ModelSpecError:
-        raise
-    except Exception as e:
-        raise ModelSpecError(f"model spec {spec!r}: cannot import {target}: {one_line(e, 160)}") from None
     factory = getattr(module, factory_name, None)
     if not callable(factory):
-        raise ModelSpecError(f"model spec {spec!r}: {target} has no callable {factory_name!r}")
-    try:
+        raise ModelSpecError(f"model spec {shown}: {excerpt(target, 80)} has no callable {factory_name!r}")
+    with _user_code(f"model spec {shown}: {factory_name}() failed"):
         model = factory()
-    except Exception as e:
-        raise ModelSpecError(f"model spec {spec!r}: {factory_name}() failed: {one_line(e, 160)}") from None
     if not isinstance(model, nn.Module):
-        raise ModelSpecError(f"model spec {spec!r}: {factory_name}() returned {type(model).__name__}, not an nn.Module")
+        raise ModelSpecError(f"model spec {shown}: {factory_name}() returned {type(model).__name__}, not an nn.Module")
     return model
 
 
@@ -71,6 +71,21 @@ def _robustbench_weights_present(name: str, dataset: str, norm: str, model_dir: 
     them: ``<dir>/<dataset>/<norm>/<name>.pt``, or ``<name>.pt_m0.pt`` … for its ensembles."""
     folder = Path(model_dir) / dataset / norm
     return (folder / f"{name}.pt").is_file() or (folder / f"{name}.pt_m0.pt").is_file()
+
+
+@contextlib.contextmanager
+def _user_code(context: str):
+    """Run a user's code: any exception it raises becomes one ModelSpecError line."""
+    try:
+        yield
+    except ModelSpecError:
+        raise
+    except SystemExit as e:
+        raise ModelSpecError(f"{context}: it called sys.exit({excerpt(e.code, 40)})") from None
+    except BaseException as e:  # noqa: BLE001 - a user's module may raise anything, even KeyboardInterrupt
+        detail = one_line(e, 160)
+        kind = type(e).__name__
+        raise ModelSpecError(f"{context}: {kind}" + ("" if detail == kind else f": {detail}")) from None
 
 
 def _load_robustbench(name: str, dataset: str, norm: str, model_dir: str | None) -> nn.Module:
@@ -97,8 +112,15 @@ def _load_robustbench(name: str, dataset: str, norm: str, model_dir: str | None)
         ) from None
 
 
+def _exists(spec: str) -> bool:
+    try:
+        return Path(spec).exists()
+    except (OSError, ValueError):  # a name too long for the file system is no file
+        return False
+
+
 def _looks_like_path(spec: str) -> bool:
-    return spec.endswith((".pt", ".pth", ".ckpt")) or os.sep in spec or Path(spec).exists()
+    return spec.endswith((".pt", ".pth", ".ckpt")) or os.sep in spec or _exists(spec)
 
 
 def load_model(
@@ -119,7 +141,7 @@ def load_model(
     if zp is not None:
         ck = load_checkpoint(zp, device)
         return LoadedModel(ck.model, name=spec, source="zoo", dataset=ck.meta.get("dataset"), meta=ck.meta, card=zoo_card(spec), path=str(zp))
-    if ":" in spec and not Path(spec).exists():
+    if ":" in spec and not _exists(spec):
         model = _load_factory(spec)
         name = spec.rpartition(":")[2]
         return LoadedModel(model.to(device).eval(), name=name, source="factory", dataset=dataset)
@@ -129,6 +151,6 @@ def load_model(
         return LoadedModel(ck.model, name=name, source="checkpoint", dataset=ck.meta.get("dataset"), meta=ck.meta, path=str(spec))
     zoo = ", ".join(list_zoo()) or "none found"
     raise ModelSpecError(
-        f"cannot resolve model {spec!r}: not a model-zoo name (available: {zoo}), a checkpoint path, "
+        f"cannot resolve model {excerpt(spec, 120)}: not a model-zoo name (available: {zoo}), a checkpoint path, "
         f"'file.py:factory', 'package.module:factory' or 'robustbench:NAME'"
     )

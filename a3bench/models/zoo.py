@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 from a3bench.bundled import bundled_path
+from a3bench.errors import ModelSpecError
+from a3bench.io import is_file
 
 DEFAULT_MODEL = "smallcnn.a3_joint_fmnist"
 ZOO_ENV = "A3BENCH_ZOO"
@@ -35,7 +37,7 @@ def zoo_path(name: str) -> Path | None:
         return None  # a zoo name is one folder name, never a path out of the zoo
     for d in zoo_dirs():
         p = d / name / "model.pt"
-        if p.is_file():
+        if is_file(p):
             return p
     return None
 
@@ -51,7 +53,7 @@ def list_zoo() -> list[str]:
 def zoo_card(name: str):
     """The model card (:class:`~a3bench.schema.ModelCard`: reported accuracy, link, authors ...)
     of a zoo entry; an empty card if it has none. A malformed card is a one-line error."""
-    from a3bench.errors import ModelSpecError, ResultError
+    from a3bench.errors import ResultError
     from a3bench.schema import ModelCard, read_card
 
     path = zoo_path(name)

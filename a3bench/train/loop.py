@@ -7,8 +7,11 @@ checkpoint carrying everything ``--resume`` needs to continue bit-for-bit.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +22,7 @@ import torch.nn.functional as F
 from a3bench.attacks.pgd import PGD, default_step_size, pgd_loop
 from a3bench.config import Config
 from a3bench.device import resolve_device
-from a3bench.errors import CheckpointError, ConfigError
+from a3bench.errors import CheckpointError, ConfigError, DataError, TrainingError, one_line
 from a3bench.models.a3 import a3_mode
 from a3bench.models.checkpoint import load_checkpoint, save_checkpoint
 from a3bench.models.registry import create_model
@@ -126,8 +129,12 @@ def evaluate_heldout(model, data, threat: ThreatModel, steps: int, batch_size: i
     return clean, 100.0 * robust / len(x)
 
 
-def build_model(cfg: Config, info) -> torch.nn.Module:
-    c, h, _ = info.input_shape
+def build_model(cfg: Config, info, device: str | None = None) -> torch.nn.Module:
+    """The model ``cfg`` describes for a dataset of ``info`` (``device="meta"``: its skeleton,
+    which checks every size and option without allocating)."""
+    c, h, w = info.input_shape
+    if h != w:
+        raise DataError(f"{info.name} holds {h}x{w} images; the architectures a3bench trains take square images")
     return create_model(
         cfg.model.arch,
         num_classes=info.num_classes,
@@ -137,6 +144,7 @@ def build_model(cfg: Config, info) -> torch.nn.Module:
         mean=info.mean,
         std=info.std,
         options=cfg.model.options,
+        device=device,
     )
 
 
@@ -147,12 +155,14 @@ def train(
     resume: bool = False,
     callbacks: TrainCallbacks | None = None,
 ) -> TrainResult:
-    from a3bench.data import load_dataset
+    from a3bench.data import dataset_info, load_dataset
 
     cb = callbacks or TrainCallbacks()
     out = Path(out)
     log_path = metrics_log_path(out)
     device = resolve_device(cfg.device)
+    build_model(cfg, dataset_info(cfg.dataset, cfg.data_dir), device="meta")  # options and sizes, before the data
+    check_output(out, log_path, resume=resume)  # before any work: nothing is lost, nothing is wasted
     torch.manual_seed(cfg.seed)
 
     train_set = load_dataset(cfg.dataset, "train", cfg.data_dir).first(cfg.train.n_train)
@@ -170,22 +180,7 @@ def train(
     start_epoch, global_step, history = 0, 0, []
 
     if resume and out.is_file():
-        ck = load_checkpoint(out, device)
-        state = ck.train_state
-        if not state:
-            raise CheckpointError(f"{out} has no training state to resume from")
-        if state.get("config") != cfg.to_dict():
-            raise ConfigError(f"--resume: {out} was trained with a different config; use the same config or a new --out")
-        model.load_state_dict(ck.model.state_dict())
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng_cpu"])
-        gen.set_state(state["rng_pgd"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"])
-        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
-        history = [EpochMetrics(**m) for m in state["history"]]
-    elif not resume:
-        log_path.unlink(missing_ok=True)
+        start_epoch, global_step, history = _restore(out, cfg, model, optimizer, gen, device)
 
     for epoch in range(start_epoch, cfg.train.epochs):
         if global_step >= total_steps:
@@ -204,19 +199,26 @@ def train(
             from a3bench.train.objectives import compute_loss
 
             parts = compute_loss(model, x, x_adv, y, cfg)
+            loss = float(parts.total.detach())
+            if not math.isfinite(loss):
+                raise _diverged(out, f"the loss is {loss}", epoch + 1, n_steps + 1)
             optimizer.zero_grad(set_to_none=True)
             parts.total.backward()
             if cfg.train.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
+                if not math.isfinite(norm):
+                    raise _diverged(out, f"the gradient norm is {norm}", epoch + 1, n_steps + 1)
             optimizer.step()
             global_step += 1
             n_steps += 1
-            loss_sum += float(parts.total.detach())
+            loss_sum += loss
             nce_sum += parts.infonce
             rank_sum += parts.ranking
             correct += int((parts.logits.argmax(1) == y).sum())
             seen += len(y)
-            cb.on_step(epoch + 1, n_steps, float(parts.total.detach()))
+            cb.on_step(epoch + 1, n_steps, loss)
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise _diverged(out, "some weights are not finite", epoch + 1, n_steps)
         clean, robust = evaluate_heldout(model, heldout, threat, cfg.eval.pgd_steps, cfg.eval.batch_size, cfg.seed)
         metrics = EpochMetrics(
             epoch=epoch + 1,
@@ -238,6 +240,68 @@ def train(
         cb.on_epoch_end(metrics)
     model.eval()
     return TrainResult(checkpoint=out, metrics_log=log_path, history=history)
+
+
+def check_output(out: Path, log_path: Path, *, resume: bool) -> None:
+    """Refuse, before any work, an output that would lose a user's files or that cannot be
+    written: a folder, an existing run without ``--resume``, an unwritable place."""
+    for path in (out, log_path):
+        if path.is_dir():
+            raise TrainingError(f"--out {path} is a folder; give a checkpoint file path such as {out / 'model.pt'}")
+    if not resume:
+        existing = [str(p) for p in (out, log_path) if p.exists() or p.is_symlink()]
+        if existing:
+            raise TrainingError(
+                f"{' and '.join(existing)} already exist{'s' if len(existing) == 1 else ''}: pass --resume to continue "
+                "that run, or another --out (nothing was changed)"
+            )
+    # Probe the nearest folder that exists (the checkpoint's folder is created at the first
+    # save): a file written and removed there proves the run can be written, and leaves nothing.
+    parent = out.parent
+    existing_dir = parent
+    while not existing_dir.exists() and existing_dir != existing_dir.parent:
+        existing_dir = existing_dir.parent
+    try:
+        if not existing_dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(existing_dir))
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=existing_dir)
+        os.close(fd)
+        os.unlink(probe)
+        if log_path.exists() and not os.access(log_path, os.W_OK):
+            raise PermissionError(errno.EACCES, "Permission denied", str(log_path))
+    except NotADirectoryError:
+        raise TrainingError(f"cannot write the run to {parent}: {existing_dir} is a file, not a folder") from None
+    except OSError as e:
+        raise TrainingError(f"cannot write the run to {parent}: {e.strerror or type(e).__name__}") from None
+
+
+def _restore(out: Path, cfg: Config, model, optimizer, gen, device) -> tuple[int, int, list[EpochMetrics]]:
+    """Load the training state of ``out`` into model, optimizer and generators (``--resume``)."""
+    ck = load_checkpoint(out, device)
+    state = ck.train_state
+    if not isinstance(state, dict) or not state:
+        raise CheckpointError(f"{out} has no training state to resume from")
+    if state.get("config") != cfg.to_dict():
+        raise ConfigError(f"--resume: {out} was trained with a different config; use the same config or a new --out")
+    try:
+        model.load_state_dict(ck.model.state_dict())
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        gen.set_state(state["rng_pgd"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"])
+        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
+        history = [EpochMetrics(**m) for m in state["history"]]
+    except Exception as e:  # noqa: BLE001 - an edited or damaged state can fail in any way
+        raise CheckpointError(f"--resume: the training state in {out} is damaged: {type(e).__name__}: {one_line(e, 120)}") from None
+    if not (0 <= start_epoch <= cfg.train.epochs and 0 <= global_step and len(history) == start_epoch):
+        raise CheckpointError(f"--resume: the training state in {out} is inconsistent (epoch {start_epoch}, {len(history)} epochs of history)")
+    return start_epoch, global_step, history
+
+
+def _diverged(out: Path, what: str, epoch: int, step: int) -> TrainingError:
+    kept = f"the last good checkpoint is kept at {out}" if out.exists() else "nothing was saved"
+    return TrainingError(f"training diverged at epoch {epoch}, step {step}: {what} (lower train.lr or set train.grad_clip); {kept}")
 
 
 def _save(out, model, cfg, dataset, optimizer, gen, device, epoch, global_step, history) -> None:
