@@ -15,7 +15,7 @@ import yaml
 from a3bench.errors import ConfigError
 from a3bench.models.a3 import A3Config
 
-METHODS = ("standard", "pgd-at", "trades")
+METHODS = ("standard", "pgd-at", "fgsm", "trades")
 OBJECTIVES = ("joint", "attenuate-only", "none")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step")
@@ -30,12 +30,12 @@ class ModelConfig:
 
 @dataclass
 class AttackConfig:
-    """The training-time attack (PGD-k against the attenuated model)."""
+    """The training-time attack (PGD-k against the attenuated model; one step for fgsm)."""
 
     norm: str = "Linf"
     eps: float = 0.1
-    steps: int = 7
-    step_size: float | None = None  # default 2.5·eps/steps
+    steps: int = 7  # PGD-AT and TRADES; fgsm always takes one step
+    step_size: float | None = None  # default 2.5·eps/steps (PGD), 1.25·eps (fgsm, Wong et al. 2020)
 
 
 @dataclass
@@ -66,6 +66,23 @@ class TrainConfig:
 
 
 @dataclass
+class HeadsConfig:
+    """Second phase, for models with heads (``crossmax``): after ``train`` has trained the
+    backbone (its own classifier on multi-resolution inputs), the heads learn with
+    cross-entropy on the frozen backbone. ``epochs: 0`` for every other model."""
+
+    epochs: int = 0
+    batch_size: int = 128
+    optimizer: str = "adam"
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    grad_clip: float | None = None
+    max_steps: int | None = None  # stop the phase after this many optimizer steps (smoke tests)
+
+
+@dataclass
 class EvalConfig:
     """Held-out monitoring each epoch: clean and PGD-k accuracy on a fixed subset."""
 
@@ -84,6 +101,7 @@ class Config:
     attack: AttackConfig = field(default_factory=AttackConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> "Config":
@@ -95,6 +113,11 @@ class Config:
             (self.train.epochs >= 1, "train.epochs must be ≥ 1"),
             (self.train.batch_size >= 1, "train.batch_size must be ≥ 1"),
             (self.train.lr > 0, "train.lr must be > 0"),
+            (self.heads.epochs >= 0, "heads.epochs must be ≥ 0"),
+            (self.heads.batch_size >= 1, "heads.batch_size must be ≥ 1"),
+            (self.heads.lr > 0, "heads.lr must be > 0"),
+            (self.heads.optimizer in OPTIMIZERS, f"heads.optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.heads.schedule in SCHEDULES, f"heads.schedule must be one of {', '.join(SCHEDULES)}"),
             (self.attack.steps >= 1, "attack.steps must be ≥ 1"),
             (self.attack.eps >= 0, "attack.eps must be ≥ 0"),
             (self.objective.temperature > 0, "objective.temperature must be > 0"),

@@ -63,19 +63,15 @@ def create_model(
     ``options`` are the architecture's own keyword arguments (a ViT's width and depth ...),
     stored in checkpoints as ``meta.arch_options``; an unknown one is a ConfigError.
     """
-    from a3bench.errors import ConfigError
     from a3bench.models.wrapper import Classifier
 
     entry = model_entry(name)
     in_channels = entry.in_channels if in_channels is None else in_channels
     input_size = entry.input_size if input_size is None else input_size
-    options = dict(options or {})
-    accepted = _keyword_names(entry.factory)
-    unknown = sorted(set(options) - accepted)
-    if unknown:
-        valid = ", ".join(sorted(accepted)) or "none"
-        raise ConfigError(f"unknown option(s) {', '.join(map(str, unknown))} for architecture {name} (valid: {valid})")
-    backbone = entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, **options)
+    backbone = build_backbone(name, num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, options=options)
+    # An architecture that fills in defaults from the input (CrossMax's resolutions ...) says
+    # what it resolved them to: the checkpoint then rebuilds the same model even if defaults change.
+    options = dict(getattr(backbone, "resolved_options", None) or options or {})
     mean = tuple(mean) if mean is not None else (0.5,) * in_channels
     std = tuple(std) if std is not None else (0.5,) * in_channels
     return Classifier(
@@ -87,6 +83,32 @@ def create_model(
         input_shape=(in_channels, input_size, input_size),
         options=options,
     )
+
+
+def build_backbone(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: int,
+    a3=None,
+    options: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """The bare network of architecture ``name`` on normalised inputs (no wrapper).
+
+    ``options`` are checked against the factory's keyword arguments first, so a typo is
+    one ConfigError line naming the valid ones.
+    """
+    from a3bench.errors import ConfigError
+
+    entry = model_entry(name)
+    options = dict(options or {})
+    accepted = _keyword_names(entry.factory)
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        valid = ", ".join(sorted(accepted)) or "none"
+        raise ConfigError(f"unknown option(s) {', '.join(map(str, unknown))} for architecture {name} (valid: {valid})")
+    return entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, **options)
 
 
 _BUILTIN_ARGS = {"num_classes", "in_channels", "input_size", "a3"}
