@@ -309,6 +309,8 @@ def _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, thr
             if progress.phase_step >= phase.total_steps:
                 break
             if phase.name == "heads":
+                if len(y) < 2:  # the heads' BatchNorm cannot train on one example (a last, short batch)
+                    continue
                 parts = heads_loss(model, x, y)
             else:
                 x_adv = None if cfg.train.method == "standard" else craft_training_example(model, x, y, threat, cfg, gen)
