@@ -22,7 +22,7 @@ from a3bench.io import is_file
 from a3bench.limits import MAX_SEED, check_number, load_yaml, read_yaml
 from a3bench.models.a3 import A3Config
 
-METHODS = ("standard", "pgd-at", "trades")
+METHODS = ("standard", "pgd-at", "fgsm", "trades")
 OBJECTIVES = ("joint", "attenuate-only", "none")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("none", "cosine", "step")
@@ -55,12 +55,12 @@ class ModelConfig:
 
 @dataclass
 class AttackConfig:
-    """The training-time attack (PGD-k against the attenuated model)."""
+    """The training-time attack (PGD-k against the attenuated model; one step for fgsm)."""
 
     norm: str = "Linf"
     eps: float = _non_negative(0.1)
-    steps: int = _count(7)
-    step_size: float | None = _positive(None)  # default 2.5·eps/steps
+    steps: int = _count(7)  # PGD-AT and TRADES; fgsm always takes one step
+    step_size: float | None = _positive(None)  # default 2.5·eps/steps (PGD), 1.25·eps (fgsm, Wong et al. 2020)
 
 
 @dataclass
@@ -91,6 +91,23 @@ class TrainConfig:
 
 
 @dataclass
+class HeadsConfig:
+    """Second phase, for models with heads (``crossmax``): after ``train`` has trained the
+    backbone (its own classifier on multi-resolution inputs), the heads learn with
+    cross-entropy on the frozen backbone. ``epochs: 0`` for every other model."""
+
+    epochs: int = _in_range(0, 0, MAX_INT)
+    batch_size: int = _count(128)
+    optimizer: str = "adam"
+    lr: float = _positive(0.001)
+    momentum: float = _in_range(0.9, 0, 1)
+    weight_decay: float = _non_negative(0.0)
+    schedule: str = "cosine"
+    grad_clip: float | None = _positive(None)
+    max_steps: int | None = _count(None)  # stop the phase after this many optimizer steps (smoke tests)
+
+
+@dataclass
 class EvalConfig:
     """Held-out monitoring each epoch: clean and PGD-k accuracy on a fixed subset."""
 
@@ -109,6 +126,7 @@ class Config:
     attack: AttackConfig = field(default_factory=AttackConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    heads: HeadsConfig = field(default_factory=HeadsConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def validate(self) -> "Config":
@@ -118,6 +136,8 @@ class Config:
             (self.train.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.train.schedule in SCHEDULES, f"train.schedule must be one of {', '.join(SCHEDULES)}"),
             (re.fullmatch(r"auto|cpu|cuda(:\d{1,3})?", self.device) is not None, "device must be auto, cpu, cuda or cuda:N"),
+            (self.heads.optimizer in OPTIMIZERS, f"heads.optimizer must be one of {', '.join(OPTIMIZERS)}"),
+            (self.heads.schedule in SCHEDULES, f"heads.schedule must be one of {', '.join(SCHEDULES)}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -19,7 +19,8 @@ import torch
 import yaml
 
 from a3bench.io import atomic_write_bytes
-from a3bench.models.checkpoint import read_checkpoint
+from a3bench.models.checkpoint import build_from_meta, read_checkpoint
+from a3bench.models.crossmax import crossmax_info
 
 ZOO = Path(__file__).resolve().parent
 
@@ -78,8 +79,33 @@ def main() -> None:
         "footnote": None,
         "a3bench_version": meta.get("a3bench_version"),
     }
+    crossmax = crossmax_card(meta, train, history)
+    if crossmax is not None:
+        card["crossmax"] = crossmax
     (dest / "card.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
     print(f"published {args.name}: clean {metrics['clean_acc']:.2f} %, PGD-{metrics['pgd_steps']} {metrics['pgd_acc']:.2f} % -> {dest}")
+
+
+def crossmax_card(meta: dict, train: dict, history: list[dict]) -> dict | None:
+    """A CrossMax model's card section: its predictors and aggregation (asked of the rebuilt
+    model), the multi-resolution amounts, the heads' training, each predictor's accuracy."""
+    info = crossmax_info(build_from_meta(meta))
+    if info is None:
+        return None
+    options = meta.get("arch_options") or {}
+    last_heads = next((m for m in reversed(history) if m.get("predictor_acc")), None)
+    return {
+        "backbone": options.get("backbone"),
+        "predictors": info.predictors,
+        "aggregation": info.aggregation,
+        "k": info.k,
+        "randomized": info.randomized,  # fresh multi-resolution draws at every forward pass
+        "multiresolution": {key: options[key] for key in (
+            "resolutions", "shift", "contrast", "noise_kind", "noise_down", "noise_up", "down_mode", "up_mode"
+        ) if key in options},
+        "heads_training": train.get("heads"),
+        "predictor_clean_acc": last_heads["predictor_acc"] if last_heads else None,
+    }
 
 
 if __name__ == "__main__":

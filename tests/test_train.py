@@ -70,11 +70,15 @@ def test_every_shipped_config_runs_one_step(config, tmp_path):
     from test_data import write_cifar
 
     cfg_path = REPO / "configs" / config
-    overrides = ["train.max_steps=1", "train.batch_size=4", "attack.steps=1", "eval.n_examples=4", "eval.pgd_steps=1"]
+    overrides = ["train.max_steps=1", "train.batch_size=4", "attack.steps=1", "eval.n_examples=4", "eval.pgd_steps=1",
+                 "heads.max_steps=1", "heads.batch_size=4"]
     if "cifar10" in config:
         write_cifar(tmp_path / "data" / "cifar-10-batches-py", hundred=False, n_train=20, n_test=10)
         overrides.append(f"data_dir={tmp_path / 'data'}")
     else:
         overrides.append("dataset=synthetic")
-    result = train(load_config(cfg_path, overrides), tmp_path / "m.pt")
-    assert len(result.history) == 1 and (tmp_path / "m.pt").is_file()
+    cfg = load_config(cfg_path, overrides)
+    result = train(cfg, tmp_path / "m.pt")
+    # one epoch of one step per phase: a model with heads (CrossMax) also trains them
+    assert [m.phase for m in result.history] == ["model"] + (["heads"] if cfg.heads.epochs else [])
+    assert (tmp_path / "m.pt").is_file()

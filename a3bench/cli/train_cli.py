@@ -20,7 +20,7 @@ def train_command(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the dataset files."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar (CI logs)."),
 ) -> None:
-    """Train a classifier (standard, PGD-AT or TRADES; with or without A3)."""
+    """Train a classifier (standard, PGD-AT, FGSM-AT or TRADES; with or without A3; CrossMax in two phases)."""
     from a3bench.bundled import bundled_config
     from a3bench.config import load_config
 
@@ -55,10 +55,14 @@ def train_command(
 
 
 def _epoch_line(m) -> str:
-    return (
-        f"epoch {m.epoch}: loss {m.train_loss:.3f}  train {m.train_acc:.1f} %  "
+    phase = f" [{m.phase}]" if m.phase != "model" else ""
+    line = (
+        f"epoch {m.epoch}{phase}: loss {m.train_loss:.3f}  train {m.train_acc:.1f} %  "
         f"clean {m.clean_acc:.2f} %  PGD-{m.pgd_steps} {m.pgd_acc:.2f} %  ({m.seconds:.0f} s)"
     )
+    if m.predictor_acc:  # a CrossMax model's heads: each predictor's clean accuracy
+        line += "\n  predictors clean %: " + "  ".join(f"{k} {v:.1f}" for k, v in m.predictor_acc.items())
+    return line
 
 
 class _EpochLines:

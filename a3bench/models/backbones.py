@@ -1,14 +1,17 @@
 """Backbones with named A3 insertion points.
 
 Every backbone exposes ``forward_features(x) -> z`` (penultimate features, N×D),
-``head`` (the final linear layer) and ``insertion_points`` (names usable in
-``A3Config.placement``). Inputs here are already normalised: the
+``head`` (the final linear layer), ``insertion_points`` (names usable in
+``A3Config.placement``) and ``point_modules()`` (for each insertion point, the module
+whose output is the activation there: what CrossMax heads read, see
+:mod:`a3bench.models.crossmax`). Inputs here are already normalised: the
 :class:`~a3bench.models.wrapper.Classifier` owns normalisation.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,8 +45,38 @@ class Backbone(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def point_modules(self) -> dict[str, nn.Module]:  # pragma: no cover - abstract
+        """Insertion point name -> the module whose output is the activation at that point."""
+        raise NotImplementedError
+
+    def forward_with_points(self, x: torch.Tensor, points: Sequence[str]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Penultimate features and the activations at ``points`` (in that order), one pass.
+
+        Forward hooks, added for this call only, read the activations: every backbone gets
+        the mechanism from its ``point_modules()`` without a second forward path to keep in step.
+        """
+        modules = self.point_modules()
+        unknown = [p for p in points if p not in modules]
+        if unknown:
+            raise ValueError(f"unknown insertion point(s) {', '.join(unknown)} (valid: {', '.join(modules)})")
+        acts: dict[str, torch.Tensor] = {}
+        handles = [modules[p].register_forward_hook(_recorder(acts, p)) for p in points]
+        try:
+            z = self.forward_features(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return z, [acts[p] for p in points]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))
+
+
+def _recorder(store: dict, name: str):
+    def hook(_module, _inputs, output):
+        store[name] = output
+
+    return hook
 
 
 # --- small CNN for 28×28 ---------------------------------------------------------------
@@ -68,6 +101,47 @@ class SmallCNN(Backbone):
         x = self.a3_block1(F.max_pool2d(F.relu(self.conv1(x)), 2))
         x = self.a3_block2(F.max_pool2d(F.relu(self.conv2(x)), 2))
         return F.relu(self.fc(x.flatten(1)))
+
+    def point_modules(self) -> dict[str, nn.Module]:
+        return {"block1": self.a3_block1, "block2": self.a3_block2}
+
+
+class SmallCNNDeep(Backbone):
+    """Six 3×3 conv-BatchNorm-ReLU blocks (16, 16, 32, 32, 64, 64 channels; 2×2 max-pool
+    after every second) and a 128-unit hidden layer ``fc``: seven insertion points, so a CrossMax
+    self-ensemble gets 7 heads + the classifier = 8 predictors (the paper's k = 3 of 8)
+    at about the cost of ``smallcnn`` on CPU."""
+
+    insertion_points = ("block1", "block2", "block3", "block4", "block5", "block6", "fc")
+    widths = (16, 16, 32, 32, 64, 64)
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, input_size: int = 28, a3: A3Config | None = None):
+        super().__init__(a3)
+        convs, bns, a3s = [], [], []
+        c_in = in_channels
+        for i, w in enumerate(self.widths):
+            convs.append(nn.Conv2d(c_in, w, 3, padding=1, bias=False))
+            bns.append(nn.BatchNorm2d(w))  # six plain ReLU convs barely start learning with SGD
+            a3s.append(self._a3(f"block{i + 1}", w))
+            c_in = w
+        self.convs = nn.ModuleList(convs)
+        self.bns = nn.ModuleList(bns)
+        self.a3s = nn.ModuleList(a3s)
+        side = input_size // 8  # three 2×2 pools (floor, as max_pool2d does)
+        self.fc = nn.Linear(self.widths[-1] * side * side, 128)
+        self.a3_fc = self._a3("fc", 128)
+        self.head = nn.Linear(128, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        for i, (conv, bn, a3) in enumerate(zip(self.convs, self.bns, self.a3s)):
+            x = F.relu(bn(conv(x)))
+            if i % 2 == 1:
+                x = F.max_pool2d(x, 2)
+            x = a3(x)
+        return self.a3_fc(F.relu(self.fc(x.flatten(1))))
+
+    def point_modules(self) -> dict[str, nn.Module]:
+        return {**{f"block{i + 1}": a3 for i, a3 in enumerate(self.a3s)}, "fc": self.a3_fc}
 
 
 # --- PreAct ResNet-18 (He et al. 2016), the usual CIFAR variant ---------------------------
@@ -118,6 +192,9 @@ class PreActResNet18(Backbone):
             out = a3(stage(out))
         out = F.relu(self.bn(out))
         return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+    def point_modules(self) -> dict[str, nn.Module]:
+        return {f"stage{i + 1}": a3 for i, a3 in enumerate(self.a3s)}
 
 
 # --- WideResNet-28-10 (Zagoruyko & Komodakis 2016) ------------------------------------------
@@ -175,6 +252,9 @@ class WideResNet(Backbone):
             out = a3(stage(out))
         out = F.relu(self.bn(out))
         return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+    def point_modules(self) -> dict[str, nn.Module]:
+        return {f"stage{i + 1}": a3 for i, a3 in enumerate(self.a3s)}
 
 
 # --- small ViT, patch 4 -------------------------------------------------------------------
@@ -252,10 +332,19 @@ class SmallViT(Backbone):
             x = block(x)
         return self.norm(x)[:, 0]
 
+    def point_modules(self) -> dict[str, nn.Module]:
+        # the whole block's output (tokens N×T×C), not the MLP branch where A3 sits
+        return {f"block{i + 1}": block for i, block in enumerate(self.blocks)}
+
 
 @register_model("smallcnn", input_size=28, in_channels=1)
 def smallcnn(num_classes: int = 10, in_channels: int = 1, input_size: int = 28, a3: A3Config | None = None) -> Backbone:
     return SmallCNN(num_classes, in_channels, input_size, a3)
+
+
+@register_model("smallcnn_deep", input_size=28, in_channels=1)
+def smallcnn_deep(num_classes: int = 10, in_channels: int = 1, input_size: int = 28, a3: A3Config | None = None) -> Backbone:
+    return SmallCNNDeep(num_classes, in_channels, input_size, a3)
 
 
 @register_model("preact_resnet18", input_size=32, in_channels=3)

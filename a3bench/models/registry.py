@@ -97,7 +97,11 @@ def _build(entry: ModelEntry, device: str | None, *, num_classes, in_channels, i
 
     try:
         with torch.device(device) if device is not None else _no_context():
-            backbone = entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, **options)
+            backbone = build_backbone(entry.name, num_classes=num_classes, in_channels=in_channels, input_size=input_size,
+                                      a3=a3, options=options)
+            # An architecture that fills in defaults from the input (CrossMax's resolutions ...) says
+            # what it resolved them to: the checkpoint then rebuilds the same model even if defaults change.
+            resolved = dict(getattr(backbone, "resolved_options", None) or options or {})
             return Classifier(
                 backbone,
                 mean=mean,
@@ -105,7 +109,7 @@ def _build(entry: ModelEntry, device: str | None, *, num_classes, in_channels, i
                 arch=entry.name,
                 num_classes=num_classes,
                 input_shape=(in_channels, input_size, input_size),
-                options=options,
+                options=resolved,
             )
     except A3BenchError:
         raise
@@ -140,7 +144,7 @@ def _checked_options(entry: ModelEntry, options: Mapping[str, Any] | None) -> di
     import inspect
 
     from a3bench.errors import ConfigError, excerpt
-    from a3bench.limits import MAX_OPTION, check_count, check_number
+    from a3bench.limits import MAX_OPTION, check_count, check_number, check_plain
 
     if options is None:
         return {}
@@ -155,7 +159,9 @@ def _checked_options(entry: ModelEntry, options: Mapping[str, Any] | None) -> di
     checked = {}
     for key, value in options.items():
         default, where = params[key].default, f"option {key} of {entry.name}"
-        if isinstance(default, bool):
+        if isinstance(value, (list, tuple, dict)) and (default is None or isinstance(default, (list, tuple, dict, str))):
+            check_plain(value, where, ConfigError, max_nodes=10_000)  # bounded plain data (CrossMax's resolutions ...)
+        elif isinstance(default, bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"{where} must be true or false, got {excerpt(value)}")
         elif isinstance(default, int):
@@ -166,9 +172,28 @@ def _checked_options(entry: ModelEntry, options: Mapping[str, Any] | None) -> di
             if not isinstance(value, str) or len(value) > 200:
                 raise ConfigError(f"{where} must be a short string, got {excerpt(value)}")
         elif not (value is None or isinstance(value, (bool, int, float, str))):
-            raise ConfigError(f"{where} must be a number, a string or null, got {excerpt(value)}")
+            raise ConfigError(f"{where} must be a number, a string, a list, a mapping or null, got {excerpt(value)}")
         checked[key] = value
     return checked
+
+
+def build_backbone(
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    input_size: int,
+    a3=None,
+    options: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """The bare network of architecture ``name`` on normalised inputs (no wrapper).
+
+    ``options`` are checked against the factory's keyword arguments first, so a typo is
+    one ConfigError line naming the valid ones.
+    """
+    entry = model_entry(name)
+    options = _checked_options(entry, options)
+    return entry.factory(num_classes=num_classes, in_channels=in_channels, input_size=input_size, a3=a3, **options)
 
 
 _BUILTIN_ARGS = {"num_classes", "in_channels", "input_size", "a3"}

@@ -2,7 +2,8 @@
 
 SPEC is one of: a model-zoo name; a checkpoint path; ``file.py:factory`` or
 ``package.module:factory`` returning an ``nn.Module`` on [0,1] inputs;
-``robustbench:NAME`` for RobustBench's zoo; or None for the bundled default.
+``robustbench:NAME`` for RobustBench's zoo; ``ensemble:SPEC1,SPEC2,...[:agg=A][:k=N]``
+for CrossMax (default), median or mean over several of these; or None for the bundled default.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from a3bench.schema import ModelCard
 class LoadedModel:
     model: nn.Module
     name: str  # used in result paths and leaderboards
-    source: str  # "zoo" | "checkpoint" | "factory" | "robustbench"
+    source: str  # "zoo" | "checkpoint" | "factory" | "robustbench" | "ensemble"
     dataset: str | None  # the dataset the model was trained for, when known
     meta: dict = field(default_factory=dict)  # checkpoint metadata ({} for factories)
     card: ModelCard = field(default_factory=ModelCard)  # model card: reported accuracy, link, authors ...
@@ -132,6 +133,8 @@ def load_model(
     robustbench_dir: str | None = None,
 ) -> LoadedModel:
     spec = spec or DEFAULT_MODEL
+    if spec.startswith(ENSEMBLE_PREFIX):
+        return _load_ensemble(spec, dataset=dataset, norm=norm, device=device, robustbench_dir=robustbench_dir)
     if spec.startswith("robustbench:"):
         name = spec.split(":", 1)[1]
         rb_dataset = dataset or "cifar10"
@@ -152,5 +155,98 @@ def load_model(
     zoo = ", ".join(list_zoo()) or "none found"
     raise ModelSpecError(
         f"cannot resolve model {excerpt(spec, 120)}: not a model-zoo name (available: {zoo}), a checkpoint path, "
-        f"'file.py:factory', 'package.module:factory' or 'robustbench:NAME'"
+        f"'file.py:factory', 'package.module:factory', 'robustbench:NAME' or 'ensemble:SPEC1,SPEC2,...'"
+    )
+
+
+# --------------------------------------------------------------------------- ensemble:SPEC1,SPEC2,...
+
+ENSEMBLE_PREFIX = "ensemble:"
+ENSEMBLE_OPTIONS = ("agg", "k")
+
+
+@dataclass
+class EnsembleSpec:
+    members: list[str]
+    aggregation: str = "crossmax"
+    k: int | None = None  # None: min(3, number of members)
+
+
+def parse_ensemble_spec(spec: str) -> EnsembleSpec:
+    """``ensemble:SPEC1,SPEC2,...[:agg=crossmax|median|mean][:k=N]`` -> its parts.
+
+    Options are trailing ``:name=value`` segments; a member spec can hold ':' itself
+    (``file.py:factory``, ``robustbench:NAME``) but never '=' after its last ':'.
+    """
+    from a3bench.models.crossmax import AGGREGATIONS
+
+    body = spec[len(ENSEMBLE_PREFIX):]
+    options: dict[str, str] = {}
+    while True:
+        head, sep, tail = body.rpartition(":")
+        if not sep or "=" not in tail or "," in tail:
+            break
+        key, _, value = tail.partition("=")
+        if key not in ENSEMBLE_OPTIONS:
+            raise ModelSpecError(f"model spec {spec!r}: unknown ensemble option {key!r} (valid: {', '.join(ENSEMBLE_OPTIONS)})")
+        if key in options:
+            raise ModelSpecError(f"model spec {spec!r}: ensemble option {key!r} given twice")
+        options[key] = value
+        body = head
+    members = [m.strip() for m in body.split(",")]
+    if not body.strip() or any(not m for m in members):
+        raise ModelSpecError(f"model spec {spec!r}: write ensemble:SPEC1,SPEC2,... with no empty member")
+    if len(members) < 2:
+        raise ModelSpecError(f"model spec {spec!r}: an ensemble needs at least two members")
+    if any(m.startswith(ENSEMBLE_PREFIX) for m in members):
+        raise ModelSpecError(f"model spec {spec!r}: nested ensembles are not supported")
+    agg = options.get("agg", "crossmax")
+    if agg not in AGGREGATIONS:
+        raise ModelSpecError(f"model spec {spec!r}: agg must be one of {', '.join(AGGREGATIONS)}, got {agg!r}")
+    k = None
+    if "k" in options:
+        if not options["k"].isdigit() or not 1 <= int(options["k"]) <= len(members):
+            raise ModelSpecError(f"model spec {spec!r}: k must be an integer in 1..{len(members)} (the number of members), got {options['k']!r}")
+        k = int(options["k"])
+    return EnsembleSpec(members=members, aggregation=agg, k=k)
+
+
+def _load_ensemble(spec: str, *, dataset, norm, device, robustbench_dir) -> LoadedModel:
+    from a3bench.errors import A3BenchError
+    from a3bench.models.crossmax import ModelEnsemble
+
+    parsed = parse_ensemble_spec(spec)
+    loaded = []
+    for i, member in enumerate(parsed.members, 1):
+        try:
+            loaded.append(load_model(member, dataset=dataset, norm=norm, device=device, robustbench_dir=robustbench_dir))
+        except A3BenchError as e:
+            raise ModelSpecError(f"ensemble member {i} ({member}): {one_line(e, 200)}") from None
+    datasets = sorted({m.dataset for m in loaded if m.dataset})
+    if len(datasets) > 1:
+        raise ModelSpecError(f"model spec {spec!r}: members were trained on different datasets ({', '.join(datasets)})")
+    shapes = sorted({tuple(s) for s in (getattr(m.model, "input_shape", None) for m in loaded) if s is not None})
+    if len(shapes) > 1:
+        raise ModelSpecError(f"model spec {spec!r}: members take different input shapes {shapes}")
+    names = [m.name for m in loaded]
+    try:
+        model = ModelEnsemble([m.model for m in loaded], names, parsed.aggregation, parsed.k)
+    except A3BenchError as e:
+        raise ModelSpecError(f"model spec {spec!r}: {one_line(e, 200)}") from None
+    meta = {
+        "architecture": f"ensemble({parsed.aggregation}, k={model.k})",
+        "dataset": datasets[0] if datasets else dataset,
+        "ensemble": {
+            "aggregation": parsed.aggregation,
+            "k": model.k,
+            "members": [{"spec": s, "name": m.name, "source": m.source, "architecture": m.meta.get("architecture")}
+                        for s, m in zip(parsed.members, loaded)],
+        },
+    }
+    return LoadedModel(
+        model.to(device).eval(),
+        name=f"ensemble-{parsed.aggregation}-" + "+".join(names),
+        source="ensemble",
+        dataset=meta["dataset"],
+        meta=meta,
     )

@@ -40,13 +40,28 @@ class Classifier(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
 
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """[0,1] pixels -> what the backbone takes.
+
+        Usually just normalisation. A backbone with its own ``prepare_input`` (the
+        multi-resolution CrossMax model) transforms the pixels first, because its random
+        shifts, contrast, noise and clamp to [0,1] act on pixels, and normalises after.
+        """
+        own = getattr(self.backbone, "prepare_input", None)
+        return own(x, self.normalize) if own is not None else self.normalize(x)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features z of [0,1] inputs."""
-        return self.backbone.forward_features(self.normalize(x))
+        return self.backbone.forward_features(self.prepare(x))
 
     def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.features(x)
+        """Logits (exactly what ``forward`` gives) and penultimate features, from one pass."""
+        h = self.prepare(x)
+        own = getattr(self.backbone, "forward_with_features", None)
+        if own is not None:
+            return own(h)
+        z = self.backbone.forward_features(h)
         return self.backbone.head(z), z
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.normalize(x))
+        return self.backbone(self.prepare(x))

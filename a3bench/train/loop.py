@@ -42,6 +42,8 @@ class EpochMetrics:
     seconds: float
     infonce: float = 0.0
     ranking: float = 0.0
+    phase: str = "model"  # "model" (the network; a CrossMax model's backbone alone) | "heads"
+    predictor_acc: dict[str, float] | None = None  # clean held-out accuracy of each CrossMax predictor
 
 
 @dataclass
@@ -69,25 +71,28 @@ def metrics_log_path(checkpoint: Path) -> Path:
     return checkpoint.with_suffix(".metrics.jsonl")
 
 
-def _lr_at(cfg: Config, step: int, total: int) -> float:
-    base = cfg.train.lr
-    if cfg.train.schedule == "cosine":
+def _lr_at(base: float, schedule: str, step: int, total: int) -> float:
+    if schedule == "cosine":
         return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
-    if cfg.train.schedule == "step":
+    if schedule == "step":
         return base * (0.1 ** sum(step >= total * f for f in (0.5, 0.75)))
     return base
 
 
-def _optimizer(cfg: Config, model: torch.nn.Module) -> torch.optim.Optimizer:
-    if cfg.train.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=cfg.train.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
+def _optimizer(kind: str, params, lr: float, momentum: float, weight_decay: float) -> torch.optim.Optimizer:
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def craft_training_example(model, x, y, threat: ThreatModel, cfg: Config, generator: torch.Generator) -> torch.Tensor:
-    """PGD-k against the attenuated model in its training state (stochastic A3 mask)."""
-    steps = cfg.attack.steps
-    step = cfg.attack.step_size or default_step_size(threat, steps)
+    """PGD-k (or FGSM with a random start) against the attenuated model in its training
+    state (stochastic A3 mask, fresh multi-resolution draws)."""
+    if cfg.train.method == "fgsm":  # Wong et al. 2020: random start, one step of 1.25·eps
+        steps, step = 1, cfg.attack.step_size or 1.25 * threat.eps
+    else:
+        steps = cfg.attack.steps
+        step = cfg.attack.step_size or default_step_size(threat, steps)
     x0 = threat.random_start(x, generator=generator)
     if cfg.train.method == "trades":
         with torch.no_grad(), a3_mode(model, "attenuate"):
@@ -148,6 +153,72 @@ def build_model(cfg: Config, info, device: str | None = None) -> torch.nn.Module
     )
 
 
+@dataclass
+class Phase:
+    """One stage of training: what learns, with which optimizer, for how long.
+
+    Ordinary models have one phase, ``model`` (the whole network). Models with heads
+    (``crossmax``) have two: ``model`` trains the backbone through its own classifier
+    alone (the heads are not even computed), then ``heads`` trains the heads with CE on
+    the frozen backbone.
+    """
+
+    name: str  # "model" | "heads"
+    epochs: int
+    total_steps: int
+    batch_size: int
+    optimizer: str
+    lr: float
+    momentum: float
+    weight_decay: float
+    schedule: str
+    grad_clip: float | None
+    params: list = field(default_factory=list)
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        return _optimizer(self.optimizer, self.params, self.lr, self.momentum, self.weight_decay)
+
+    def lr_at(self, step: int) -> float:
+        return _lr_at(self.lr, self.schedule, step, self.total_steps)
+
+
+def plan_phases(cfg: Config, model: torch.nn.Module, n_train: int) -> list[Phase]:
+    from a3bench.models.crossmax import head_parameters
+
+    heads = head_parameters(model)
+    if heads and cfg.heads.epochs < 1:
+        raise ConfigError("this model has heads (crossmax): set heads.epochs ≥ 1 so that they are trained")
+    if not heads and cfg.heads.epochs > 0:
+        raise ConfigError("heads.epochs is for models with heads (model.arch crossmax with heads); set it to 0")
+    head_ids = {id(p) for p in heads}
+    t, h = cfg.train, cfg.heads
+
+    def steps(epochs: int, batch_size: int, cap: int | None) -> int:
+        total = math.ceil(n_train / batch_size) * epochs
+        return min(total, cap) if cap is not None else total
+
+    phases = [
+        Phase("model", t.epochs, steps(t.epochs, t.batch_size, t.max_steps), t.batch_size, t.optimizer, t.lr,
+              t.momentum, t.weight_decay, t.schedule, t.grad_clip,
+              [p for p in model.parameters() if id(p) not in head_ids]),
+    ]
+    if heads:
+        phases.append(Phase("heads", h.epochs, steps(h.epochs, h.batch_size, h.max_steps), h.batch_size, h.optimizer,
+                            h.lr, h.momentum, h.weight_decay, h.schedule, h.grad_clip, heads))
+    return phases
+
+
+@dataclass
+class _Progress:
+    """Where a run stands: which phase, how far into it, and overall (resume state)."""
+
+    phase: int = 0
+    phase_epoch: int = 0  # epochs done in this phase
+    phase_step: int = 0  # optimizer steps done in this phase
+    epoch: int = 0  # epochs done overall
+    global_step: int = 0
+
+
 def train(
     cfg: Config,
     out: str | Path,
@@ -169,75 +240,30 @@ def train(
     test_set = load_dataset(cfg.dataset, "test", cfg.data_dir).first(cfg.eval.n_examples)
     heldout = test_set.tensors(device)
     model = build_model(cfg, train_set.info).to(device)
-    optimizer = _optimizer(cfg, model)
+    phases = plan_phases(cfg, model, len(train_set))
     threat = ThreatModel(cfg.attack.norm, cfg.attack.eps)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
-
-    steps_per_epoch = math.ceil(len(train_set) / cfg.train.batch_size)
-    total_steps = steps_per_epoch * cfg.train.epochs
-    if cfg.train.max_steps is not None:
-        total_steps = min(total_steps, cfg.train.max_steps)
-    start_epoch, global_step, history = 0, 0, []
+    progress, history, optimizer_state = _Progress(), [], None
 
     if resume and out.is_file():
-        start_epoch, global_step, history = _restore(out, cfg, model, optimizer, gen, device)
+        progress, history, optimizer_state = _restore(out, cfg, model, gen, device)
 
-    for epoch in range(start_epoch, cfg.train.epochs):
-        if global_step >= total_steps:
-            break
-        model.train()
-        cb.on_epoch_start(epoch + 1, cfg.train.epochs, min(steps_per_epoch, total_steps - global_step))
-        t0 = time.perf_counter()
-        loss_sum = nce_sum = rank_sum = 0.0
-        correct = seen = n_steps = 0
-        for x, y in train_set.batches(cfg.train.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch, device=device):
-            if global_step >= total_steps:
-                break
-            x_adv = None if cfg.train.method == "standard" else craft_training_example(model, x, y, threat, cfg, gen)
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(cfg, global_step, total_steps)
-            from a3bench.train.objectives import compute_loss
-
-            parts = compute_loss(model, x, x_adv, y, cfg)
-            loss = float(parts.total.detach())
-            if not math.isfinite(loss):
-                raise _diverged(out, f"the loss is {loss}", epoch + 1, n_steps + 1)
-            optimizer.zero_grad(set_to_none=True)
-            parts.total.backward()
-            if cfg.train.grad_clip is not None:
-                norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip))
-                if not math.isfinite(norm):
-                    raise _diverged(out, f"the gradient norm is {norm}", epoch + 1, n_steps + 1)
-            optimizer.step()
-            global_step += 1
-            n_steps += 1
-            loss_sum += loss
-            nce_sum += parts.infonce
-            rank_sum += parts.ranking
-            correct += int((parts.logits.argmax(1) == y).sum())
-            seen += len(y)
-            cb.on_step(epoch + 1, n_steps, loss)
-        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-            raise _diverged(out, "some weights are not finite", epoch + 1, n_steps)
-        clean, robust = evaluate_heldout(model, heldout, threat, cfg.eval.pgd_steps, cfg.eval.batch_size, cfg.seed)
-        metrics = EpochMetrics(
-            epoch=epoch + 1,
-            train_loss=loss_sum / max(n_steps, 1),
-            train_acc=100.0 * correct / max(seen, 1),
-            clean_acc=clean,
-            pgd_acc=robust,
-            pgd_steps=cfg.eval.pgd_steps,
-            n_eval=len(heldout[0]),
-            lr=optimizer.param_groups[0]["lr"],
-            seconds=time.perf_counter() - t0,
-            infonce=nce_sum / max(n_steps, 1),
-            ranking=rank_sum / max(n_steps, 1),
-        )
-        history.append(metrics)
-        _save(out, model, cfg, train_set.info.name, optimizer, gen, device, epoch + 1, global_step, history)
-        with log_path.open("a") as f:
-            f.write(json.dumps(asdict(metrics)) + "\n")
-        cb.on_epoch_end(metrics)
+    for index in range(progress.phase, len(phases)):
+        phase = phases[index]
+        if index != progress.phase:  # a new phase starts from its first epoch with a new optimizer
+            progress = _Progress(index, 0, 0, progress.epoch, progress.global_step)
+            optimizer_state = None
+        optimizer = phase.make_optimizer()
+        if optimizer_state is not None:
+            optimizer.load_state_dict(optimizer_state)
+            optimizer_state = None
+        while progress.phase_epoch < phase.epochs and progress.phase_step < phase.total_steps:
+            metrics = _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, threat, gen, device, cb, out)
+            history.append(metrics)
+            _save(out, model, cfg, train_set.info.name, optimizer, gen, device, progress, history)
+            with log_path.open("a") as f:
+                f.write(json.dumps(asdict(metrics)) + "\n")
+            cb.on_epoch_end(metrics)
     model.eval()
     return TrainResult(checkpoint=out, metrics_log=log_path, history=history)
 
@@ -275,8 +301,9 @@ def check_output(out: Path, log_path: Path, *, resume: bool) -> None:
         raise TrainingError(f"cannot write the run to {parent}: {e.strerror or type(e).__name__}") from None
 
 
-def _restore(out: Path, cfg: Config, model, optimizer, gen, device) -> tuple[int, int, list[EpochMetrics]]:
-    """Load the training state of ``out`` into model, optimizer and generators (``--resume``)."""
+def _restore(out: Path, cfg: Config, model, gen, device) -> tuple["_Progress", list[EpochMetrics], dict]:
+    """Load the training state of ``out`` into the model and generators (``--resume``);
+    returns where training stands, the history and the optimizer's state."""
     ck = load_checkpoint(out, device)
     state = ck.train_state
     if not isinstance(state, dict) or not state:
@@ -285,26 +312,137 @@ def _restore(out: Path, cfg: Config, model, optimizer, gen, device) -> tuple[int
         raise ConfigError(f"--resume: {out} was trained with a different config; use the same config or a new --out")
     try:
         model.load_state_dict(ck.model.state_dict())
-        optimizer.load_state_dict(state["optimizer"])
+        optimizer_state = state["optimizer"]
         torch.set_rng_state(state["rng_cpu"])
         gen.set_state(state["rng_pgd"])
         if device.type == "cuda" and state.get("rng_cuda") is not None:
             torch.cuda.set_rng_state(state["rng_cuda"])
-        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
+        epoch, step = int(state["epoch"]), int(state["global_step"])
+        # checkpoints from before phases existed were all in the one phase
+        progress = _Progress(int(state.get("phase", 0)), int(state.get("phase_epoch", epoch)),
+                             int(state.get("phase_step", step)), epoch, step)
         history = [EpochMetrics(**m) for m in state["history"]]
     except Exception as e:  # noqa: BLE001 - an edited or damaged state can fail in any way
         raise CheckpointError(f"--resume: the training state in {out} is damaged: {type(e).__name__}: {one_line(e, 120)}") from None
-    if not (0 <= start_epoch <= cfg.train.epochs and 0 <= global_step and len(history) == start_epoch):
-        raise CheckpointError(f"--resume: the training state in {out} is inconsistent (epoch {start_epoch}, {len(history)} epochs of history)")
-    return start_epoch, global_step, history
+    if not (0 <= epoch and 0 <= step and len(history) == epoch and 0 <= progress.phase_epoch <= epoch):
+        raise CheckpointError(f"--resume: the training state in {out} is inconsistent (epoch {epoch}, {len(history)} epochs of history)")
+    return progress, history, optimizer_state
 
 
-def _diverged(out: Path, what: str, epoch: int, step: int) -> TrainingError:
-    kept = f"the last good checkpoint is kept at {out}" if out.exists() else "nothing was saved"
-    return TrainingError(f"training diverged at epoch {epoch}, step {step}: {what} (lower train.lr or set train.grad_clip); {kept}")
+def _phase_context(model, phase: Phase):
+    """The model as the phase trains and monitors it: a model with heads is its backbone alone
+    in phase ``model`` (the heads do not exist for it yet); deployed as a whole in ``heads``."""
+    from contextlib import nullcontext
+
+    from a3bench.models.crossmax import head_parameters, single_predictor
+
+    if phase.name == "model" and head_parameters(model):
+        return single_predictor(model, "backbone")
+    return nullcontext()
 
 
-def _save(out, model, cfg, dataset, optimizer, gen, device, epoch, global_step, history) -> None:
+def _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, threat, gen, device, cb, out: Path) -> EpochMetrics:
+    from a3bench.train.objectives import compute_loss, heads_loss
+
+    epoch = progress.epoch  # overall index: the shuffling seed never repeats across phases
+    cb.on_epoch_start(epoch + 1, _total_epochs(cfg, model), min(math.ceil(len(train_set) / phase.batch_size), phase.total_steps - progress.phase_step))
+    t0 = time.perf_counter()
+    loss_sum = nce_sum = rank_sum = 0.0
+    correct = seen = n_steps = 0
+    with _phase_context(model, phase):
+        _set_train_mode(model, phase)
+        for x, y in train_set.batches(phase.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch, device=device):
+            if progress.phase_step >= phase.total_steps:
+                break
+            if phase.name == "heads":
+                if len(y) < 2:  # the heads' BatchNorm cannot train on one example (a last, short batch)
+                    continue
+                parts = heads_loss(model, x, y)
+            else:
+                x_adv = None if cfg.train.method == "standard" else craft_training_example(model, x, y, threat, cfg, gen)
+                parts = compute_loss(model, x, x_adv, y, cfg)
+            loss = float(parts.total.detach())
+            if not math.isfinite(loss):
+                raise _diverged(out, f"the loss is {loss}", epoch + 1, n_steps + 1)
+            for group in optimizer.param_groups:
+                group["lr"] = phase.lr_at(progress.phase_step)
+            optimizer.zero_grad(set_to_none=True)
+            parts.total.backward()
+            if phase.grad_clip is not None:
+                norm = float(torch.nn.utils.clip_grad_norm_(phase.params, phase.grad_clip))
+                if not math.isfinite(norm):
+                    raise _diverged(out, f"the gradient norm is {norm}", epoch + 1, n_steps + 1)
+            optimizer.step()
+            progress.phase_step += 1
+            progress.global_step += 1
+            n_steps += 1
+            loss_sum += loss
+            nce_sum += parts.infonce
+            rank_sum += parts.ranking
+            correct += int((parts.logits.argmax(1) == y).sum())
+            seen += len(y)
+            cb.on_step(epoch + 1, n_steps, loss)
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+            raise _diverged(out, "some weights are not finite", epoch + 1, n_steps)
+        clean, robust = evaluate_heldout(model, heldout, threat, cfg.eval.pgd_steps, cfg.eval.batch_size, cfg.seed)
+    progress.phase_epoch += 1
+    progress.epoch += 1
+    return EpochMetrics(
+        epoch=progress.epoch,
+        train_loss=loss_sum / max(n_steps, 1),
+        train_acc=100.0 * correct / max(seen, 1),
+        clean_acc=clean,
+        pgd_acc=robust,
+        pgd_steps=cfg.eval.pgd_steps,
+        n_eval=len(heldout[0]),
+        lr=optimizer.param_groups[0]["lr"],
+        seconds=time.perf_counter() - t0,
+        infonce=nce_sum / max(n_steps, 1),
+        ranking=rank_sum / max(n_steps, 1),
+        phase=phase.name,
+        predictor_acc=_predictor_accuracy(model, heldout, cfg.eval.batch_size) if phase.name == "heads" else None,
+    )
+
+
+def _total_epochs(cfg: Config, model) -> int:
+    from a3bench.models.crossmax import head_parameters
+
+    return cfg.train.epochs + (cfg.heads.epochs if head_parameters(model) else 0)
+
+
+def _set_train_mode(model, phase: Phase) -> None:
+    """Phase ``heads``: the backbone frozen in eval mode (its BatchNorm statistics and A3 masks
+    stay as trained), only the heads in train mode."""
+    from a3bench.models.crossmax import head_modules
+
+    if phase.name == "heads":
+        model.eval()
+        for head in head_modules(model):
+            head.train()
+    else:
+        model.train()
+
+
+@torch.no_grad()
+def _predictor_accuracy(model, data, batch_size: int) -> dict[str, float]:
+    """Clean held-out accuracy (percent) of each predictor of a CrossMax model (eval mode)."""
+    from a3bench.models.crossmax import predictor_logits, predictor_names
+
+    was_training = model.training
+    model.eval()
+    x, y = data
+    names = predictor_names(model)
+    correct = torch.zeros(len(names))
+    try:
+        for i in range(0, len(x), batch_size):
+            z = predictor_logits(model, x[i : i + batch_size])
+            correct += (z.argmax(2) == y[i : i + batch_size, None]).sum(0).cpu()
+    finally:
+        model.train(was_training)
+    return {n: 100.0 * float(c) / len(x) for n, c in zip(names, correct)}
+
+
+def _save(out, model, cfg, dataset, optimizer, gen, device, progress: _Progress, history) -> None:
     last = history[-1]
     meta = {
         "dataset": dataset,
@@ -316,12 +454,15 @@ def _save(out, model, cfg, dataset, optimizer, gen, device, epoch, global_step, 
             "eps": cfg.attack.eps,
             "norm": cfg.attack.norm,
             "n_examples": last.n_eval,
-            "epochs": epoch,
+            "epochs": progress.epoch,
         },
     }
     state = {
-        "epoch": epoch,
-        "global_step": global_step,
+        "epoch": progress.epoch,
+        "global_step": progress.global_step,
+        "phase": progress.phase,
+        "phase_epoch": progress.phase_epoch,
+        "phase_step": progress.phase_step,
         "optimizer": optimizer.state_dict(),
         "rng_cpu": torch.get_rng_state(),
         "rng_pgd": gen.get_state(),
@@ -330,3 +471,8 @@ def _save(out, model, cfg, dataset, optimizer, gen, device, epoch, global_step, 
         "history": [asdict(m) for m in history],
     }
     save_checkpoint(out, model, meta, train_state=state)
+
+
+def _diverged(out: Path, what: str, epoch: int, step: int) -> TrainingError:
+    kept = f"the last good checkpoint is kept at {out}" if out.exists() else "nothing was saved"
+    return TrainingError(f"training diverged at epoch {epoch}, step {step}: {what} (lower train.lr or set train.grad_clip); {kept}")
