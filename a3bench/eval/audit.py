@@ -462,6 +462,61 @@ def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) ->
     return weight, bias, separable
 
 
+FEATURE_CHUNK = 128  # points per forward pass when extracting features (larger batches are slower on CPU)
+
+
+def example_points(x: torch.Tensor, threat: ThreatModel, settings: AuditSettings, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One example's sampled points, a function of (x, seed) only: (inner n_inner×…, boundary …, control n_control×…)."""
+    gen = _generator(seed)
+    inner = inner_points(x, threat, settings.n_inner, gen)
+    bnd = boundary_point(x, threat, settings.boundary_radius, gen)
+    ctl = inner_points(x, threat, settings.n_control, gen)
+    return inner, bnd, ctl
+
+
+@dataclass
+class Binarized:
+    """The binary model of a set of examples, and what the fit found."""
+
+    model: BinaryModel
+    testable: torch.Tensor  # bool N: the readout separates the example's points
+    control: torch.Tensor  # bool N: a control point (uniform in the ball) is already class 1
+    forward_passes: int
+
+
+def binarize(features: FeatureMap, x: torch.Tensor, threat: ThreatModel, *, positions: torch.Tensor, seed: int,
+             settings: AuditSettings = AuditSettings(), draws: int = 1, report=None) -> Binarized:
+    """Sample each example's points (:func:`example_points`, seeded by its position),
+    extract their features (averaged over ``draws`` passes) and fit its readout."""
+    n, per = x.shape[0], 1 + settings.n_inner + 1 + settings.n_control  # x, inner, boundary, control
+    seeds = example_seeds(seed, positions, salt=_SALT_POINTS)
+    step = max(1, FEATURE_CHUNK * 8 // per)  # examples per fit
+    out: dict[str, list[torch.Tensor]] = {"w": [], "b": [], "sep": [], "ctl": []}
+    fwd = 0
+    for s in range(0, n, step):
+        idx = list(range(s, min(n, s + step)))
+        pts = []
+        for i in idx:
+            inner, bnd, ctl = example_points(x[i], threat, settings, seeds[i])
+            pts.append(torch.cat([x[i : i + 1], inner, bnd[None], ctl]))
+        pts_t = torch.cat(pts)
+        with torch.no_grad():
+            z = sum(torch.cat([features(c) for c in torch.split(pts_t, FEATURE_CHUNK)]) for _ in range(draws)) / draws
+        fwd += pts_t.shape[0] * draws
+        z = z.view(len(idx), per, -1).float().cpu()
+        k = settings.n_inner + 1
+        w, b, sep = fit_readouts(z[:, :k], z[:, k], settings)
+        ctl_scores = torch.einsum("bmd,bd->bm", z[:, k + 1 :], w) + b[:, None]
+        out["w"].append(w)
+        out["b"].append(b)
+        out["sep"].append(sep)
+        out["ctl"].append(sep & (ctl_scores > 0).any(1) if settings.n_control else torch.zeros_like(sep))
+        if report is not None:
+            report("features", None, idx[-1] + 1, n)
+    binary = BinaryModel(features, x.detach(), torch.cat(out["w"]).to(x.device, x.dtype), torch.cat(out["b"]).to(x.device, x.dtype), threat)
+    return Binarized(binary.eval(), torch.cat(out["sep"]), torch.cat(out["ctl"]), fwd)
+
+
 # --------------------------------------------------------------------------- running attacks
 
 
@@ -613,63 +668,15 @@ def audit(
     return result
 
 
-FEATURE_CHUNK = 128  # points per forward pass when extracting features (larger batches are slower on CPU)
-
-
-@dataclass
-class _Readouts:
-    """Per example: the fitted readout, whether it separates, and the control points."""
-
-    weight: torch.Tensor  # N×d
-    bias: torch.Tensor  # N
-    testable: torch.Tensor  # bool N
-    control: torch.Tensor  # bool N: a control point (uniform in the ball) is already class 1
-    forward_passes: int
-
-
-def fit_binary_readouts(features: FeatureMap, x: torch.Tensor, threat: ThreatModel, positions: torch.Tensor, seed: int,
-                        settings: AuditSettings, draws: int, report) -> _Readouts:
-    """Sample each example's points, extract their features and fit its readout."""
-    n, per = x.shape[0], 1 + settings.n_inner + 1 + settings.n_control  # x, inner, boundary, control
-    seeds = example_seeds(seed, positions, salt=_SALT_POINTS)
-    step = max(1, FEATURE_CHUNK * 8 // per)  # examples per fit
-    out: dict[str, list[torch.Tensor]] = {"w": [], "b": [], "sep": [], "ctl": []}
-    fwd = 0
-    for s in range(0, n, step):
-        idx = list(range(s, min(n, s + step)))
-        pts = []
-        for i in idx:
-            gen = _generator(seeds[i])
-            inner = inner_points(x[i], threat, settings.n_inner, gen)
-            bnd = boundary_point(x[i], threat, settings.boundary_radius, gen)
-            ctl = inner_points(x[i], threat, settings.n_control, gen)
-            pts.append(torch.cat([x[i : i + 1], inner, bnd[None], ctl]))
-        pts_t = torch.cat(pts)
-        with torch.no_grad():
-            z = sum(torch.cat([features(c) for c in torch.split(pts_t, FEATURE_CHUNK)]) for _ in range(draws)) / draws
-        fwd += pts_t.shape[0] * draws
-        z = z.view(len(idx), per, -1).float().cpu()
-        k = settings.n_inner + 1
-        w, b, sep = fit_readouts(z[:, :k], z[:, k], settings)
-        ctl_scores = torch.einsum("bmd,bd->bm", z[:, k + 1 :], w) + b[:, None]
-        out["w"].append(w)
-        out["b"].append(b)
-        out["sep"].append(sep)
-        out["ctl"].append(sep & (ctl_scores > 0).any(1) if settings.n_control else torch.zeros_like(sep))
-        report("features", None, idx[-1] + 1, n)
-    return _Readouts(torch.cat(out["w"]).to(x.device, x.dtype), torch.cat(out["b"]).to(x.device, x.dtype),
-                     torch.cat(out["sep"]), torch.cat(out["ctl"]), fwd)
-
-
 def _binarization(model, features: FeatureMap, x, threat, attacks, positions, seed, batch_size, settings: AuditSettings,
                   dataset, report, compute) -> tuple[list[bool], list[BinarizationTest], BinarizationTest | None, BinarizationTest | None]:
     n = x.shape[0]
     draws = settings.draws if features.randomized else 1
     report("features", None, 0, n)
-    fit = fit_binary_readouts(features, x, threat, positions, seed, settings, draws, report)
+    fit = binarize(features, x, threat, positions=positions, seed=seed, settings=settings, draws=draws, report=report)
     compute["forward_passes"] += fit.forward_passes
     testable = fit.testable.tolist()
-    binary = BinaryModel(features, x.detach(), fit.weight, fit.bias, threat).eval()
+    binary = fit.model
     todo = fit.testable.nonzero().flatten()
     groups = [todo[g] for g in attack_groups(x[todo], threat, batch_size)]
     zeros = torch.zeros(n, dtype=torch.long, device=x.device)
