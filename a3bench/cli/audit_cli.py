@@ -85,8 +85,9 @@ def print_audit(con, result) -> None:
 
     table = Table(title=f"audit · {result.name} · {result.dataset} · {result.norm} eps={format_eps(result.eps)} · "
                         f"n={result.n_examples} ({result.n_testable} testable) · seed {result.seed}",
-                  caption="unbounded: unconstrained attack failures; silent: silent successes; nonconv: non-converging "
-                          "losses; control: a random point of the ball, no attack")
+                  caption="suite: an example passes when any attack passes it; control: a random point of the ball, "
+                          "no attack; unbounded: unconstrained attack failures; silent: silent successes; "
+                          "nonconv: non-converging losses")
     table.add_column("attack", justify="left", overflow="fold")
     # binarization: pass rate, its 95 % CI, passed/testable; indicators: examples triggering each
     for col in ("pass%", "95% CI", "passed", "unbounded", "silent", "nonconv", "sec"):
@@ -116,7 +117,7 @@ def print_audit(con, result) -> None:
         if row is not None and row.pass_rate is not None:
             if row is result.suite:
                 table.add_section()
-            label = "[bold]any attack[/]" if row is result.suite else "[dim]control[/]"
+            label = "[bold]suite[/]" if row is result.suite else "[dim]control[/]"
             table.add_row(label, f"{row.pass_rate:.1f}", f"{row.pass_rate_ci[0]:.1f}-{row.pass_rate_ci[1]:.1f}",
                           f"{row.n_passed}/{row.n_testable}", "", "", "", "")
     con.print(table)
