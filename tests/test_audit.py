@@ -229,6 +229,30 @@ def test_a_randomised_model_is_detected_and_a_model_without_linear_layer_refused
         FeatureMap(nn.Sequential(nn.Flatten(), nn.Identity()), x[:4])
 
 
+def test_a_randomised_model_is_audited_with_averaged_features(standard_model, data):
+    from a3bench.attacks.registry import build_attack
+
+    class Noise(nn.Module):
+        def forward(self, x):
+            return x + 0.02 * torch.randn_like(x)
+
+    x, y = data
+    torch.manual_seed(0)
+    res = audit(nn.Sequential(Noise(), standard_model).eval(), x[:6], y[:6], LINF, build_attack("eot-pgd-5:n=2"), seed=0,
+                settings=AuditSettings(draws=3))
+    assert res.randomized and res.binarization[0].status == "ran" and res.indicators[0].status == "ran"
+    assert res.n_testable > 0 and res.binarization[0].pass_rate is not None
+
+
+def test_dlr_attacks_run_on_the_binary_model(standard_model, data):
+    """The binary model pads two logits that never win, so DLR (3rd/4th logit) attacks run."""
+    from a3bench.attacks.registry import build_attack
+
+    x, y = data
+    res = audit(standard_model, x[:4], y[:4], LINF, build_attack("apgd-dlr"), seed=0, indicators=False)
+    assert res.binarization[0].status == "ran", res.binarization[0].note
+
+
 # --------------------------------------------------------------------------- indicators
 
 

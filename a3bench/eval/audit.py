@@ -361,9 +361,15 @@ class FeatureMap(nn.Module):
 # --------------------------------------------------------------------------- the binary model
 
 
+PAD_LOGIT = -1e4  # two constant logits that never win: DLR losses need ≥ 3 (targeted: 4) logits
+
+
 class BinaryModel(nn.Module):
-    """The model's features followed by a new linear readout: two logits ``[−s/2, s/2]``,
-    class 1 where the readout's score s > 0.
+    """The model's features followed by a new linear readout: logits ``[−s/2, s/2]``,
+    class 1 where the readout's score s > 0, and two constant padding logits (``PAD_LOGIT``)
+    that never win. The padding changes no decision and leaves CE and margin losses as
+    they are; it lets DLR-based attacks (``apgd-dlr``, ``apgd-t``), which read the
+    third- and fourth-largest logits, run on a two-class problem.
 
     Each example has its own readout. An attack calls the model on any subset of a batch,
     so the model finds which example an input belongs to: the clean input nearest to it
@@ -394,7 +400,8 @@ class BinaryModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = self.score(x, self.owner(x))
-        return torch.stack([-s / 2, s / 2], dim=1)
+        pad = torch.full_like(s, PAD_LOGIT)
+        return torch.stack([-s / 2, s / 2, pad, pad], dim=1)
 
 
 def attack_groups(x: torch.Tensor, threat: ThreatModel, batch_size: int) -> list[torch.Tensor]:
@@ -680,6 +687,7 @@ def _binarization(model, features: FeatureMap, x, threat, attacks, positions, se
     todo = fit.testable.nonzero().flatten()
     groups = [todo[g] for g in attack_groups(x[todo], threat, batch_size)]
     zeros = torch.zeros(n, dtype=torch.long, device=x.device)
+    # two real classes: targeted attacks aim at class 1 only (the padding logits are not targets)
     ctx = AttackContext(model=binary, threat=threat, device=x.device, seed=int(seed), batch_size=batch_size, num_classes=2,
                         dataset=dataset, probe=x[todo[:16]] if todo.numel() else x[:16])
     everyone = torch.arange(n, device=x.device)
@@ -705,7 +713,7 @@ def _binarization(model, features: FeatureMap, x, threat, attacks, positions, se
                     test.passed[i] = bool(ok)
             except A3BenchError:
                 raise
-            except Exception as e:  # an attack that cannot run on a 2-class model (DLR needs ≥ 3 classes)
+            except Exception as e:  # an attack that cannot run on this binary model: recorded, not fatal
                 test.status, test.note = "failed", one_line(e)
                 test.passed = [None] * n
             finally:
