@@ -86,11 +86,11 @@ def print_audit(con, result) -> None:
     table = Table(title=f"audit · {result.name} · {result.dataset} · {result.norm} eps={format_eps(result.eps)} · "
                         f"n={result.n_examples} ({result.n_testable} testable) · seed {result.seed}",
                   caption="suite: an example passes when any attack passes it; control: a random point of the ball, "
-                          "no attack; unbounded: unconstrained attack failures; silent: silent successes; "
+                          "no attack; unbnd: unconstrained attack failures; silent: silent successes; "
                           "nonconv: non-converging losses")
-    table.add_column("attack", justify="left", overflow="fold")
+    table.add_column("attack", justify="left", no_wrap=True)
     # binarization: pass rate, its 95 % CI, passed/testable; indicators: examples triggering each
-    for col in ("pass%", "95% CI", "passed", "unbounded", "silent", "nonconv", "sec"):
+    for col in ("pass%", "95% CI", "passed", "unbnd", "silent", "nonconv", "sec"):
         table.add_column(col, justify="right", no_wrap=True)
     inds = {i.attack: i for i in result.indicators}
 
@@ -107,7 +107,7 @@ def print_audit(con, result) -> None:
         if b is not None and b.status != "ran":
             rate, ci, passed = f"[dim]{b.status}[/]", "", ""
         elif b is not None and b.pass_rate is not None:
-            rate, ci, passed = f"{b.pass_rate:.1f}", f"{b.pass_rate_ci[0]:.1f}-{b.pass_rate_ci[1]:.1f}", f"{b.n_passed}/{b.n_testable}"
+            rate, ci, passed = f"{b.pass_rate:.1f}", _ci(b.pass_rate_ci), f"{b.n_passed}/{b.n_testable}"
         else:
             rate = ci = passed = ""
         seconds = (b.seconds if b else 0.0) + (ind.seconds if ind else 0.0)
@@ -118,7 +118,7 @@ def print_audit(con, result) -> None:
             if row is result.suite:
                 table.add_section()
             label = "[bold]suite[/]" if row is result.suite else "[dim]control[/]"
-            table.add_row(label, f"{row.pass_rate:.1f}", f"{row.pass_rate_ci[0]:.1f}-{row.pass_rate_ci[1]:.1f}",
+            table.add_row(label, f"{row.pass_rate:.1f}", _ci(row.pass_rate_ci),
                           f"{row.n_passed}/{row.n_testable}", "", "", "", "")
     con.print(table)
     con.print(f"features: {result.features}" + (" (randomised model)" if result.randomized else ""))
@@ -132,3 +132,10 @@ def print_audit(con, result) -> None:
         con.print("what each flag means and what to run next: docs/diagnostics.md#" + result.flags[0].name)
     else:
         con.print("[green]no audit flag fired[/]")
+
+
+def _ci(ci) -> str:
+    def short(v: float) -> str:
+        return f"{v:.1f}".removesuffix(".0")
+
+    return f"{short(ci[0])}-{short(ci[1])}"
