@@ -647,7 +647,7 @@ def audit(
     """
     if x.shape[0] == 0:
         raise A3BenchError("nothing to audit: no examples")
-    positions = torch.arange(x.shape[0]) if positions is None else positions.clone()
+    positions = (torch.arange(x.shape[0]) if positions is None else positions.clone()).to(x.device)
     t0 = time.perf_counter()
     report = (lambda *a: progress(AuditProgress(*a))) if progress is not None else (lambda *a: None)
     model.eval()
@@ -738,6 +738,44 @@ def _binarization(model, features: FeatureMap, x, threat, attacks, positions, se
     return testable, tests, suite, control
 
 
+@dataclass
+class Unbounded:
+    """:func:`unconstrained_failures`' answer."""
+
+    failed: torch.Tensor  # bool, one per index asked: still correctly classified at the unbounded eps
+    eps: float
+    forward_passes: int
+    backward_passes: int
+
+
+def unconstrained_failures(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
+                           threat: ThreatModel, *, positions: torch.Tensor, seed: int = 0, batch_size: int = 256,
+                           num_classes: int | None = None, dataset: str | None = None) -> Unbounded:
+    """Pintor et al.'s unconstrained attack failure for the examples ``idx`` (give those
+    the bounded attack left robust: a success inside eps is one at every larger eps).
+
+    Runs ``attack`` unchanged at :func:`unbounded_threat` and re-checks its points with a
+    fresh forward pass; the attack is set up again for ``threat`` afterwards, so a
+    cascade can call this between its own batches.
+    """
+    big = unbounded_threat(threat, x)
+    failed = torch.zeros(idx.numel(), dtype=torch.bool)
+    if idx.numel() == 0:
+        return Unbounded(failed, big.eps, 0, 0)
+
+    def context(t: ThreatModel) -> AttackContext:
+        return AttackContext(model=model, threat=t, device=x.device, seed=int(seed), batch_size=batch_size,
+                             num_classes=num_classes, dataset=dataset, probe=x[:16])
+
+    try:
+        attack.setup(context(big))
+        xb, _, _, fwd, bwd = _run_batches(attack, model, x, y, big, _chunks(idx, batch_size), seed=seed, positions=positions)
+    finally:
+        attack.setup(context(threat))
+    failed = ~_confirmed(model, xb[idx], x[idx], y[idx], big)
+    return Unbounded(failed, big.eps, fwd + int(idx.numel()), bwd)
+
+
 def _indicators(model, x, y, threat, attacks, positions, seed, batch_size, settings: AuditSettings, dataset, report, compute) -> list[Indicators]:
     n = x.shape[0]
     with torch.no_grad():
@@ -745,15 +783,12 @@ def _indicators(model, x, y, threat, attacks, positions, seed, batch_size, setti
     compute["forward_passes"] += n
     correct = logits.argmax(1) == y
     todo = correct.nonzero().flatten()
-    big = unbounded_threat(threat, x)
     num_classes = int(logits.shape[1])
     ctx = AttackContext(model=model, threat=threat, device=x.device, seed=int(seed), batch_size=batch_size,
                         num_classes=num_classes, dataset=dataset, probe=x[:16])
-    ctx_big = AttackContext(model=model, threat=big, device=x.device, seed=int(seed), batch_size=batch_size,
-                            num_classes=num_classes, dataset=dataset, probe=x[:16])
     out: list[Indicators] = []
     for attack in attacks:
-        ind = Indicators(attack=attack.name, unbounded_eps=big.eps, attacked=correct.tolist(),
+        ind = Indicators(attack=attack.name, unbounded_eps=unbounded_threat(threat, x).eps, attacked=correct.tolist(),
                          bounded_success=[None] * n, unconstrained_failure=[None] * n)
         t0 = time.perf_counter()
         reason = attack.applies_to(ctx) if todo.numel() else "no correctly classified example"
@@ -767,28 +802,22 @@ def _indicators(model, x, y, threat, attacks, positions, seed, batch_size, setti
                                                                    seed=seed, positions=positions)
                 ok = _confirmed(model, x_adv[todo], x[todo], y[todo], threat)
                 ind.forward_passes, ind.backward_passes = fwd + len(todo), bwd
-                for i, s in zip(todo.tolist(), ok.tolist()):
-                    ind.bounded_success[i] = bool(s)
+                ind.bounded_success = _spread(ok, todo, n)
                 if trace is not None:
-                    silent, nonconv = loss_indicators(trace[:, todo], claimed[todo], settings)
+                    silent, nonconv = loss_indicators(trace[:, todo.cpu()], claimed[todo], settings)
                     ind.silent_success = _spread(silent, todo, n)
                     ind.non_converging = None if nonconv is None else _spread(nonconv, todo, n)
-                # unbounded: only where the bounded attack failed (a success inside eps is one at any larger eps)
-                left = todo[~ok]
-                unc = torch.zeros(n, dtype=torch.bool)
-                if left.numel():
-                    attack.setup(ctx_big)
-                    xb, _, _, fwd, bwd = _run_batches(attack, model, x, y, big, _chunks(left, batch_size), seed=seed, positions=positions)
-                    unc[left] = ~_confirmed(model, xb[left], x[left], y[left], big).cpu()
-                    ind.forward_passes += fwd + len(left)
-                    ind.backward_passes += bwd
-                ind.unconstrained_failure = [bool(unc[i]) if correct[i] else None for i in range(n)]
+                left = todo[~ok.to(todo.device)]
+                unb = unconstrained_failures(attack, model, x, y, left, threat, positions=positions, seed=seed,
+                                             batch_size=batch_size, num_classes=num_classes, dataset=dataset)
+                ind.forward_passes += unb.forward_passes
+                ind.backward_passes += unb.backward_passes
+                failed = _spread(unb.failed, left, n)
+                ind.unconstrained_failure = [bool(failed[i]) if c else None for i, c in enumerate(correct.tolist())]
             except A3BenchError:
                 raise
             except Exception as e:
                 ind.status, ind.note = "failed", one_line(e)
-            finally:
-                attack.setup(ctx)  # leave the attack set up for the threat it was given
         ind.seconds = round(time.perf_counter() - t0, 3)
         compute["forward_passes"] += ind.forward_passes
         compute["backward_passes"] += ind.backward_passes
