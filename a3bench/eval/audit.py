@@ -58,6 +58,7 @@ PASS_THRESHOLD = 90.0
 # it (the 1-point tolerance of the other cascade flags, docs/diagnostics.md).
 INDICATOR_THRESHOLD = 1.0
 WARNING, ERROR = "warning", "error"
+INDICATOR_NAMES = ("unconstrained_failure", "silent_success", "non_converging")
 _SALT_POINTS = 7_001  # example_seeds salt of the sampled points (apart from the attacks' own)
 
 
@@ -72,8 +73,11 @@ class AuditSettings:
     [0,1]; the boundary point at ``boundary_radius``·eps from x; the readout is a
     class-balanced, L2-regularised (``readout_l2``) logistic regression on standardised
     features, solved by ``readout_steps`` Newton steps, its threshold then moved halfway
-    between the highest class-0 score and the boundary point's score. ``draws``: forward passes averaged (features) and
-    majority-voted (the judge) when the model is randomised.
+    between the highest class-0 score and the boundary point's score. ``n_control`` more
+    uniform points per example, not used for the fit, measure how often a random point
+    of the ball is already class 1 (the pass rate an attack gets for free). ``draws``:
+    forward passes averaged (features) and majority-voted (the verdict) when the model is
+    randomised.
 
     Indicators: the unbounded eps is the box's diameter (Linf: upper−lower; L2: that ×
     √dimension). Non-converging loss: over the last ``window`` fraction of the iterations
@@ -191,9 +195,16 @@ class AuditResult:
             "n_not_testable": self.n_examples - self.n_testable,
             "per_attack": {b.attack: b.pass_rate for b in self.binarization},
             "control_pass_rate": None if self.control is None else self.control.pass_rate,
-            "indicators": {name: sum(i.count(name) or 0 for i in self.indicators) for name in INDICATOR_NAMES},
+            "indicators": {name: self.examples_with(name) for name in INDICATOR_NAMES},
             "flags": [f.name for f in self.flags],
         }
+
+    def examples_with(self, indicator: str) -> int | None:
+        """How many examples trigger ``indicator`` for at least one attack (None: available for none)."""
+        lists = [getattr(i, indicator) for i in self.indicators if i.status == "ran" and getattr(i, indicator) is not None]
+        if not lists:
+            return None
+        return sum(any(bool(values[k]) for values in lists) for k in range(self.n_examples))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -216,9 +227,6 @@ class AuditResult:
         d["indicators"] = [Indicators(**i) for i in d["indicators"]]
         d["flags"] = [Flag(**f) for f in d.get("flags", [])]
         return cls(**d)
-
-
-INDICATOR_NAMES = ("unconstrained_failure", "silent_success", "non_converging")
 
 
 @dataclass
@@ -844,32 +852,44 @@ def _spread(values: torch.Tensor, idx: torch.Tensor, n: int) -> list[bool | None
 
 
 def audit_flags(result: AuditResult, *, pass_threshold: float = PASS_THRESHOLD, indicator_threshold: float = INDICATOR_THRESHOLD) -> list[Flag]:
-    """``binarization-test-failed`` (error) when the suite's pass rate is below
-    ``pass_threshold``; ``unconstrained-attack-failure`` (error), ``silent-success`` and
-    ``non-converging-loss`` (warnings) when more than ``indicator_threshold`` percent of
-    the audited examples trigger them for some attack. docs/diagnostics.md has each one."""
+    """All the audit's flags: :func:`binarization_flags` + :func:`indicator_flags`. docs/diagnostics.md has each one."""
+    return (binarization_flags(result.suite, result.binarization, pass_threshold=pass_threshold)
+            + indicator_flags(result.indicators, threshold=indicator_threshold))
+
+
+def binarization_flags(suite: BinarizationTest | None, tests: Sequence[BinarizationTest] = (), *,
+                       pass_threshold: float = PASS_THRESHOLD) -> list[Flag]:
+    """``binarization-test-failed`` (error) when the suite's pass rate is below ``pass_threshold``."""
+    if suite is None or suite.pass_rate is None or suite.pass_rate >= pass_threshold:
+        return []
+    per = ", ".join(f"{b.attack} {b.pass_rate:.1f} %" for b in tests if b.pass_rate is not None)
+    return [Flag("binarization-test-failed", ERROR,
+                 f"the attacks found a known adversarial example on {suite.pass_rate:.1f} % of {suite.n_testable} testable "
+                 f"example(s) (< {pass_threshold:g} %; {per}): the attacks, not the model, stand between the "
+                 "evaluation and a lower number; run attacks that are not fooled (bpda, square, eot)",
+                 value=suite.pass_rate)]
+
+
+_INDICATOR_FLAGS = (
+    ("unconstrained_failure", "unconstrained-attack-failure", ERROR,
+     "could not find an adversarial example even with an unbounded eps: it cannot optimise on this model (masked gradients?)"),
+    ("silent_success", "silent-success", WARNING,
+     "recorded successes although its loss never rose above the starting point: the loss does not drive the success"),
+    ("non_converging", "non-converging-loss", WARNING,
+     "ended while its loss was still rising: run more iterations"),
+)
+
+
+def indicator_flags(indicators: Sequence[Indicators], *, threshold: float = INDICATOR_THRESHOLD) -> list[Flag]:
+    """``unconstrained-attack-failure`` (error), ``silent-success`` and ``non-converging-loss``
+    (warnings): each when more than ``threshold`` percent of the examples an attack was
+    audited on trigger it. ``value``: the highest percentage over attacks."""
     flags: list[Flag] = []
-    s = result.suite
-    if s is not None and s.pass_rate is not None and s.pass_rate < pass_threshold:
-        per = ", ".join(f"{b.attack} {b.pass_rate:.1f} %" for b in result.binarization if b.pass_rate is not None)
-        flags.append(Flag("binarization-test-failed", ERROR,
-                          f"the attacks found a known adversarial example on {s.pass_rate:.1f} % of {s.n_testable} testable "
-                          f"example(s) (< {pass_threshold:g} %; {per}): the attacks, not the model, stand between the "
-                          "evaluation and a lower number; run attacks that are not fooled (bpda, square, eot)",
-                          value=s.pass_rate))
-    specs = (
-        ("unconstrained_failure", "unconstrained-attack-failure", ERROR,
-         "could not find an adversarial example even with an unbounded eps: it cannot optimise on this model (masked gradients?)"),
-        ("silent_success", "silent-success", WARNING,
-         "recorded successes although its loss never rose above the starting point: the loss does not drive the success"),
-        ("non_converging", "non-converging-loss", WARNING,
-         "ended while its loss was still rising: run more iterations"),
-    )
-    for attr, flag, severity, what in specs:
+    for attr, flag, severity, what in _INDICATOR_FLAGS:
         hits = []
-        for ind in result.indicators:
+        for ind in indicators:
             count = ind.count(attr) if ind.status == "ran" else None
-            if count and ind.n_attacked and 100.0 * count / ind.n_attacked > indicator_threshold:
+            if count and ind.n_attacked and 100.0 * count / ind.n_attacked > threshold:
                 hits.append((ind.attack, count, ind.n_attacked))
         if hits:
             worst = max(100.0 * c / m for _, c, m in hits)
