@@ -25,7 +25,11 @@ class AttackOutput:
     success: torch.Tensor  # bool N: the attack's own claim that x_adv is misclassified
     forward_passes: int = 0  # summed over examples
     backward_passes: int = 0
-    loss_trace: torch.Tensor | None = None  # (iterates × N) attack loss per iterate, NaN after an example stopped; None if unknown
+    # (K+1)×N: the attack's own loss at iterate 0 (the start) ... K, NaN after an example
+    # stopped early. Only filled when the attack was asked (``Attack.trace_loss``) and can:
+    # None otherwise (pyautoattack's attacks never can). Read by the indicators of attack
+    # failure (a3bench.eval.audit).
+    loss_trace: torch.Tensor | None = None
 
 
 @dataclass
@@ -65,6 +69,9 @@ class Attack(ABC):
     # by itself). Black-box attacks reveal misleading gradients, transfer attacks masked
     # ones, attention rescaling a saturated softmax (docs/diagnostics.md).
     reveals: str | None = None
+    # Ask for AttackOutput.loss_trace (a loss per iterate and example). Off by default so
+    # nothing costs time unseen; attacks built on pgd_loop honour it, others ignore it.
+    trace_loss: bool = False
 
     def applies_to(self, ctx: AttackContext) -> str | None:
         """None if the attack applies to ``ctx.model``; else the reason it is skipped.

@@ -40,20 +40,21 @@ def pgd_loop(
     loss_fn: LossFn = ce_loss,
     early_stop: bool = True,
     grad_fn=None,
+    trace: bool = False,
 ) -> AttackOutput:
     """The one PGD loop. With ``early_stop`` an example leaves the batch as soon as an
     iterate is misclassified (it stays broken: the iterate is inside the threat model),
     so the compute goes to what is still robust.
 
     ``grad_fn(x_adv, y) -> (logits, grad)`` replaces the plain gradient (EOT, BPDA ...).
-    The output's ``loss_trace`` holds each example's loss at every iterate (steps + 1 rows;
-    NaN once it left the batch): read for convergence diagnostics, it costs no extra pass.
+    ``trace``: also return ``loss_trace`` ((steps+1)×N, ``loss_fn`` of the logits the loop
+    already has at each iterate; NaN once an example has left), at no extra forward pass.
     """
     x_adv = x_init.detach().clone()
     success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     active = torch.arange(x.shape[0], device=x.device)
-    trace = torch.full((steps + 1, x.shape[0]), float("nan"), device=x.device)
     fwd = bwd = 0
+    losses = torch.full((steps + 1, x.shape[0]), float("nan"), device=x.device) if trace else None
 
     def plain_grad(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         xa = xa.detach().requires_grad_(True)
@@ -63,14 +64,15 @@ def pgd_loop(
         return logits.detach(), grad
 
     grad_fn = grad_fn or plain_grad
-    for k in range(steps):
+    for t in range(steps):
         if active.numel() == 0:
             break
         xa, ya, x0 = x_adv[active], y[active], x[active]
         logits, grad = grad_fn(xa, ya)
-        trace[k, active] = loss_fn(logits.detach(), ya).float()
         fwd += xa.shape[0]
         bwd += xa.shape[0]
+        if losses is not None:
+            losses[t, active] = loss_fn(logits, ya).detach().float()
         if early_stop:
             hit = logits.argmax(1) != ya
             success[active[hit]] = True
@@ -80,10 +82,11 @@ def pgd_loop(
     if active.numel():
         with torch.no_grad():
             logits = model(x_adv[active])
-        success[active] = logits.argmax(1) != y[active]
-        trace[steps, active] = loss_fn(logits, y[active]).float()
+            success[active] = logits.argmax(1) != y[active]
+            if losses is not None:
+                losses[steps, active] = loss_fn(logits, y[active]).float()
         fwd += int(active.numel())
-    return AttackOutput(x_adv, success, fwd, bwd, loss_trace=trace)
+    return AttackOutput(x_adv, success, fwd, bwd, loss_trace=losses)
 
 
 class PGD(Attack):
@@ -123,8 +126,9 @@ class PGD(Attack):
         step = self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
         x_best = x.clone()
         success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-        trace = torch.full((self.steps + 1, x.shape[0]), float("nan"), device=x.device)
         fwd = bwd = 0
+        # per example, the trace of the last restart it ran (the one that decided it)
+        trace = torch.full((self.steps + 1, x.shape[0]), float("nan"), device=x.device) if self.trace_loss else None
         for r in range(self.restarts):
             todo = (~success).nonzero().flatten()
             if todo.numel() == 0:
@@ -134,12 +138,14 @@ class PGD(Attack):
                 x0 = threat.random_start(xs, seeds=example_seeds(seed, indices[todo], salt=r))
             else:
                 x0 = xs
-            out = pgd_loop(model, xs, ys, threat, x0, steps=self.steps, step_size=step, loss_fn=self.loss_fn, grad_fn=self.grad_fn(model))
+            out = pgd_loop(model, xs, ys, threat, x0, steps=self.steps, step_size=step, loss_fn=self.loss_fn,
+                           grad_fn=self.grad_fn(model), trace=self.trace_loss)
             fwd += out.forward_passes
             bwd += out.backward_passes
             x_best[todo] = out.x_adv
             success[todo] = out.success
-            trace[:, todo] = out.loss_trace  # each example keeps the trace of its last restart
+            if trace is not None:
+                trace[:, todo] = out.loss_trace
         return AttackOutput(x_best, success, fwd, bwd, loss_trace=trace)
 
 
@@ -150,5 +156,4 @@ class FGSM(PGD):
         super().__init__(steps=1, restarts=1, loss=loss, random_start=False, name="fgsm")
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
-        out = pgd_loop(model, x, y, threat, x, steps=1, step_size=threat.eps, loss_fn=self.loss_fn, early_stop=False)
-        return out
+        return pgd_loop(model, x, y, threat, x, steps=1, step_size=threat.eps, loss_fn=self.loss_fn, early_stop=False, trace=self.trace_loss)

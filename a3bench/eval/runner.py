@@ -300,6 +300,8 @@ class _Run:
         for rec, attack in zip(state.finished, plan.attacks):  # records from before kinds existed
             rec.kind = attack.kind
         self.probe_target = diagnostics.probe_target(plan.attacks)
+        if self.probe_target is not None:
+            self.probe_target.trace_loss = True  # the probe reads its losses (no extra pass)
 
     # ------------------------------------------------------------------ one attack
 

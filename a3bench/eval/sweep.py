@@ -39,7 +39,7 @@ from a3bench.eval.distributed import current_shard
 from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint
 from a3bench.eval.provenance import provenance
 from a3bench.io import atomic_write_bytes, safe_name
-from a3bench.schema import AttackStatus, Flag, SweepPerExample, SweepRecord, write_sweep
+from a3bench.schema import AttackStatus, SweepPerExample, SweepRecord, write_sweep
 from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
 WORST_CASE = "worst-case"
