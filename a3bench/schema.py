@@ -292,6 +292,7 @@ class ResultRecord:
     seed: int = 0
     suite: str | None = None
     attacks: list[str] = field(default_factory=list)  # the names asked for (a suite's as of this run)
+    notes: list[str] = field(default_factory=list)  # what a3bench changed in the plan, and why
     per_attack: list[AttackRecord] = field(default_factory=list)
     probe: ProbeRecord | None = None
     robust_acc_ci: list[float] = field(default_factory=list)  # 95 % Wilson interval, percent

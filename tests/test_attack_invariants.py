@@ -34,10 +34,25 @@ class _Quantise(nn.Module):
         return torch.round(x * 8) / 8
 
 
+def _small_crossmax():
+    """An untrained CrossMax self-ensemble on smallcnn (2 heads + the classifier), its input
+    randomness frozen so that success claims can be checked with one forward pass."""
+    from a3bench.models import create_model
+    from a3bench.models.crossmax import MultiResolution
+
+    torch.manual_seed(0)
+    model = create_model("crossmax", options={"backbone": "smallcnn", "k": 2}).eval()
+    for m in model.modules():
+        if isinstance(m, MultiResolution):
+            m.fixed_seed = 0
+    return model
+
+
 @pytest.fixture(scope="module")
 def test_models(standard_model, a3_model):
-    """Models an attack may need: plain, with A3, returning probabilities, with a zero-gradient input quantiser."""
-    return [standard_model, a3_model, _Softmax(standard_model), nn.Sequential(_Quantise(), standard_model)]
+    """Models an attack may need: plain, with A3, returning probabilities, with a zero-gradient
+    input quantiser, a CrossMax self-ensemble."""
+    return [standard_model, a3_model, _Softmax(standard_model), nn.Sequential(_Quantise(), standard_model), _small_crossmax()]
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from torch import nn
 
 from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
 from a3bench.attacks.pgd import PGD, default_step_size, input_grad, pgd_loop
-from a3bench.attacks.registry import AttackSpec, int_option, loss_option, register_attack, register_suite, step_option
+from a3bench.attacks.registry import AttackSpec, int_option, loss_option, register_attack, step_option
 from a3bench.models.a3 import a3_layers, a3_mode, a3_straight_through, a3_strength_scales
 from a3bench.threat import example_seeds
 
@@ -493,6 +493,3 @@ def _transfer(spec: AttackSpec) -> TransferPGD:
     return TransferPGD(spec.arg.strip())
 
 
-ADAPTIVE = ["mode-transfer", "bpda-a3", "bpda", "a3-scale", "pre-softmax", "pgd-50:loss=cw", "pgd-50:loss=logit-scaled", "square"]
-register_suite("adaptive", ADAPTIVE, help="attacks on A3's mechanism, margin/logit-scaled losses, Square (black-box)")
-register_suite("full", ["autoattack"] + [a for a in ADAPTIVE if a != "square"], help="standard + adaptive in one worst-case cascade")

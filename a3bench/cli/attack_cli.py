@@ -156,6 +156,8 @@ def print_summary(con, record) -> None:
             con.print(f"[dim]{a.name} {a.status}: {a.note}[/]")
     if p is not None and p.note:
         con.print(f"[dim]probe: {p.note}[/]")
+    for note in record.notes:
+        con.print(f"[dim]note: {note}[/]")
     rnd = (record.compute or {}).get("randomised")
     if rnd:
         con.print(f"randomised model: each verdict over {rnd['draws']} fresh draws ({rnd['rule']}); "

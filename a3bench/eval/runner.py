@@ -217,6 +217,7 @@ class _Run:
                                strict=strict, shard=self.shard)
         self.ctx = AttackContext(model=self.model, threat=threat, device=self.dev, seed=self.seed, batch_size=self.batch_size,
                                  num_classes=self.info.num_classes, dataset=self.info.name, loaded=self.loaded, probe=self.x[:16])
+        self.notes: list[str] = []
         self.t_start = time.perf_counter()
 
     # ------------------------------------------------------------------ progress and state
@@ -286,10 +287,8 @@ class _Run:
         """Add EOT for a randomised model the plan does not handle; check a resumed state's
         attacks are the plan's first ones (a plan may only add attacks after them)."""
         plan = self.plan
-        if _randomised(state) and not any(a.kind.value == "eot" for a in plan.attacks):
-            from a3bench.attacks.adaptive import EOTPGD
-
-            plan.attacks = [*plan.attacks, EOTPGD(20, samples=10, name="eot-pgd-20:n=10")]
+        if _randomised(state):
+            self._for_randomised_model(plan)
         stamps = _jsonable([_stamp(a) for a in plan.attacks])
         started = len(state.finished) + (1 if state.current else 0)
         done = state.identity.get("attacks", stamps)[:started]
@@ -302,6 +301,24 @@ class _Run:
         self.probe_target = diagnostics.probe_target(plan.attacks)
         if self.probe_target is not None:
             self.probe_target.trace_loss = True  # the probe reads its losses (no extra pass)
+
+    def _for_randomised_model(self, plan) -> None:
+        """A randomised model gets AutoAttack's own version for randomised defenses in place
+        of the standard one, and EOT-PGD when the plan has no EOT attack (DESIGN §3)."""
+        from a3bench.attacks.registry import build_attack
+
+        groups = [a.group for a in plan.attacks]
+        if "autoattack" in groups and "autoattack-rand" not in groups:
+            first = groups.index("autoattack")
+            rand = build_attack("autoattack-rand")
+            plan.attacks = [a for a in plan.attacks[:first]] + rand + [a for a in plan.attacks[first:] if a.group != "autoattack"]
+            self.notes.append("the model is randomised: AutoAttack ran as autoattack-rand (its version for randomised "
+                              "defenses, EOT over 20 draws) instead of standard")
+        if not any(a.kind.value == "eot" for a in plan.attacks):
+            from a3bench.attacks.adaptive import EOTPGD
+
+            plan.attacks = [*plan.attacks, EOTPGD(20, samples=10, name="eot-pgd-20:n=10")]
+            self.notes.append("the model is randomised: eot-pgd-20:n=10 was added (gradients averaged over 10 draws)")
 
     # ------------------------------------------------------------------ one attack
 
@@ -484,6 +501,7 @@ class _Run:
             seed=self.seed,
             suite=self.plan.suite,
             attacks=list(self.plan.names),
+            notes=list(self.notes),
             per_attack=per_attack,
             probe=probe_record,
             robust_acc_ci=[round(lo, 4), round(hi, 4)],
