@@ -295,6 +295,7 @@ class ResultRecord:
     notes: list[str] = field(default_factory=list)  # what a3bench changed in the plan, and why
     per_attack: list[AttackRecord] = field(default_factory=list)
     probe: ProbeRecord | None = None
+    audit: dict[str, Any] | None = None  # the attack audit's summary (docs/audit.md) and its file, when one ran
     robust_acc_ci: list[float] = field(default_factory=list)  # 95 % Wilson interval, percent
     flags: list[Flag] = field(default_factory=list)
     verdict: Verdict = Verdict.RELIABLE
@@ -769,6 +770,11 @@ def default_result_path(dataset: str, norm: str, model_name: str, root: str | os
 def outcomes_path(record_path: str | os.PathLike) -> Path:
     p = Path(record_path)
     return p.with_name(p.stem + ".outcomes.json")
+
+
+def audit_path(record_path: str | os.PathLike) -> Path:
+    p = Path(record_path)
+    return p.with_name(p.stem + ".audit.json")
 
 
 def state_path(record_path: str | os.PathLike) -> Path:

@@ -124,6 +124,7 @@ def test_leaderboard_columns_and_sort(results_dir: Path, tmp_path: Path):
     assert by_model["masked"][col["Verdict"]] == "**unreliable**"
     assert "zero-gradients" in by_model["masked"][col["Flags"]] and "diagnostics.md#zero-gradients" in by_model["masked"][col["Flags"]]
     assert by_model["strong"][col["Reported (%)"]] == "60.00 (Δ -5.00)"
+    assert by_model["strong"][col["Audit (%)"]] == "—"  # no audit ran
     assert by_model["strong"][col["Clean (%)"]] == "85.00"
     assert by_model["strong"][col["AutoAttack (%)"]] == "56.00"
     assert "[weak](https://example.org/weak)" in by_model["weak"][col["Model"]]
@@ -137,7 +138,7 @@ def test_leaderboard_columns_and_sort(results_dir: Path, tmp_path: Path):
     # tabulate's pipe format: numbers right-aligned on GitHub.
     align = next(ln for ln in text.splitlines() if re.fullmatch(r"\|[:|-]+\|", ln))
     marks = ["right" if c.endswith(":") and not c.startswith(":") else "left" if c.startswith(":") else "?" for c in align.strip("|").split("|")]
-    assert marks == ["right", "left", "right", "right", "right", "left", "left", "right"]
+    assert marks == ["right", "left", "right", "right", "right", "left", "left", "right", "right"]
 
 
 def test_per_model_reports(results_dir: Path, tmp_path: Path):
@@ -454,7 +455,7 @@ def test_published_rows_merge_into_one_table(tmp_path: Path):
     assert mine[5] == "reliable" and "published" not in mine[1]
     carmon = next(r for r in c10 if "Carmon2019Unlabeled" in r[1])
     assert carmon[1] == "[Carmon2019Unlabeled](https://arxiv.org/abs/1905.13736) · NeurIPS 2019, published"
-    assert carmon[2:6] == ["89.69", "59.53", "59.53 [58.6, 60.5]", "published"] and carmon[7] == "62.50"
+    assert carmon[2:6] == ["89.69", "59.53", "59.53 [58.6, 60.5]", "published"] and carmon[8] == "62.50"
     # A rank range where the intervals overlap ours; a single rank only where they cannot.
     intervals = [tuple(float(x) for x in re.search(r"\[([\d.]+), ([\d.]+)\]", r[4]).groups()) for r in c10]
     lo = 1 + sum(1 for a, _ in intervals if a > 69.5)

@@ -49,6 +49,8 @@ def attack_command(
     seed: int = options.SEED,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Record path (default results/<dataset>/<norm>/<model>.json; runs/… when that holds a different evaluation)."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run with the same settings (or with more attacks after the finished ones)."),
+    audit: bool = typer.Option(False, "--audit", help="After the cascade, audit the suite's attacks (binarization test, indicators of attack failure; docs/audit.md): <record>.audit.json beside the record, flags in the verdict."),
+    audit_n: int = typer.Option(100, "--audit-n", help="Examples the audit runs on (the first N of those evaluated)."),
     keep_state: bool = typer.Option(False, "--keep-state", help="Keep the resume state after the record is written: a later --resume with more attacks after these extends this evaluation."),
     no_probe: bool = typer.Option(False, "--no-probe", help="Skip the convergence probe (docs/diagnostics.md#not-converged)."),
     draws: int = typer.Option(10, "--draws", help="Fresh forward passes per verdict when the model turns out to be randomised (majority rule)."),
@@ -75,6 +77,8 @@ def attack_command(
     check_counts(batch_size, n_examples)
     if draws < 1:
         raise AttackError(f"--draws must be ≥ 1, got {draws}")
+    if audit and audit_n < 1:
+        raise AttackError(f"--audit-n must be ≥ 1, got {audit_n}")
     if out is not None:
         check_output_path(out)
     dev = resolve_device(device)
@@ -108,7 +112,8 @@ def attack_command(
     drawer = None if quiet else _RichProgress(err)
     try:
         result = evaluate(loaded, data, threat, plan, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
-                          device=dev, out=out, resume=resume, progress=drawer, spec=model, probe=not no_probe, draws=draws, keep_state=keep_state)
+                          device=dev, out=out, resume=resume, progress=drawer, spec=model, probe=not no_probe, draws=draws, keep_state=keep_state,
+                          audit=audit_n if audit else None)
     finally:
         if drawer is not None:
             drawer.close()
@@ -158,6 +163,11 @@ def print_summary(con, record) -> None:
         con.print(f"[dim]probe: {p.note}[/]")
     for note in record.notes:
         con.print(f"[dim]note: {note}[/]")
+    if record.audit:
+        a = record.audit
+        rate = "—" if a.get("pass_rate") is None else f"{a['pass_rate']:.1f} %"
+        con.print(f"audit: binarization test pass rate {rate} on {a.get('n_testable')} testable example(s) "
+                  f"({a.get('n_not_testable')} not testable) -> {a.get('file')}")
     rnd = (record.compute or {}).get("randomised")
     if rnd:
         con.print(f"randomised model: each verdict over {rnd['draws']} fresh draws ({rnd['rule']}); "

@@ -45,11 +45,13 @@ from a3bench.schema import (
     ModelCard,
     ResultRecord,
     ResumeState,
+    audit_path,
     outcomes_path,
     read_json,
     read_state,
     state_path,
     write_outcomes,
+    write_audit,
     write_record,
     write_state,
 )
@@ -110,6 +112,8 @@ def evaluate(
     probe: bool = True,
     draws: int = DEFAULT_DRAWS,
     keep_state: bool = False,
+    adapt_plan: bool = True,
+    audit: int | None = None,
 ) -> EvaluationResult:
     """Run the worst-case cascade and build the result record.
 
@@ -134,9 +138,15 @@ def evaluate(
         draws: fresh forward passes per verdict when the model turns out to be randomised.
         keep_state: keep the resume state after the record is written, so that a later
             ``--resume`` with more attacks after these extends this evaluation.
+        adapt_plan: adapt the plan to a randomised model (autoattack-rand for autoattack,
+            EOT-PGD added; each said in ``record.notes``). False runs exactly the plan given
+            (an ablation that must compare one attack across model variants).
+        audit: after the cascade, audit the plan's attacks on the first ``audit`` examples
+            (binarization test and indicators of attack failure, docs/audit.md): the audit
+            file goes beside the record, its summary into ``record.audit``, its flags into the verdict.
     """
     run = _Run(loaded_model, dataset, threat, attacks, suite=suite, n_examples=n_examples, seed=seed, batch_size=batch_size,
-               device=device, out=out, progress=progress, strict=strict, spec=spec, draws=draws)
+               device=device, out=out, progress=progress, strict=strict, spec=spec, draws=draws, adapt_plan=adapt_plan)
     if resume and run.out is None:
         raise AttackError("--resume needs --out (the state file sits beside the record)")
     with _OutputLock(run.out if run.shard.is_main else None, run.loaded):
@@ -149,7 +159,8 @@ def evaluate(
                 probe_record = run.probe(state) if probe else None
             finally:
                 run.deployed.restore()
-        return run.finish(state, probe_record, probe_asked=probe, keep_state=keep_state)
+        audited = run.audit(dataset, audit) if audit else None
+        return run.finish(state, probe_record, probe_asked=probe, keep_state=keep_state, audited=audited)
 
 
 # --------------------------------------------------------------------------- one run
@@ -181,13 +192,13 @@ class _Run:
     """The pieces of one evaluation, prepared once: model, examples, plan, judge, cascade."""
 
     def __init__(self, loaded_model, dataset, threat, attacks, *, suite, n_examples, seed, batch_size, device, out,
-                 progress, strict, spec, draws) -> None:
+                 progress, strict, spec, draws, adapt_plan=True) -> None:
         self.loaded = as_loaded_model(loaded_model, dataset, batch_size)
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
             raise AttackError(f"draws must be an integer ≥ 1, got {draws!r}")
         self.plan = _as_plan(attacks, suite)
         self.threat, self.seed, self.batch_size, self.strict, self.spec = threat, int(seed), int(batch_size), strict, spec
-        self.draws, self.progress = int(draws), progress
+        self.draws, self.progress, self.adapt_plan = int(draws), progress, adapt_plan
         self.dev = resolve_device(device)
         self.shard = current_shard(self.dev)
         self.model = self.loaded.model.to(self.dev).eval()
@@ -287,7 +298,7 @@ class _Run:
         """Add EOT for a randomised model the plan does not handle; check a resumed state's
         attacks are the plan's first ones (a plan may only add attacks after them)."""
         plan = self.plan
-        if _randomised(state):
+        if _randomised(state) and self.adapt_plan:
             self._for_randomised_model(plan)
         stamps = _jsonable([_stamp(a) for a in plan.attacks])
         started = len(state.finished) + (1 if state.current else 0)
@@ -427,9 +438,24 @@ class _Run:
             rec.note += f"; {end.note}"
         return rec
 
+    # ------------------------------------------------------------------ the audit
+
+    def audit(self, dataset, n: int):
+        """The binarization test and the indicators of attack failure of the plan's attacks
+        on the first ``n`` examples (rank 0 only: the other ranks write nothing)."""
+        from a3bench.eval.audit import run_audit
+
+        if not self.shard.is_main:
+            return None
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise AttackError(f"--audit needs a number of examples ≥ 1, got {n!r}")
+        return run_audit(self.loaded, dataset, self.threat, self.plan.attacks, n_examples=min(n, self.n), seed=self.seed,
+                         batch_size=self.batch_size, device=self.dev)
+
     # ------------------------------------------------------------------ the record
 
-    def finish(self, state: ResumeState, probe_record: ProbeRecord | None, *, probe_asked: bool, keep_state: bool = False) -> EvaluationResult:
+    def finish(self, state: ResumeState, probe_record: ProbeRecord | None, *, probe_asked: bool, keep_state: bool = False,
+               audited=None) -> EvaluationResult:
         n = self.n
         per_attack = [AttackRecord(**{**r.__dict__, "robust_acc": round(r.robust_acc, 4) if r.robust_acc is not None else None})
                       for r in state.finished]
@@ -447,7 +473,12 @@ class _Run:
         )
         flags = diagnostics.run_flags(self.plan.attacks, per_attack, state, n=n, num_classes=self.info.num_classes,
                                       clean_acc=100.0 * sum(outcomes.clean_correct) / n if n else 0.0, probe=probe_record)
+        if audited is not None:
+            flags += audited.flags
         record = self._record(per_attack, outcomes, flags, probe_record, state)
+        if audited is not None:
+            record.audit = {"file": audit_path(self.out).name if self.out is not None else None, **audited.summary()}
+            record.compute["audit_seconds"] = round(float(audited.compute.get("seconds", 0.0)), 3)
         if not probe_asked:
             record.compute["probe"] = "off (--no-probe)"
         path = None
@@ -455,6 +486,8 @@ class _Run:
             opath = outcomes_path(self.out)
             record.outcomes_file = opath.name
             write_outcomes(opath, outcomes)
+            if audited is not None:
+                write_audit(audit_path(self.out), audited)
             write_record(self.out, record)
             if not keep_state:
                 self.state_file.unlink(missing_ok=True)

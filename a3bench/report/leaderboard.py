@@ -26,10 +26,11 @@ COLUMNS = [
     "Worst case (%) [95% CI]",
     "Verdict",
     "Flags",
+    "Audit (%)",
     "Reported (%)",
 ]
 # Right-align numbers, left-align text, as RobustBench's tables do.
-_ALIGN = ("right", "left", "right", "right", "right", "left", "left", "right")
+_ALIGN = ("right", "left", "right", "right", "right", "left", "left", "right", "right")
 
 DEFAULT_DOCS_URL = "docs/diagnostics.md"
 PUBLISHED = "published"
@@ -224,8 +225,17 @@ def row_cells(row: Row, m: Markup, docs_url: str, report_href: str | None) -> li
         worst_cell(row),
         verdict_cell(row, m),
         flags_cell(row, m, docs_url),
+        audit_cell(row),
         reported_cell(row),
     ]
+
+
+def audit_cell(row: Row) -> str:
+    """The binarization test's pass rate of the suite (docs/audit.md), when an audit ran."""
+    audit = row.result.audit if row.result is not None else None
+    if not audit or audit.get("pass_rate") is None:
+        return DASH
+    return f"{audit['pass_rate']:.1f}"
 
 
 def group_table(
@@ -244,7 +254,9 @@ INTRO = (
     "if every attack failed on it; the interval is a 95 % Wilson interval over the evaluated examples. "
     "Rank: a range (2–4) where the intervals overlap — the data cannot order those rows. "
     "Verdict: what the gradient-masking diagnostics concluded (reliable / suspicious / unreliable); "
-    "a flagged number is an upper bound, not a measurement. Reported: the paper's number, with the "
+    "a flagged number is an upper bound, not a measurement. Audit: the binarization test's pass rate — "
+    "how often the suite's attacks found an adversarial example known to exist (docs/audit.md); low means "
+    "the attacks, not the model, stand between you and a lower number. Reported: the paper's number, with the "
     "gap to our worst case. Architecture, A3 configuration, parameters and compute are in each model's report."
 )
 

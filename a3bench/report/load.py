@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from a3bench.errors import ResultError
-from a3bench.schema import AUXILIARY_SUFFIXES, Outcomes, ResultRecord, SweepRecord, outcomes_path, read_outcomes, read_record, read_sweep
+from a3bench.schema import (AUXILIARY_SUFFIXES, Outcomes, ResultRecord, SweepRecord, audit_path, outcomes_path, read_audit, read_outcomes,
+                            read_record, read_sweep)
 
 # Directories a scan does not enter: our own RobustBench export uses RobustBench's
 # field types (strings for numbers), so it must never be read back as records.
@@ -44,6 +45,7 @@ class LoadedResult:
     outcomes_error: str | None = None  # why an outcomes file that exists could not be used
     sweep: LoadedSweep | None = None
     label: str | None = None  # shown instead of the file stem when two records share it
+    audit: dict | None = None  # the attack audit's summary: the record's own, or the audit file beside it
 
     @property
     def model_id(self) -> str:
@@ -141,6 +143,7 @@ def load_results(paths: Sequence[str | os.PathLike], keep_duplicates: bool = Fal
                 res.outcomes_error = str(e)
                 warnings.append(f"outcomes ignored: {e}")
         res.sweep = _match_sweep(res, sweeps) or _sweep_beside(rp, warnings)
+        res.audit = record.audit or _audit_beside(rp, warnings)
         results.append(res)
     return results, warnings
 
@@ -161,4 +164,15 @@ def _sweep_beside(record_path: Path, warnings: list[str]) -> LoadedSweep | None:
         return LoadedSweep(read_sweep(p), p)
     except ResultError as e:
         warnings.append(f"sweep skipped: {e}")
+        return None
+
+
+def _audit_beside(record_path: Path, warnings: list[str]) -> dict | None:
+    p = audit_path(record_path)
+    if not p.is_file():
+        return None
+    try:
+        return {"file": p.name, **read_audit(p).summary()}
+    except ResultError as e:
+        warnings.append(f"audit skipped: {e}")
         return None

@@ -145,6 +145,30 @@ def _breakers(res: LoadedResult) -> list[str]:
     return out + [""]
 
 
+def _audit(res: LoadedResult) -> list[str]:
+    """The attack audit (docs/audit.md): does each attack find an adversarial example known to exist?"""
+    a = res.audit
+    if not a:
+        return []
+    out = ["## Attack audit", "",
+           "Binarization test (Zimmermann et al. 2022): per example, a variant of the model with an adversarial "
+           "example known to be inside the ball; an attack passes when it finds one. Low pass rates mean the attacks, "
+           "not the model, stand between this number and a lower one.", ""]
+    rate = lambda v: DASH if v is None else f"{v:.1f} %"  # noqa: E731
+    rows = [[_M.text(name), rate(v)] for name, v in (a.get("per_attack") or {}).items()]
+    rows.append(["**suite** (any attack)", rate(a.get("pass_rate"))])
+    rows.append(["random point (no attack)", rate(a.get("control_pass_rate"))])
+    out += [_table(rows, ["Attack", "Pass rate"], ("left", "right")), ""]
+    out.append(f"{a.get('n_testable', 0)} testable example(s), {a.get('n_not_testable', 0)} not testable"
+               + (f"; file {md_code(str(a['file']))}" if a.get("file") else "") + ".")
+    ind = a.get("indicators") or {}
+    if ind:
+        shown = ", ".join(f"{_M.text(k.replace('_', ' '))}: {DASH if v is None else v}" for k, v in ind.items())
+        out.append(f"Indicators of attack failure (Pintor et al. 2022), examples affected: {shown}.")
+    out.append("")
+    return out
+
+
 def _sweep(found: LoadedSweep, report_dir: Path) -> list[str]:
     sweep = found.record
     out = ["## Robust accuracy against eps", ""]
@@ -209,6 +233,7 @@ def render_model_report(res: LoadedResult, report_dir: Path, docs_url: str) -> s
     out += _breakers(res)
     if res.sweep is not None:
         out += _sweep(res.sweep, report_dir)
+    out += _audit(res)
     out += _flags(res, docs_url)
     out += _a3(res)
     out += _provenance(res)

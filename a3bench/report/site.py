@@ -198,6 +198,7 @@ _BOARD_COLUMNS = [
     ("Worst case (%) [95% CI]", "number", True),
     ("Verdict", "text", False),
     ("Flags", None, False),
+    ("Audit (%)", "number", True),
     ("Reported (%)", "number", True),
     ("Examples", "number", True),
 ]
@@ -247,6 +248,9 @@ def _board_row(row: Row, group: Group, page_of: dict[int, str]) -> str:
         extra = " (RobustBench: unreliable)" if row.published.unreliable else ""
         cells.append(("", f'<span class="verdict verdict-published">published{e(extra)}</span>'))
         cells.append(("", DASH))
+    audit = row.result.audit if row.measured else None
+    rate = audit.get("pass_rate") if audit else None
+    cells.append(_num(rate, DASH if rate is None else f"{rate:.1f}"))
     if row.reported is None:
         cells.append(_num(None, DASH))
     elif row.measured:
@@ -366,6 +370,25 @@ def _curve(res: LoadedResult, image: str | None) -> str:
     return "\n".join(out)
 
 
+def _audit(res: LoadedResult) -> str:
+    a = res.audit
+    if not a:
+        return ""
+    rate = lambda v: DASH if v is None else f"{v:.1f} %"  # noqa: E731
+    rows = [[e(name), e(rate(v))] for name, v in (a.get("per_attack") or {}).items()]
+    rows += [["<b>suite</b> (any attack)", e(rate(a.get("pass_rate")))], ["random point (no attack)", e(rate(a.get("control_pass_rate")))]]
+    ind = ", ".join(f"{k.replace('_', ' ')}: {DASH if v is None else v}" for k, v in (a.get("indicators") or {}).items())
+    return "\n".join([
+        '<h2 id="audit">Attack audit</h2>',
+        "<p>Binarization test (Zimmermann et al. 2022): per example, a variant of the model with an adversarial example known "
+        "to be inside the ball; an attack passes when it finds one. Low pass rates mean the attacks, not the model, stand "
+        "between this number and a lower one.</p>",
+        _table(["Attack", "Pass rate"], rows, numeric={1}),
+        f"<p>{e(str(a.get('n_testable', 0)))} testable, {e(str(a.get('n_not_testable', 0)))} not testable. "
+        f"Indicators of attack failure (Pintor et al. 2022), examples affected: {e(ind) or DASH}.</p>",
+    ])
+
+
 def _flags(res: LoadedResult) -> str:
     r = res.record
     out = ['<h2 id="diagnostics">Diagnostics</h2>']
@@ -419,6 +442,7 @@ def render_model_page(res: LoadedResult, image: str | None, index_name: str = IN
         "<h2 id=\"cascade\">The attack cascade</h2>", _cascade(res),
         _breakers(res),
         _curve(res, image),
+        _audit(res),
         _flags(res),
         _kv_table("A3 configuration", "a3", a3),
         _kv_table("Provenance", "provenance", provenance),
