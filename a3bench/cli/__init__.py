@@ -43,4 +43,28 @@ def _root(
 
 
 def main() -> None:
-    app()
+    """The console script: a usage error (an unknown option, ``--seed abc``) is one ``error:``
+    line and exit 2, like every other bad input, not click's framed box."""
+    import sys
+
+    try:
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError  # typer vendors its own click
+    except ImportError:  # pragma: no cover - older typer runs on click itself
+        from click.exceptions import NoArgsIsHelpError, UsageError
+
+    try:
+        code = app(standalone_mode=False)
+    except NoArgsIsHelpError as e:
+        typer.echo(e.ctx.get_help() if e.ctx is not None else "a3bench -h for help")
+        sys.exit(0)
+    except UsageError as e:
+        where = e.ctx.info_name if e.ctx is not None and e.ctx.parent is not None else ""
+        hint = f" (see a3bench {where} -h)" if where else " (see a3bench -h)"
+        typer.echo(f"error: {' '.join(e.format_message().split())}{hint}", err=True)
+        sys.exit(2)
+    except typer.Abort:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

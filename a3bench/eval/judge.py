@@ -43,6 +43,20 @@ def frozen_parameters(model: nn.Module) -> Iterator[nn.Module]:
             p.requires_grad_(s)
 
 
+@contextlib.contextmanager
+def users_model(what: str) -> Iterator[None]:
+    """A user's model may raise anything in ``forward`` (ValueError, KeyError, SystemExit ...):
+    outside an attack (which records the failure and goes on) that is one ModelSpecError line."""
+    from a3bench.errors import A3BenchError
+
+    try:
+        yield
+    except (A3BenchError, BudgetViolation, KeyboardInterrupt, MemoryError):
+        raise
+    except BaseException as e:  # noqa: BLE001
+        raise ModelSpecError(f"the model raised during {what}: {type(e).__name__}: {one_line(e)}") from None
+
+
 @dataclass
 class Verdicts:
     """The deployed model's verdict on a batch."""

@@ -33,7 +33,7 @@ from a3bench.errors import AttackError, ResultError
 from a3bench.eval import diagnostics
 from a3bench.eval.cascade import BatchResult, Cascade
 from a3bench.eval.distributed import current_shard
-from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint
+from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint, users_model
 from a3bench.eval.provenance import provenance
 from a3bench.schema import (
     AUXILIARY_SUFFIXES,
@@ -252,7 +252,8 @@ class _Run:
                 state = read_state(self.state_file)
                 self._check_identity(state)
             else:
-                state = self._fresh_state()
+                with users_model("the clean pass"):
+                    state = self._fresh_state()
         state = self.shard.broadcast(state)
         self.deployed.draws = self.draws if _randomised(state) else 1
         self._finalise_plan(state)

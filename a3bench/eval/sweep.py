@@ -36,7 +36,7 @@ from a3bench.errors import AttackError, BudgetViolation
 from a3bench.eval import diagnostics
 from a3bench.eval.cascade import BatchResult, Cascade
 from a3bench.eval.distributed import current_shard
-from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint
+from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint, users_model
 from a3bench.eval.provenance import provenance
 from a3bench.io import atomic_write_bytes, safe_name
 from a3bench.schema import AttackStatus, SweepPerExample, SweepRecord, write_sweep
@@ -163,7 +163,8 @@ def sweep_eps(
                    device=device, progress=progress, cascade=cascade, min_norm=min_norm, min_norm_restarts=min_norm_restarts)
     with frozen_parameters(sweep.model):
         try:
-            sweep.clean()
+            with users_model("the clean pass"):
+                sweep.clean()
             for k, eps in enumerate(sweep.eps):
                 sweep.at_eps(k, eps)
             if min_norm:
