@@ -92,7 +92,7 @@ class DatasetInfo:
 
 @dataclass(repr=False)
 class ImageDataset:
-    """A split held in memory: uint8 images N×C×H×W, int64 labels N, and its info."""
+    """A split held in memory: images N×C×H×W (uint8, or float32 in [0, 1] when given as tensors), int64 labels N, and its info."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -106,9 +106,9 @@ class ImageDataset:
             self.positions = torch.arange(len(self.labels), dtype=torch.int64)
         elif len(self.positions) != len(self.labels):
             raise DataError(f"{len(self.positions)} positions for {len(self.labels)} examples")
-        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+        if self.images.dtype not in (torch.uint8, torch.float32) or self.images.dim() != 4:
             shape = tuple(self.images.shape)
-            raise DataError(f"images must be a uint8 NxCxHxW tensor, got {self.images.dtype} {shape}")
+            raise DataError(f"images must be a uint8 (or float32 in [0, 1]) NxCxHxW tensor, got {self.images.dtype} {shape}")
         if self.labels.dtype != torch.int64 or self.labels.dim() != 1:
             raise DataError(f"labels must be an int64 vector, got {self.labels.dtype} {tuple(self.labels.shape)}")
         if len(self.images) != len(self.labels):
@@ -150,6 +150,8 @@ class ImageDataset:
 
     def tensors(self, device: str | torch.device = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """All examples as (float32 images in [0, 1], int64 labels) on ``device``."""
+        if self.images.dtype == torch.float32:  # given as [0, 1] pixels (a3bench.benchmark on tensors)
+            return self.images.to(device).clone(), self.labels.to(device)
         # Move uint8 first: a quarter of the bytes to transfer.
         x = self.images.to(device).to(torch.float32).div_(255.0)
         return x, self.labels.to(device)
@@ -183,7 +185,10 @@ class ImageDataset:
             else:
                 sel = order[start : start + batch_size]
                 xb, yb = self.images[sel], self.labels[sel]
-            yield xb.to(device).to(torch.float32).div_(255.0), yb.to(device)
+            if xb.dtype == torch.float32:
+                yield xb.to(device).clone(), yb.to(device)
+            else:
+                yield xb.to(device).to(torch.float32).div_(255.0), yb.to(device)
 
 
 def _as_int(value: object, what: str) -> int:

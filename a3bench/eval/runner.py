@@ -103,7 +103,7 @@ def evaluate(
     n_examples: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     out: str | Path | None = None,
     resume: bool = False,
     progress: ProgressFn | None = None,

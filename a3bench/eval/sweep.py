@@ -132,7 +132,7 @@ def sweep_eps(
     n_examples: int | None = None,
     seed: int = 0,
     batch_size: int = 256,
-    device: str | torch.device | None = "cpu",
+    device: str | torch.device | None = "auto",
     progress: SweepProgressFn | None = None,
     cascade: bool = True,
     saturation_eps: float | None = None,

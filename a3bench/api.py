@@ -1,0 +1,114 @@
+"""The notebook API: one call on tensors, the way torchattacks and RobustBench are used.
+
+>>> import a3bench
+>>> record = a3bench.benchmark(model, (x_test, y_test), norm="Linf", eps=8/255, suite="standard")
+>>> record.robust_acc, record.robust_acc_ci, record.verdict
+>>> atk = a3bench.attack("pgd-50:loss=dlr")            # an attack object, torchattacks-style
+>>> out = atk(model, x, y, a3bench.ThreatModel("Linf", 8/255))
+>>> x_adv, fooled = out.x_adv, out.success
+
+``benchmark`` runs exactly what ``a3bench attack`` runs (the same cascade, judge, flags and
+verdict), so it gives the same numbers for the same model, examples, seed and batch size.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from a3bench.errors import DataError
+
+
+def benchmark(
+    model: nn.Module | str,
+    data: Any,
+    *,
+    norm: str = "Linf",
+    eps: float | str,
+    suite: str | None = None,
+    attacks: str | list[str] | None = None,
+    device: str | torch.device = "auto",
+    n_examples: int | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+    out: str | Path | None = None,
+    **options: Any,
+):
+    """Evaluate ``model`` and return its :class:`~a3bench.schema.ResultRecord`.
+
+    Args:
+        model: an ``nn.Module`` taking [0,1] pixels (N×C×H×W) and returning logits, or a
+            ``--model`` SPEC (zoo name, checkpoint path, ...).
+        data: a dataset name (``"cifar10"``: its test split), an ``(x, y)`` pair of tensors
+            (x float in [0,1], y class indices), or a DataLoader yielding such pairs.
+        norm, eps: the threat model (eps may be ``"8/255"``). suite / attacks: as for
+            ``a3bench attack`` (default suite ``quick``).
+        n_examples: the first N examples (all when None). device: ``auto`` picks CUDA when present.
+        out: also write the record (and its outcomes) there. options: any other argument of
+            :func:`a3bench.eval.runner.evaluate` (``resume``, ``audit``, ``probe``, ``draws`` ...).
+    """
+    from a3bench.eval.runner import evaluate
+    from a3bench.models.spec import load_model
+    from a3bench.threat import ThreatModel, parse_eps
+
+    threat = ThreatModel(norm, parse_eps(eps))
+    dataset = as_dataset(data, model)
+    if isinstance(model, str):
+        model = load_model(model, dataset=dataset.info.name, norm=threat.norm.value)
+    spec = None if isinstance(model, nn.Module) else getattr(model, "name", None)
+    return evaluate(model, dataset, threat, attacks, suite=suite, n_examples=n_examples, seed=seed, batch_size=batch_size,
+                    device=device, out=out, spec=spec, **options).record
+
+
+def attack(name: str):
+    """One attack object by its registry name (``"pgd-20"``, ``"apgd-t"``, ``"crossmax-mean:steps=300"``):
+    call it as ``atk(model, x, y, threat, seed=0)`` for an :class:`~a3bench.attacks.base.AttackOutput`.
+    A composite name (``"autoattack"``) is refused here: run it with :func:`benchmark`."""
+    from a3bench.attacks.registry import build_attack
+    from a3bench.errors import AttackError
+
+    built = build_attack(name)
+    if len(built) != 1:
+        raise AttackError(f"{name!r} is a composite of {len(built)} attacks ({', '.join(a.name for a in built)}): "
+                          "use a3bench.benchmark(..., attacks=...) for it")
+    return built[0]
+
+
+def as_dataset(data: Any, model: Any = None):
+    """A dataset name, an (x, y) pair or a DataLoader → an :class:`~a3bench.data.ImageDataset`."""
+    from a3bench.data import DatasetInfo, ImageDataset, load_dataset
+
+    if isinstance(data, ImageDataset):
+        return data
+    if isinstance(data, str):
+        return load_dataset(data, "test")
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        x, y = data
+    elif hasattr(data, "__iter__"):
+        xs, ys = [], []
+        for item in data:
+            if not (isinstance(item, (tuple, list)) and len(item) >= 2):
+                raise DataError("a DataLoader must yield (x, y) pairs")
+            xs.append(torch.as_tensor(item[0]))
+            ys.append(torch.as_tensor(item[1]))
+        if not xs:
+            raise DataError("the DataLoader yielded nothing")
+        x, y = torch.cat(xs), torch.cat(ys)
+    else:
+        raise DataError(f"data must be a dataset name, an (x, y) pair of tensors or a DataLoader, got {type(data).__name__}")
+    x, y = x.detach().cpu(), y.detach().cpu()
+    if x.dim() != 4 or y.dim() != 1 or len(x) != len(y):
+        raise DataError(f"x must be N×C×H×W and y N class indices, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if y.is_floating_point() or (len(y) and int(y.min()) < 0):
+        raise DataError("y must hold class indices (integers ≥ 0)")
+    x = x.float()
+    if len(x) and (float(x.min()) < 0 or float(x.max()) > 1 or not bool(torch.isfinite(x).all())):
+        raise DataError("x must hold pixels in [0, 1] (the model owns its normalisation)")
+    num_classes = getattr(model, "num_classes", None) or (int(y.max()) + 1 if len(y) else 1)
+    c = x.shape[1]
+    info = DatasetInfo(name="tensors", num_classes=int(num_classes), input_shape=tuple(x.shape[1:]), mean=(0.5,) * c, std=(0.5,) * c,
+                       classes=tuple(str(i) for i in range(int(num_classes))))
+    return ImageDataset(x.contiguous(), y.long(), info)
