@@ -50,7 +50,6 @@ class AttackContext:
     dataset: str | None = None
     loaded: Any = None  # LoadedModel | None (typed loosely: attacks must not import models/)
     probe: torch.Tensor | None = None  # a few clean inputs an attack may use to inspect the model (e.g. bpda)
-    extras: dict[str, Any] = field(default_factory=dict)  # scratch space shared by attacks of one run
 
 
 class Attack(ABC):

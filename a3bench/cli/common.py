@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import functools
-import sys
 from typing import Callable
 
 import typer
 
-DOCS_HINT = "see README.md"
 
 
 def console(stderr: bool = False):
@@ -77,6 +75,3 @@ def _os_error_line(e: OSError) -> str:
     where = f" ({excerpt(str(e.filename), 120)})" if e.filename is not None else ""
     return f"{e.strerror or type(e).__name__}{where}"
 
-
-def is_tty() -> bool:
-    return sys.stderr.isatty()
