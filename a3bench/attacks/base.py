@@ -56,6 +56,7 @@ class AttackContext:
     batch_size: int = 256
     num_classes: int | None = None
     dataset: str | None = None
+    data_dir: str | None = None  # where the dataset's files are (the --data-dir given), for attacks that need its train split
     loaded: Any = None  # LoadedModel | None (typed loosely: attacks must not import models/)
     probe: torch.Tensor | None = None  # a few clean inputs an attack may use to inspect the model (e.g. bpda)
     extras: dict[str, Any] = field(default_factory=dict)  # scratch space shared by attacks of one run

@@ -64,7 +64,7 @@ _SUITES: dict[str, tuple[tuple[str, ...], str]] = {}
 
 # Modules that register more attacks/suites; imported on the first lookup (not when
 # a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here.
-ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive"]
+ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive", "a3bench.attacks.bpda_graph", "a3bench.attacks.spsa", "a3bench.attacks.square"]
 _loaded = False
 
 
