@@ -73,7 +73,7 @@ def _looks_like_probabilities(out: torch.Tensor) -> bool:
 
 
 def distill(target: nn.Module, train, threat: ThreatModel, *, arch: str | None = None, train_steps: int = 1000,
-            seconds: float = 300.0, batch: int = 128, lr: float = 1e-3, labels: str = "soft", temperature: float = 1.0,
+            seconds: float = 600.0, batch: int = 128, lr: float = 1e-3, labels: str = "soft", temperature: float = 1.0,
             seed: int = 0, device: torch.device | str = "cpu") -> tuple[nn.Module, DistillBudget]:
     """Train a surrogate on ``target``'s answers; returns it (eval mode, frozen) and its budget.
 
@@ -143,7 +143,7 @@ class DistillTransfer(PGD):
 
     Args:
         steps: PGD iterations on the surrogate (50). restarts, loss, step_size: as PGD.
-        train_steps: distillation steps (1000). seconds: wall-clock cap on them (300).
+        train_steps: distillation steps (1000). seconds: wall-clock cap on them (600).
         arch: surrogate architecture (default by input size). labels: ``soft`` or ``hard``.
         batch, lr, temperature: distillation batch (128), Adam rate (1e-3), softmax temperature (1).
 
@@ -154,7 +154,7 @@ class DistillTransfer(PGD):
     kind = AttackKind.TRANSFER
     reveals = "transfer-beats-white-box"
 
-    def __init__(self, steps: int = 50, *, train_steps: int = 1000, seconds: float = 300.0, arch: str | None = None,
+    def __init__(self, steps: int = 50, *, train_steps: int = 1000, seconds: float = 600.0, arch: str | None = None,
                  labels: str = "soft", batch: int = 128, lr: float = 1e-3, temperature: float = 1.0, **kw) -> None:
         super().__init__(steps, name=kw.pop("name", "transfer:distill"), **kw)
         if labels not in LABELS:
@@ -261,6 +261,6 @@ def distill_attack(spec) -> DistillTransfer:
             raise AttackError(f"attack {spec.text!r}: {e}") from None
     return DistillTransfer(
         int_option(sub, "steps", 50), restarts=int_option(sub, "restarts", 1), loss=loss_option(sub), step_size=step_option(sub),
-        train_steps=int_option(sub, "train_steps", 1000), seconds=positive("seconds", 300.0), arch=arch, labels=labels,
+        train_steps=int_option(sub, "train_steps", 1000), seconds=positive("seconds", 600.0), arch=arch, labels=labels,
         batch=int_option(sub, "batch", 128), lr=positive("lr", 1e-3), temperature=positive("temperature", 1.0),
         name=spec.text.lower().replace(" ", ""))
