@@ -173,6 +173,13 @@ def data(fmnist_test):
     return fmnist_test.first(64).tensors()
 
 
+@pytest.fixture(scope="module")
+def pgd_truth(network, data):
+    """The undefended network's PGD-20 robust accuracy on the 64 examples."""
+    x, y = data
+    return _robust(network, PGD(20), x, y)[0]
+
+
 def liar(network, kind, place) -> nn.Module:
     return _frozen(Liar(network, kind, place))
 
@@ -347,9 +354,9 @@ def test_bridged_forward_is_exact_and_its_gradient_honest(network, data):
 
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("kind", KINDS)
-def test_graph_bpda_brings_each_liar_back_to_the_truth(network, data, kind, place):
+def test_graph_bpda_brings_each_liar_back_to_the_truth(network, data, pgd_truth, kind, place):
     x, y = data
-    truth, _ = _robust(network, PGD(20), x, y)
+    truth = pgd_truth
     model = liar(network, kind, place)
     fooled, _ = _robust(model, PGD(20), x, y)
     attack = build_attack("bpda-graph:steps=20")[0]
@@ -370,13 +377,13 @@ def test_graph_bpda_is_skipped_with_a_note(network, data):
     assert "differ in shape" in note
 
 
-def test_graph_bpda_without_probe_locates_on_the_first_batch(network, data):
+def test_graph_bpda_without_probe_locates_on_the_first_batch(network, data, pgd_truth):
     x, y = data
     model = liar(network, "zero", "between")
     attack = GraphBPDA(20)
     assert attack.applies_to(AttackContext(model=model, threat=LINF)) is None
     acc, _ = _robust(model, attack, x, y)
-    assert attack.location.found and acc <= _robust(network, PGD(20), x, y)[0] + 3
+    assert attack.location.found and acc <= pgd_truth + 3
 
 
 # --------------------------------------------------------------------------- black-box and transfer attacks
@@ -405,8 +412,8 @@ def test_spsa_breaks_what_the_lie_hides(network, data):
     """A few SPSA steps already beat PGD-20 on a zero-gradient liar (PGD does not move)."""
     x, y = data
     model = liar(network, "zero", "deep")
-    fooled, _ = _robust(model, PGD(20), x[:32], y[:32])
-    spsa, _ = _robust(model, SPSA(10, samples=32, lr=0.02), x[:32], y[:32])
+    fooled, _ = _robust(model, PGD(20), x[:24], y[:24])
+    spsa, _ = _robust(model, SPSA(8, samples=32, lr=0.02), x[:24], y[:24])
     assert spsa <= fooled - 20, (spsa, fooled)
 
 
@@ -422,16 +429,16 @@ def test_square_queries_budget_and_box(network, data):
 def test_distillation_budget_determinism_and_attack(network, fmnist_train, data):
     x, y = data
     model = liar(network, "sign", "between")
-    s1, b1 = distill(model, fmnist_train, LINF, train_steps=30, batch=64, seed=0)
-    s2, b2 = distill(model, fmnist_train, LINF, train_steps=30, batch=64, seed=0)
-    s3, _ = distill(model, fmnist_train, LINF, train_steps=30, batch=64, seed=1)
+    s1, b1 = distill(model, fmnist_train, LINF, train_steps=20, batch=64, seed=0)
+    s2, b2 = distill(model, fmnist_train, LINF, train_steps=20, batch=64, seed=0)
+    s3, _ = distill(model, fmnist_train, LINF, train_steps=20, batch=64, seed=1)
     w = lambda m: torch.cat([p.flatten() for p in m.parameters()])  # noqa: E731
     assert torch.equal(w(s1), w(s2)) and not torch.equal(w(s1), w(s3))
-    assert b1.steps == 30 and b1.stopped_by == "steps" and b1.labels == "soft" and 0 <= b1.agreement <= 1
-    assert b1.target_forward_passes == 30 * 64 + 512 and b1.surrogate_backward_passes == 30 * 64
-    _, cut = distill(model, fmnist_train, LINF, train_steps=30, batch=64, seconds=1e-9)
-    assert cut.stopped_by == "seconds" and cut.steps < 30
-    attack = build_attack("transfer:distill:train_steps=30:batch=64:steps=10")[0]
+    assert b1.steps == 20 and b1.stopped_by == "steps" and b1.labels == "soft" and 0 <= b1.agreement <= 1
+    assert b1.target_forward_passes == 20 * 64 + 512 and b1.surrogate_backward_passes == 20 * 64
+    _, cut = distill(model, fmnist_train, LINF, train_steps=20, batch=64, seconds=1e-9)
+    assert cut.stopped_by == "seconds" and cut.steps < 20
+    attack = build_attack("transfer:distill:train_steps=20:batch=64:steps=10")[0]
     assert isinstance(attack, DistillTransfer) and attack.kind is AttackKind.TRANSFER
     ctx = AttackContext(model=model, threat=LINF, dataset="fmnist", seed=0)
     assert attack.applies_to(ctx) is None
@@ -484,7 +491,9 @@ def truth(network, fmnist_test):
 
 
 @pytest.mark.expensive
-def test_spsa_reaches_the_truth_on_every_liar(network, truth):
+def test_spsa_comes_within_a_few_points_of_the_truth(network, truth):
+    """SPSA sees forward passes only, so its number on any liar is its number on the
+    network (shown above, bit for bit); here it is compared with the truth."""
     x, y, true_acc = truth
     acc, out = _robust(liar(network, "shattered", "deep"), SPSA(100), x, y)
     assert acc <= true_acc + 8, (acc, true_acc)
@@ -492,7 +501,7 @@ def test_spsa_reaches_the_truth_on_every_liar(network, truth):
 
 
 @pytest.mark.expensive
-def test_distilled_transfer_reaches_the_truth_on_every_liar(network, truth):
+def test_distilled_transfer_comes_within_a_few_points_of_the_truth(network, truth):
     x, y, true_acc = truth
     model = liar(network, "noise", "input")
     attack = DistillTransfer(100, restarts=3)
