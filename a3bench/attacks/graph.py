@@ -259,40 +259,45 @@ def _describe(p: _Point, inputs: dict, outputs: dict, prefer: str) -> str:
     return f"the {side} of `{p.op}` in {where}"
 
 
-def _through(far: torch.Tensor, near: torch.Tensor, limit: int = 6) -> tuple[bool, list[str]]:
-    """Is ``near`` upstream of ``far`` in the autograd graph, and which nodes lie between."""
-    target = near.grad_fn
-    memo: dict[Any, bool] = {}
-    budget = [20_000]
+def _through(far: torch.Tensor, near: torch.Tensor, limit: int = 6, budget: int = 20_000) -> tuple[bool, list[str]]:
+    """Is ``near`` upstream of ``far`` in the autograd graph, and which nodes lie between
+    (nearest to ``far`` first). Iterative: deep networks have deep graphs."""
+    start = far.grad_fn
+    if start is None:
+        return False, []
 
-    def reaches(node) -> bool:
-        if node is None or budget[0] <= 0:
-            return False
-        if node is target:
-            return True
-        if getattr(node, "variable", None) is near:
-            return True
-        key = node
-        if key in memo:
-            return memo[key]
-        budget[0] -= 1
-        memo[key] = False
-        memo[key] = any(reaches(child) for child, _ in node.next_functions)
-        return memo[key]
+    def is_near(node) -> bool:
+        return node is near.grad_fn if near.grad_fn is not None else getattr(node, "variable", None) is near
 
-    ok = reaches(far.grad_fn)
-    names = []
-    for node, hit in memo.items():
-        if hit and node is not target and node is not far.grad_fn:
-            names.append(type(node).__name__)
-    if far.grad_fn is not None and far.grad_fn is not target:
-        names.insert(0, type(far.grad_fn).__name__)
-    seen, uniq = set(), []
-    for n in names:
-        if n not in seen:
-            seen.add(n)
-            uniq.append(n)
-    return ok, uniq[:limit]
+    order, parents, seen, stack = [], {}, {start}, [start]
+    while stack and len(seen) < budget:
+        node = stack.pop()
+        order.append(node)
+        if is_near(node):
+            continue  # nothing beyond ``near`` lies between
+        for child, _ in node.next_functions:
+            if child is None:
+                continue
+            parents.setdefault(child, []).append(node)
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    # every node on a path from far to near: the ancestors (towards far) of near's node
+    between, todo = set(), [n for n in order if is_near(n)]
+    if not todo:
+        return False, []
+    while todo:
+        node = todo.pop()
+        for parent in parents.get(node, []):
+            if parent not in between:
+                between.add(parent)
+                todo.append(parent)
+    names: list[str] = []
+    for node in order:
+        name = type(node).__name__
+        if node in between and name not in names:
+            names.append(name)
+    return True, names[:limit]
 
 
 class _Probe:
@@ -313,7 +318,7 @@ class _Probe:
             if id(logits) not in {id(p.tensor) for p in pts} and logits.requires_grad:
                 pts.append(_Point(("y",), logits, "output", "", logits._version))
             pts = [p for p in pts if p.tensor._version == p.version]  # changed in place later: not what autograd saw
-            grads = torch.autograd.grad(loss.sum(), [p.tensor for p in pts], allow_unused=True, retain_graph=True)
+            grads = torch.autograd.grad(loss.sum(), [p.tensor for p in pts], allow_unused=True)
         self.fwd += n
         self.bwd += n
         self.loss = loss.detach()
