@@ -38,7 +38,7 @@ from a3bench.errors import AttackError
 from a3bench.threat import ThreatModel, example_seeds
 
 SALT_START, SALT_DIRECTIONS = 6_007, 6_011
-MAX_ROWS = 4096  # rows per forward pass (examples × queries)
+MAX_ROWS = 512  # rows per forward pass (examples × queries): larger batches run slower per row on CPU
 BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 
 

@@ -124,6 +124,7 @@ def check_gradients(
     points: str = "alternate",
     step: float | None = None,
     batch_size: int = 256,
+    randomized: bool | None = None,
 ) -> GradientCheck:
     """Compare autograd with finite differences on each example of (x, y).
 
@@ -136,10 +137,11 @@ def check_gradients(
         points: ``alternate`` (clean at even positions, perturbed at odd), ``clean``,
             ``perturbed``.
         step: override the finite-difference step.
+        randomized: whether the model's outputs are random (the runner knows it from its
+            sanity checks); None: two forward passes of 4 examples decide.
 
-    A randomised model (two forward passes differ) is not checked: finite differences of
-    a random function measure the noise (``skipped`` says so; ``randomized-outputs`` and
-    EOT cover it).
+    A randomised model is not checked: finite differences of a random function measure
+    the noise (``skipped`` says so; ``randomized-outputs`` and EOT cover it).
     """
     if points not in ("alternate", "clean", "perturbed"):
         raise ValueError(f"points must be alternate, clean or perturbed, got {points!r}")
@@ -149,11 +151,14 @@ def check_gradients(
     h = float(step) if step is not None else default_step(threat)
     if n == 0:
         return GradientCheck(0, 0, 0.0, {}, h)
-    if _is_randomized(model, x[: min(n, 4)]):
-        return GradientCheck(0, 0, 0.0, {}, h, forward_passes=2 * min(n, 4), seconds=time.perf_counter() - t0,
+    fwd, bwd = 0, 0
+    if randomized is None:
+        randomized = _is_randomized(model, x[: min(n, 4)])
+        fwd += 2 * min(n, 4)
+    if randomized:
+        return GradientCheck(0, 0, 0.0, {}, h, forward_passes=fwd, seconds=time.perf_counter() - t0,
                              skipped="the model's outputs change between identical forward passes (randomised)")
     examples: list[ExampleCheck] = []
-    fwd, bwd = 2 * min(n, 4), 0
     for s in range(0, n, batch_size):
         part = _check_batch(model, x[s : s + batch_size], y[s : s + batch_size], indices[s : s + batch_size], threat, seed, points, h)
         examples += part[0]
@@ -198,7 +203,8 @@ def _check_batch(model, x, y, idx, threat: ThreatModel, seed: int, points: str, 
     loss, logits = loss.detach(), logits.detach()
     floor = noise_floor(logits)
     finite = torch.isfinite(grad.flatten(1)).all(dim=1)
-    grad = torch.where(finite.view(-1, *([1] * (grad.dim() - 1))), grad, torch.zeros_like(grad))
+    if not bool(finite.all()):
+        grad = torch.where(finite.view(-1, *([1] * (grad.dim() - 1))), grad, torch.zeros_like(grad))
     d = ascent_direction(grad, linf)
     claimed = (grad * d).flatten(1).sum(1)  # ‖g‖₁ (Linf) or ‖g‖₂: ≥ 0
     zero = claimed == 0
@@ -245,27 +251,19 @@ def _check_batch(model, x, y, idx, threat: ThreatModel, seed: int, points: str, 
         other[probe] = torch.where(a_r != 0, f_r / a_r, torch.full_like(a_r, float("nan")))
 
     out = []
-    for i in range(b):
-        consistent = bool(ok[i])
-        r = float(ratio[i])
+    cols = zip(idx.tolist(), perturbed.tolist(), ok.tolist(), finite.tolist(), zero.tolist(), ratio.tolist(),
+               other.tolist(), claimed.tolist(), measured.tolist())
+    for index, pert, consistent, fin, zer, r, o, a, f in cols:
         if consistent:
             kind = None
-        elif not bool(finite[i]):
+        elif not fin:
             kind = "non-finite"
-        elif bool(zero[i]):
+        elif zer:
             kind = "zero"
         else:
-            o = float(other[i])
             kind = classify(r, None if o != o else o)
-        out.append(ExampleCheck(
-            index=int(idx[i]),
-            point="perturbed" if bool(perturbed[i]) else "clean",
-            consistent=consistent,
-            kind=kind,
-            ratio=None if r != r else round(r, 6),
-            autograd=float(claimed[i]),
-            finite_difference=float(measured[i]),
-        ))
+        out.append(ExampleCheck(index=index, point="perturbed" if pert else "clean", consistent=consistent, kind=kind,
+                                ratio=None if r != r else round(r, 6), autograd=a, finite_difference=f))
     return out, fwd, bwd
 
 
