@@ -202,7 +202,7 @@ def _check_batch(model, x, y, idx, threat: ThreatModel, seed: int, points: str, 
     grad = torch.zeros_like(xs) if grad is None else grad.detach()
     loss, logits = loss.detach(), logits.detach()
     floor = noise_floor(logits)
-    finite = torch.isfinite(grad.flatten(1)).all(dim=1)
+    finite = torch.isfinite(grad.flatten(1).abs().sum(dim=1))  # NaN and inf survive the sum
     if not bool(finite.all()):
         grad = torch.where(finite.view(-1, *([1] * (grad.dim() - 1))), grad, torch.zeros_like(grad))
     d = ascent_direction(grad, linf)
