@@ -224,6 +224,10 @@ def test_consistency_check_flags_each_liar(network, data, kind, place):
     (flag,) = gradient_flags(check)
     assert flag.name == FLAG and flag.severity == "error" and flag.value == pytest.approx(100 * check.fraction)
     assert f"{check.n_inconsistent} of 32" in flag.message
+    if kind != "scaled" and place == "between":  # the record says where, too
+        loc = locate_lie(liar(network, kind, place), x[:16], threat=LINF)
+        (located,) = gradient_flags(check, location=loc)
+        assert located.message.endswith("where: " + loc.message)
 
 
 @pytest.mark.parametrize("threat", [LINF, L2, ThreatModel("Linf", 8 / 255)], ids=["linf0.1", "l2-1.5", "linf8/255"])

@@ -268,9 +268,13 @@ def _check_batch(model, x, y, idx, threat: ThreatModel, seed: int, points: str, 
     return out, fwd, bwd
 
 
-def gradient_flags(check: GradientCheck, *, threshold: float = THRESHOLD) -> list[Flag]:
+def gradient_flags(check: GradientCheck, *, threshold: float = THRESHOLD, location: Any = None) -> list[Flag]:
     """``gradient-inconsistent`` (severity **error**) when more than ``threshold`` of the
     checked examples have a gradient that disagrees with finite differences.
+
+    ``location``: a :class:`~a3bench.attacks.graph.LieLocation` (from ``locate_lie``);
+    when it found the lie, its sentence ends the message ("... where: the gradient stops
+    matching between the output of `encoder` and the input of `head` ...").
 
     Error, not warning: an honest network — kinks and all — does not fire it (the check's
     tolerance is set on honest models, docs/diagnostics.md), so when it fires the backward
@@ -282,10 +286,11 @@ def gradient_flags(check: GradientCheck, *, threshold: float = THRESHOLD) -> lis
         return []
     pct = 100.0 * check.fraction
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(check.kinds.items(), key=lambda kv: -kv[1]))
+    where = f"; where: {location.message}" if location is not None and getattr(location, "found", False) else ""
     return [Flag(FLAG, "error",
                  f"the autograd gradient disagrees with finite differences on {check.n_inconsistent} of {check.n_checked} "
                  f"checked examples ({pct:.1f} %; {kinds}): the backward pass is not the derivative of the forward pass, "
-                 "white-box attacks follow it; trust bpda-graph, spsa-K and transfer:distill (docs/diagnostics.md)",
+                 f"white-box attacks follow it; trust bpda-graph, spsa-K and transfer:distill (docs/diagnostics.md){where}",
                  value=round(pct, 4))]
 
 
