@@ -346,6 +346,32 @@ def test_localisation_finds_two_lies_and_a_shape_changing_one(network, data):
     assert "_LyingPoolBackward" in pool.gaps[0].through
 
 
+def test_localisation_sees_past_functions_that_only_look_at_a_tensor():
+    """BatchNorm and interpolate call ``input.dim()``/``size()`` first: a tensor is a point
+    where it enters a computation, not where its shape is read."""
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.bn, self.fc = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.Linear(8 * 14 * 14, 10)
+
+        def forward(self, x):
+            h = _Lie.apply(self.conv(x), "sign", None)
+            return self.fc(F.relu(F.interpolate(self.bn(h), scale_factor=0.5)).flatten(1))
+
+    torch.manual_seed(0)
+    model = _frozen(Net())
+    x = torch.rand(8, 1, 28, 28)
+    loc = locate_lie(model, x, threat=LINF)
+    assert loc.message == "the gradient stops matching between the output of `conv` and the input of `bn` (through `_LieBackward`)"
+    acc_gap = forward_bridged(model, x.requires_grad_(True), loc.gaps)
+    (g,) = torch.autograd.grad(acc_gap.sum(), x)
+    x2 = x.detach().clone().requires_grad_(True)
+    honest = lambda t: model.fc(F.relu(F.interpolate(model.bn(model.conv(t)), scale_factor=0.5)).flatten(1))  # noqa: E731
+    (g_true,) = torch.autograd.grad(honest(x2).sum(), x2)
+    assert torch.allclose(g, g_true, atol=1e-5)
+
+
 def test_bridged_forward_is_exact_and_its_gradient_honest(network, data):
     x, y = data
     model = liar(network, "sign", "deep")

@@ -103,7 +103,8 @@ class _Tracer(TorchFunctionMode):
             module = self.module_stack[-1] if self.module_stack else ""
             self.points.append(_Point(loc, t, op, module, t._version))
 
-    def visit(self, loc: Locator, t: Any, op: str) -> Any:
+    def rewrite(self, loc: Locator, t: Any) -> Any:
+        """The tensor at ``loc`` as this pass wants it: perturbed, bridged, remembered."""
         if not isinstance(t, torch.Tensor):
             return t
         if self.perturb is not None and self.perturb[0] == loc:
@@ -114,7 +115,6 @@ class _Tracer(TorchFunctionMode):
                 t = _StraightThrough.apply(near, t)
         if loc in self.bridge_starts:
             self.captured[loc] = t
-        self.note(loc, t, op)
         return t
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -123,13 +123,24 @@ class _Tracer(TorchFunctionMode):
         self.calls += 1
         op = getattr(func, "__name__", str(func))
         leaves, spec = tree_flatten((args, kwargs))
-        if any(isinstance(v, torch.Tensor) for v in leaves):
-            leaves = [self.visit(("in", j, k), v, op) for k, v in enumerate(leaves)]
+        has_input = any(isinstance(v, torch.Tensor) for v in leaves)
+        if has_input:
+            leaves = [self.rewrite(("in", j, k), v) for k, v in enumerate(leaves)]
             args, kwargs = tree_unflatten(leaves, spec)
         out = func(*args, **kwargs)
         outs, ospec = tree_flatten(out)
         if any(isinstance(v, torch.Tensor) for v in outs):
-            out = tree_unflatten([self.visit(("out", j, k), v, op) for k, v in enumerate(outs)], ospec)
+            # an input is a point only where it enters a computation: not where `size()`
+            # or `dim()` merely looks at it (perturbing it there would change nothing)
+            if has_input:
+                for k, v in enumerate(leaves):
+                    if isinstance(v, torch.Tensor):
+                        self.note(("in", j, k), v, op)
+            outs = [self.rewrite(("out", j, k), v) for k, v in enumerate(outs)]
+            for k, v in enumerate(outs):
+                if isinstance(v, torch.Tensor):
+                    self.note(("out", j, k), v, op)
+            out = tree_unflatten(outs, ospec)
         return out
 
 
