@@ -296,6 +296,7 @@ class ResultRecord:
     per_attack: list[AttackRecord] = field(default_factory=list)
     probe: ProbeRecord | None = None
     audit: dict[str, Any] | None = None  # the attack audit's summary (docs/audit.md) and its file, when one ran
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # gradient check, where a gradient lies, escalation
     robust_acc_ci: list[float] = field(default_factory=list)  # 95 % Wilson interval, percent
     flags: list[Flag] = field(default_factory=list)
     verdict: Verdict = Verdict.RELIABLE
@@ -500,6 +501,8 @@ class ResumeState:
     violations: dict[str, int] = field(default_factory=dict)  # only when not strict
     correct_share: list[float | None] | None = None  # randomised models: share of draws still correct
     nonfinite: int = 0  # verdicts whose logits were not finite (clean pass and re-checks)
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # gradient check and lie location, before the cascade
+    escalation: dict[str, Any] | None = None  # the escalation plan, once one fired (its attacks join the plan)
     rising: list[int] = field(default_factory=list)  # examples whose loss still rose at the end of the probed PGD
     state_version: int = STATE_VERSION
 

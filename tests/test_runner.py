@@ -228,14 +228,20 @@ class _Quantized(nn.Module):
         return self.model(torch.round(x * 4) / 4)
 
 
-@pytest.mark.parametrize("wrap, flag, verdict", [(_Softmax, "softmax-outputs", "unreliable"), (_Noisy, "randomized-outputs", "suspicious"),
-                                                 (_Quantized, "zero-gradients", "suspicious")])
-def test_sanity_flags(standard_model, fmnist_test, wrap, flag, verdict):
+@pytest.mark.parametrize("wrap, flag, verdict, deciding", [
+    (_Softmax, "softmax-outputs", "unreliable", "softmax-outputs"),
+    (_Noisy, "randomized-outputs", "suspicious", "randomized-outputs"),
+    # a zero gradient is also a gradient that contradicts finite differences: an error
+    (_Quantized, "zero-gradients", "unreliable", "gradient-inconsistent"),
+])
+def test_sanity_flags(standard_model, fmnist_test, wrap, flag, verdict, deciding):
     rec = evaluate(wrap(standard_model), fmnist_test, LINF, "fgsm", n_examples=64).record
     assert flag in [f.name for f in rec.flags]
-    assert rec.verdict == verdict and flag in rec.verdict_reason
+    assert rec.verdict == verdict and deciding in rec.verdict_reason
     # a randomised model gets an EOT attack without being asked; others do not
     assert (any(a.name.startswith("eot-pgd") for a in rec.per_attack)) == (flag == "randomized-outputs")
+    # a plan of named attacks is never escalated: only the adaptive and full suites spend more
+    assert rec.diagnostics.get("escalation") is None
 
 
 def test_honest_adversarially_trained_model_is_reliable(robust_model, fmnist_test):

@@ -483,13 +483,18 @@ def _pre_softmax(spec: AttackSpec) -> PreSoftmax:
     return PreSoftmax(**kw, name=spec.text.lower())
 
 
-@register_attack("transfer:SPEC", pattern=r"transfer", help="PGD-50 crafted on a surrogate model SPEC, judged on the target", raw_arg=True,
-                 example="transfer:{model}")
-def _transfer(spec: AttackSpec) -> TransferPGD:
+@register_attack("transfer:SPEC", pattern=r"transfer", raw_arg=True, example="transfer:{model}",
+                 help="PGD-50 crafted on a surrogate model SPEC, judged on the target; transfer:distill trains the surrogate "
+                      "on the target's outputs (options train_steps, seconds, arch, labels, steps)")
+def _transfer(spec: AttackSpec) -> PGD:
     from a3bench.errors import AttackError
 
     if not spec.arg:
-        raise AttackError("transfer needs a surrogate: transfer:SPEC (any --model SPEC)")
+        raise AttackError("transfer needs a surrogate: transfer:SPEC (any --model SPEC) or transfer:distill")
+    if spec.arg.strip().split(":")[0].strip().lower() == "distill":
+        from a3bench.attacks.distill import distill_attack
+
+        return distill_attack(spec)
     return TransferPGD(spec.arg.strip())
 
 

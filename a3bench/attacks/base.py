@@ -48,6 +48,7 @@ class AttackContext:
     batch_size: int = 256
     num_classes: int | None = None
     dataset: str | None = None
+    data_dir: str | None = None  # where the dataset's files are (the --data-dir given), for attacks that need its train split
     loaded: Any = None  # LoadedModel | None (typed loosely: attacks must not import models/)
     probe: torch.Tensor | None = None  # a few clean inputs an attack may use to inspect the model (e.g. bpda)
 
@@ -86,6 +87,11 @@ class Attack(ABC):
     def config(self) -> dict[str, Any]:
         """The options that define this attack (stored in the record and the resume state)."""
         return {}
+
+    def record_note(self) -> str | None:
+        """What the attack learned about the model during the run, for its record's note
+        (where a gradient lies, a surrogate's training budget ...); None: nothing to say."""
+        return None
 
     def __call__(
         self,

@@ -65,7 +65,8 @@ _SUITES: dict[str, tuple[tuple[str, ...], str]] = {}
 
 # Modules that register more attacks/suites; imported on the first lookup (not when
 # a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here.
-ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive", "a3bench.attacks.crossmax", "a3bench.attacks.suites"]
+ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive", "a3bench.attacks.crossmax", "a3bench.attacks.bpda_graph", "a3bench.attacks.spsa",
+                              "a3bench.attacks.square", "a3bench.attacks.suites"]  # suites last: they name the others
 _loaded = False
 
 

@@ -19,6 +19,8 @@ ADAPTIVE = [
     "pre-softmax", "pgd-50:loss=cw", "pgd-50:loss=logit-scaled",
     # CrossMax self-ensembles and ensembles (Zhang et al. 2024)
     "crossmax-mean", "fixed-randomness", "predictor-transfer",
+    # a gradient that lies anywhere in the graph (skipped when nothing is found)
+    "bpda-graph",
     # black-box: immune to misleading gradients
     "square",
 ]

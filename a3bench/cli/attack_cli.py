@@ -113,7 +113,7 @@ def attack_command(
     try:
         result = evaluate(loaded, data, threat, plan, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
                           device=dev, out=out, resume=resume, progress=drawer, spec=model, probe=not no_probe, draws=draws, keep_state=keep_state,
-                          audit=audit_n if audit else None)
+                          audit=audit_n if audit else None, data_dir=data_dir)
     finally:
         if drawer is not None:
             drawer.close()

@@ -108,6 +108,24 @@ def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomiz
     return flags
 
 
+def gradient_lies(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat, *, seed: int, positions: torch.Tensor,
+                  randomised: bool) -> tuple[list[Flag], dict]:
+    """Is the gradient the gradient? autograd against finite differences per example
+    (:mod:`a3bench.eval.gradcheck`); when it is not, where it stops matching
+    (:func:`a3bench.attacks.graph.locate_lie`). Returns the flags and what the record keeps."""
+    from a3bench.attacks.graph import locate_lie
+    from a3bench.eval.gradcheck import check_gradients, gradient_flags
+
+    check = check_gradients(model, x, y, threat, seed=seed, indices=positions, randomized=randomised)
+    kept: dict = {"gradient_check": check.to_dict()}
+    flags = gradient_flags(check)
+    if flags:
+        location = locate_lie(model, x[:16], threat=threat, seed=seed)
+        kept["lie_location"] = location.to_dict()
+        flags = gradient_flags(check, location=location)
+    return flags, kept
+
+
 def near_chance_flags(clean_acc: float, num_classes: int) -> list[Flag]:
     """A model near chance has nothing to be robust about: its robust number means nothing."""
     chance = 100.0 / max(num_classes, 1)

@@ -61,6 +61,7 @@ from a3bench.threat import ThreatModel, format_eps
 
 SANITY_EXAMPLES = 100  # AutoAttack's checks run on one batch; 100 examples detect the same and cost little
 DEFAULT_DRAWS = 10  # fresh forward passes per verdict on a randomised model
+ESCALATING_SUITES = ("adaptive", "full")  # suites that spend more when the gradients are found to lie
 PROBE_STAGE = 10_000  # seeds of the convergence probe never meet an attack's
 
 
@@ -114,6 +115,7 @@ def evaluate(
     keep_state: bool = False,
     adapt_plan: bool = True,
     audit: int | None = None,
+    data_dir: str | Path | None = None,
 ) -> EvaluationResult:
     """Run the worst-case cascade and build the result record.
 
@@ -144,18 +146,19 @@ def evaluate(
         audit: after the cascade, audit the plan's attacks on the first ``audit`` examples
             (binarization test and indicators of attack failure, docs/audit.md): the audit
             file goes beside the record, its summary into ``record.audit``, its flags into the verdict.
+        data_dir: where the dataset's files are (attacks that train a surrogate read its training split).
     """
     run = _Run(loaded_model, dataset, threat, attacks, suite=suite, n_examples=n_examples, seed=seed, batch_size=batch_size,
-               device=device, out=out, progress=progress, strict=strict, spec=spec, draws=draws, adapt_plan=adapt_plan)
+               device=device, out=out, progress=progress, strict=strict, spec=spec, draws=draws, adapt_plan=adapt_plan, data_dir=data_dir)
     if resume and run.out is None:
         raise AttackError("--resume needs --out (the state file sits beside the record)")
     with _OutputLock(run.out if run.shard.is_main else None, run.loaded):
         with frozen_parameters(run.model):
             try:
                 state = run.initial_state(resume)
-                for i, attack in enumerate(run.plan.attacks):
-                    if i >= len(state.finished):
-                        run.attack(i, attack, state)
+                run.cascade_all(state)
+                if run.escalate_after(state):
+                    run.cascade_all(state)
                 probe_record = run.probe(state) if probe else None
             finally:
                 run.deployed.restore()
@@ -192,7 +195,7 @@ class _Run:
     """The pieces of one evaluation, prepared once: model, examples, plan, judge, cascade."""
 
     def __init__(self, loaded_model, dataset, threat, attacks, *, suite, n_examples, seed, batch_size, device, out,
-                 progress, strict, spec, draws, adapt_plan=True) -> None:
+                 progress, strict, spec, draws, adapt_plan=True, data_dir=None) -> None:
         self.loaded = as_loaded_model(loaded_model, dataset, batch_size)
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
             raise AttackError(f"draws must be an integer ≥ 1, got {draws!r}")
@@ -227,7 +230,8 @@ class _Run:
         self.cascade = Cascade(self.x, self.y, self.positions, self.deployed, batch_size=self.batch_size, seed=self.seed,
                                strict=strict, shard=self.shard)
         self.ctx = AttackContext(model=self.model, threat=threat, device=self.dev, seed=self.seed, batch_size=self.batch_size,
-                                 num_classes=self.info.num_classes, dataset=self.info.name, loaded=self.loaded, probe=self.x[:16])
+                                 num_classes=self.info.num_classes, dataset=self.info.name, loaded=self.loaded, probe=self.x[:16],
+                                 data_dir=str(data_dir) if data_dir is not None else None)
         self.notes: list[str] = []
         self.t_start = time.perf_counter()
 
@@ -271,7 +275,11 @@ class _Run:
         n, bs = self.n, self.batch_size
         check_n = min(n, bs, SANITY_EXAMPLES)
         flags = diagnostics.sanity_flags(self.model, self.x[:check_n], self.y[:check_n], randomized_ok=True)
-        self.deployed.draws = self.draws if any(f.name == "randomized-outputs" for f in flags) else 1
+        randomised = any(f.name == "randomized-outputs" for f in flags)
+        self.deployed.draws = self.draws if randomised else 1
+        found, checked = diagnostics.gradient_lies(self.model, self.x[:check_n], self.y[:check_n], self.threat, seed=self.seed,
+                                                   positions=self.positions[:check_n], randomised=randomised)
+        flags += found
         self.report("clean", total=n, robust=0)
         preds, shares, nonfinite, correct = [], [], 0, 0
         for s in range(0, n, bs):
@@ -293,6 +301,7 @@ class _Run:
             flags=flags,
             correct_share=torch.cat(shares).tolist() if self.deployed.draws > 1 and shares else None,
             nonfinite=nonfinite,
+            diagnostics=checked,
         )
 
     def _finalise_plan(self, state: ResumeState) -> None:
@@ -301,6 +310,8 @@ class _Run:
         plan = self.plan
         if _randomised(state) and self.adapt_plan:
             self._for_randomised_model(plan)
+        if self._escalates():
+            self._escalate(state, state.flags)
         stamps = _jsonable([_stamp(a) for a in plan.attacks])
         started = len(state.finished) + (1 if state.current else 0)
         done = state.identity.get("attacks", stamps)[:started]
@@ -332,7 +343,54 @@ class _Run:
             plan.attacks = [*plan.attacks, EOTPGD(20, samples=10, name="eot-pgd-20:n=10")]
             self.notes.append("the model is randomised: eot-pgd-20:n=10 was added (gradients averaged over 10 draws)")
 
+    def _escalate(self, state: ResumeState, flags) -> bool:
+        """When the gradients are found to lie (``gradient-inconsistent`` before the cascade,
+        ``black-box-beats-white-box`` after it), add the attacks that are not fooled, within
+        a stated budget (docs/diagnostics.md#escalation). Kept in the state: a resumed run
+        escalates the same way. Returns whether attacks were added now."""
+        from a3bench.attacks.escalation import escalation
+        from a3bench.attacks.registry import build_attack
+
+        added = False
+        if state.escalation is None:
+            plan_e = escalation(flags, already=[a.name for a in self.plan.attacks])
+            if plan_e is None:
+                return False
+            state.escalation = plan_e.to_dict()
+            added = True
+        names = {a.name for a in self.plan.attacks}
+        for name in state.escalation.get("attacks", []):
+            for attack in build_attack(name):
+                if attack.name not in names:
+                    self.plan.attacks.append(attack)
+                    names.add(attack.name)
+        if added or not any(n.startswith("escalation:") for n in self.notes):
+            self.notes.append(f"escalation: {state.escalation.get('reason')}")
+        return added
+
+    def _escalates(self) -> bool:
+        """Escalation belongs to the suites that promise an adaptive evaluation; a plan of
+        named attacks runs exactly what it names."""
+        return self.adapt_plan and self.plan.suite in ESCALATING_SUITES
+
+    def escalate_after(self, state: ResumeState) -> bool:
+        """After the cascade: Square broke what the white-box attacks missed, and nothing
+        escalated yet → add the escalation attacks (they run on what is still robust)."""
+        if not self._escalates() or state.escalation is not None:
+            return False
+        fired = diagnostics.reveal_flags(self.plan.attacks, state.finished, self.n)
+        if not self._escalate(state, fired):
+            return False
+        state.identity = {**state.identity, "attacks": _jsonable([_stamp(a) for a in self.plan.attacks])}
+        self.save(state)
+        return True
+
     # ------------------------------------------------------------------ one attack
+
+    def cascade_all(self, state: ResumeState) -> None:
+        for i, attack in enumerate(self.plan.attacks):
+            if i >= len(state.finished):
+                self.attack(i, attack, state)
 
     def attack(self, i: int, attack: Attack, state: ResumeState) -> None:
         reason = attack.applies_to(self.ctx)
@@ -388,6 +446,9 @@ class _Run:
         rec = AttackRecord(**{**cur["record"], "robust_acc": self._acc(state), "seconds": round(cur["record"]["seconds"], 3)})
         if end.status is AttackStatus.FAILED:
             rec.status, rec.note = end.status, end.note
+        learned = attack.record_note()
+        if learned:
+            rec.note = f"{rec.note}; {learned}" if rec.note else learned
         if cur["unconfirmed"]:
             state.unconfirmed[attack.name] = cur["unconfirmed"]
             unconfirmed = f"{cur['unconfirmed']} claimed success(es) not confirmed by the re-check"
@@ -536,6 +597,7 @@ class _Run:
             suite=self.plan.suite,
             attacks=list(self.plan.names),
             notes=list(self.notes),
+            diagnostics={**state.diagnostics, **({"escalation": state.escalation} if state.escalation else {})},
             per_attack=per_attack,
             probe=probe_record,
             robust_acc_ci=[round(lo, 4), round(hi, 4)],
