@@ -135,6 +135,33 @@ def test_inference_time_noise(network, undefended, fmnist_test):
     assert "randomized-outputs" in flags(rec) and rec.verdict != "reliable"
 
 
+# Lies nobody announced (issue 10): a backward pass that returns zero, the wrong sign, noise
+# or a shattered gradient, at the input, between two modules inside forward, or deep in the
+# network (tests/test_gradient_lies.py builds them and checks every kind × place with the
+# consistency check, the localisation and graph BPDA). Here four of them, one per kind and
+# every place, go through --suite full: a3bench is told nothing about them.
+LIES = [("zero", "between"), ("sign", "input"), ("noise", "deep"), ("shattered", "between")]
+WHERE = {"input": "input", "between": "encoder", "deep": "block2"}
+
+
+@pytest.mark.parametrize("kind, place", LIES, ids=[f"{k}-{p}" for k, p in LIES])
+def test_lie_nobody_announced(network, undefended, fmnist_test, kind, place):
+    from tests.test_gradient_lies import Liar
+
+    liar = Liar(network, kind, place).eval()
+    rec = full(liar, fmnist_test)
+    assert rec.clean_acc == undefended.clean_acc  # the forward pass is the network's
+    assert rec.robust_acc <= undefended.robust_acc + TOLERANCE, (rec.robust_acc, undefended.robust_acc, rec.per_attack)
+    assert "gradient-inconsistent" in flags(rec) and rec.verdict == "unreliable"
+    where = rec.diagnostics["lie_location"]["message"]
+    assert WHERE[place] in where, where  # the record says where the lie is
+    # ... and which attack got past it: an attack after AutoAttack broke what it missed
+    after_aa = [a for a in rec.per_attack if a.group != "autoattack" and a.broken > 0]
+    assert after_aa, rec.per_attack
+    assert rec.diagnostics.get("escalation") is not None  # the suite spent more, and says why
+
+
 def test_honest_model_is_reliable_under_the_full_suite(robust_model, fmnist_test):
     rec = full(robust_model, fmnist_test, n=48)
     assert rec.flags == [] and rec.verdict == "reliable", rec.flags
+    assert rec.diagnostics["gradient_check"]["n_inconsistent"] == 0  # the consistency check stays quiet
