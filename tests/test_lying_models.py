@@ -141,7 +141,7 @@ def test_inference_time_noise(network, undefended, fmnist_test):
 # consistency check, the localisation and graph BPDA). Here four of them, one per kind and
 # every place, go through --suite full: a3bench is told nothing about them.
 LIES = [("zero", "between"), ("sign", "input"), ("noise", "deep"), ("shattered", "between")]
-WHERE = {"input": "input", "between": "encoder", "deep": "block2"}
+WHERE = {"input": "the model's input", "between": "`encoder`", "deep": "`encoder.block2"}
 
 
 @pytest.mark.parametrize("kind, place", LIES, ids=[f"{k}-{p}" for k, p in LIES])
