@@ -566,3 +566,12 @@ def test_out_checked_and_write_failures_are_one_line(results_dir: Path, tmp_path
     # A write that fails (here: a folder that cannot be made, under a file) is one line too.
     res = runner.invoke(app, ["report", str(results_dir), "--out", str(tmp_path / "afile" / "LB.md")])
     assert res.exit_code == 2 and res.output.startswith("error: cannot write") and len(res.output.strip().splitlines()) == 1, res.output
+
+
+def test_report_replaces_its_own_leaderboard(results_dir: Path, tmp_path: Path):
+    """Regenerating the leaderboard over an existing LEADERBOARD.md is the normal case."""
+    out = tmp_path / "LB.md"
+    for _ in range(2):
+        res = runner.invoke(app, ["report", str(results_dir), "--out", str(out)])
+        assert res.exit_code == 0, res.output
+    assert out.read_text().startswith("# a3bench leaderboard")

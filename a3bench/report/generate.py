@@ -106,9 +106,12 @@ def generate_report(
 def check_out(out: Path, fmt: str) -> None:
     """--out names what it will be before anything is written: a file for md, a folder (or
     an .html index) for the site and the export."""
-    if fmt == "md" and out.is_dir():
-        raise ResultError(f"--out {out} is a folder; the markdown leaderboard is a file (e.g. {out / 'LEADERBOARD.md'})")
-    folder = site_location(out)[0] if fmt == "html" else out
+    if fmt == "md":
+        if out.is_dir():
+            raise ResultError(f"--out {out} is a folder; the markdown leaderboard is a file (e.g. {out / 'LEADERBOARD.md'})")
+        folder = out.parent
+    else:
+        folder = site_location(out)[0] if fmt == "html" else out
     if folder.exists() and not folder.is_dir():
         raise ResultError(f"--out {out}: {folder} is a file, not a folder")
 
