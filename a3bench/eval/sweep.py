@@ -139,6 +139,7 @@ def sweep_eps(
     spec: str | None = None,
     min_norm: bool = False,
     min_norm_restarts: int = 1,
+    draws: int = 10,
 ) -> SweepRecord:
     """Robust accuracy at each eps for each attack.
 
@@ -158,9 +159,11 @@ def sweep_eps(
             each example's smallest breaking perturbation, which prices every eps of the grid
             at once (``per_example.min_norm`` keeps the distances). ``attacks=[]`` with
             ``min_norm=True`` draws that curve alone.
+        draws: fresh forward passes per verdict when the model is randomised (majority rule).
     """
     sweep = _Sweep(loaded_model, dataset, norm, eps_list, attacks, n_examples=n_examples, seed=seed, batch_size=batch_size,
-                   device=device, progress=progress, cascade=cascade, min_norm=min_norm, min_norm_restarts=min_norm_restarts)
+                   device=device, progress=progress, cascade=cascade, min_norm=min_norm, min_norm_restarts=min_norm_restarts,
+                   draws=draws)
     with frozen_parameters(sweep.model):
         try:
             with users_model("the clean pass"):
@@ -176,7 +179,7 @@ def sweep_eps(
 
 class _Sweep:
     def __init__(self, loaded_model, dataset, norm, eps_list, attacks, *, n_examples, seed, batch_size, device, progress,
-                 cascade, min_norm, min_norm_restarts) -> None:
+                 cascade, min_norm, min_norm_restarts, draws=10) -> None:
         self.loaded = as_loaded_model(loaded_model, dataset, batch_size)
         self.norm = parse_norm(norm)
         # 12 significant digits: 0:0.35:8 gives 0.2, not 0.19999999999999998 (k/255 values survive).
@@ -191,6 +194,9 @@ class _Sweep:
         if min_norm and min_norm_restarts < 1:
             raise AttackError(f"min-norm restarts must be ≥ 1, got {min_norm_restarts}")
         self.seed, self.batch_size, self.cascade_mode = int(seed), int(batch_size), cascade
+        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+            raise AttackError(f"draws must be an integer ≥ 1, got {draws!r}")
+        self.draws, self.randomised = draws, False
         self.min_norm_restarts, self.progress = min_norm_restarts, progress
         self.dev = resolve_device(device)
         self.shard = current_shard(self.dev)
@@ -219,6 +225,13 @@ class _Sweep:
             self.progress(SweepProgress(stage, eps, k, len(self.eps), attack, done, total, robust, self.n))
 
     def clean(self) -> None:
+        # A randomised model is judged as in `attack`: the majority of fresh draws (eval/judge.py).
+        probe = self.x[: min(self.n, 16)]
+        with torch.no_grad():
+            torch.manual_seed(self.seed)
+            randomised = bool(probe.numel()) and not torch.equal(self.model(probe), self.model(probe))
+        self.deployed.draws = self.draws if randomised else 1
+        self.randomised = randomised
         self.report("clean", total=self.n)
         preds = [self.deployed.judge(self.x[s : s + self.batch_size], self.y[s : s + self.batch_size]).pred
                  for s in range(0, self.n, self.batch_size)]
@@ -310,6 +323,12 @@ class _Sweep:
             **({"min_norm": mn} if self.min_norm_cost is not None else {}),
         }
         flags = diagnostics.sweep_flags(self.norm, eps, curves, worst_case, saturation_eps=saturation_eps)
+        if self.randomised:
+            from a3bench.schema import Flag
+
+            flags.insert(0, Flag("randomized-outputs", diagnostics.WARNING,
+                                 f"the model's outputs change between identical forward passes: every verdict is the majority of "
+                                 f"{self.draws} fresh draws; use EOT attacks (eot-pgd-K, crossmax-mean) for its curves"))
         flags += diagnostics.failed_flags([_failed_record(name, note) for name, note in self.failed.items()])
         attacks = {name: ([f"fab (untargeted, min-norm, {self.min_norm_restarts} restart(s))"] if name == MIN_NORM
                           else [a.name for a in self.curve_attacks[name]]) for name in self.names}
