@@ -82,3 +82,12 @@ def test_crossmax_attacks_are_in_the_suites_and_skip_other_models(standard_model
     rec = evaluate(standard_model, fmnist_test, LINF, "crossmax-mean,fixed-randomness,predictor-transfer", n_examples=8).record
     assert [a.status for a in rec.per_attack] == ["skipped"] * 3
     assert all("not a CrossMax" in a.note for a in rec.per_attack)
+
+
+def test_sweep_judges_a_randomised_model_by_the_same_rule(standard_model, fmnist_test):
+    from a3bench.eval.sweep import sweep_eps
+
+    base = sweep_eps(standard_model, fmnist_test, "Linf", [0.0], "fgsm", n_examples=200, device="cpu")
+    noisy = sweep_eps(_Flipper(standard_model, 0.2), fmnist_test, "Linf", [0.0], "fgsm", n_examples=200, device="cpu", draws=15)
+    assert "randomized-outputs" in [f.name for f in noisy.flags]
+    assert abs(noisy.clean_acc - base.clean_acc) <= 2.0  # one draw would lose ~a fifth of the correct examples
