@@ -563,9 +563,10 @@ def test_out_checked_and_write_failures_are_one_line(results_dir: Path, tmp_path
         res = runner.invoke(app, ["report", str(results_dir), "--format", fmt, "--out", str(out)])
         assert res.exit_code == 2 and res.output.startswith("error:") and len(res.output.strip().splitlines()) == 1, res.output
     assert (tmp_path / "afile").read_text() == "x" and not any((tmp_path / "adir").iterdir())
-    # A write that fails (here: a folder that cannot be made, under a file) is one line too.
+    # A folder that cannot be made (under a file) is refused before any work, in one line.
     res = runner.invoke(app, ["report", str(results_dir), "--out", str(tmp_path / "afile" / "LB.md")])
-    assert res.exit_code == 2 and res.output.startswith("error: cannot write") and len(res.output.strip().splitlines()) == 1, res.output
+    assert res.exit_code == 2 and res.output.startswith("error: --out") and "is a file, not a folder" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1 and (tmp_path / "afile").read_text() == "x"
 
 
 def test_report_replaces_its_own_leaderboard(results_dir: Path, tmp_path: Path):

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,21 @@ def test_usage_errors_are_one_line(tmp_path):
                               env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
         err = [line for line in proc.stderr.splitlines() if line.strip()]
         assert proc.returncode == 2 and len(err) == 1 and err[0].startswith("error:"), (args, proc.stderr)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc")
+def test_a_killed_runs_unreaped_process_does_not_hold_its_lock(checkpoint, tmp_path):
+    """A run killed with its parent can linger as a zombie where PID 1 does not reap: its lock is stale."""
+    out, lock = tmp_path / "r.json", tmp_path / "r.json.lock"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        child.kill()
+        deadline = time.time() + 10
+        while Path(f"/proc/{child.pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z" and time.time() < deadline:
+            time.sleep(0.02)
+        lock.write_text(f"{child.pid} {os.uname().nodename}\n")  # killed, not yet reaped
+        result = runner.invoke(app, ["attack", "--model", str(checkpoint), *ARGS, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert out.is_file() and not lock.exists()
+    finally:
+        child.wait()

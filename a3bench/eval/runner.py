@@ -718,4 +718,14 @@ def _lock_alive(lock: Path) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed run whose parent is gone too can linger unreaped (state Z) where PID 1 does
+    not reap, as in many containers: it holds nothing, so its lock is stale."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
