@@ -63,6 +63,11 @@ class TrainConfig:
     grad_clip: float | None = 5.0  # max global gradient norm (None: no clipping)
     n_train: int | None = None  # first N training examples (None: all)
     max_steps: int | None = None  # stop after this many optimizer steps (smoke tests)
+    # AAS-AT (Jain & Dutta 2024, supplement Alg. 1): every k epochs the attention scales are
+    # re-found by the AAS search on aas_examples training examples and the model's are
+    # re-initialised with them (pgd-at and trades; models with attention layers). None: off.
+    aas_every: int | None = None
+    aas_examples: int = 512
 
 
 @dataclass
@@ -99,6 +104,9 @@ class Config:
             (self.attack.eps >= 0, "attack.eps must be ≥ 0"),
             (self.objective.temperature > 0, "objective.temperature must be > 0"),
             (self.eval.n_examples >= 1, "eval.n_examples must be ≥ 1"),
+            (self.train.aas_every is None or self.train.aas_every >= 1, "train.aas_every must be ≥ 1 (or null: off)"),
+            (self.train.aas_examples >= 1, "train.aas_examples must be ≥ 1"),
+            (self.train.aas_every is None or self.train.method in ("pgd-at", "trades"), "train.aas_every needs train.method pgd-at or trades"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device must be auto, cpu or cuda"),
         ]
         for ok, message in checks:

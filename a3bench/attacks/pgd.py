@@ -9,9 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from typing import Callable
+
 from a3bench.attacks.base import Attack, AttackOutput
-from a3bench.attacks.losses import LossFn, ce_loss, get_loss
+from a3bench.attacks.losses import LossFn, ScheduledLoss, ce_loss, get_loss
 from a3bench.threat import ThreatModel, example_seeds
+
+GradFn = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
 
 def input_grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -21,6 +25,20 @@ def input_grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
     (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
     return torch.zeros_like(x) if grad is None else grad
+
+
+def surrogate_grad_fn(judge: nn.Module, surrogate: Callable[[torch.Tensor], torch.Tensor], loss_fn) -> GradFn:
+    """Gradient of ``loss_fn`` through ``surrogate``; logits (for early stopping) from ``judge``."""
+
+    def grad_fn(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xg = xa.detach().requires_grad_(True)
+        with torch.enable_grad():
+            grad = input_grad(loss_fn(surrogate(xg), ya).sum(), xg)
+        with torch.no_grad():
+            logits = judge(xa)
+        return logits, grad
+
+    return grad_fn
 
 
 def default_step_size(threat: ThreatModel, steps: int) -> float:
@@ -46,6 +64,8 @@ def pgd_loop(
     so the compute goes to what is still robust.
 
     ``grad_fn(x_adv, y) -> (logits, grad)`` replaces the plain gradient (EOT, BPDA ...).
+    A :class:`~a3bench.attacks.losses.ScheduledLoss` (GAMA) is told the clean inputs once
+    and, before each step, the step number and which examples are still in the batch.
     """
     x_adv = x_init.detach().clone()
     success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -60,10 +80,15 @@ def pgd_loop(
         return logits.detach(), grad
 
     grad_fn = grad_fn or plain_grad
-    for _ in range(steps):
+    scheduled = loss_fn if isinstance(loss_fn, ScheduledLoss) else None
+    if scheduled is not None:
+        scheduled.start(x, steps)
+    for t in range(steps):
         if active.numel() == 0:
             break
         xa, ya, x0 = x_adv[active], y[active], x[active]
+        if scheduled is not None:
+            scheduled.set_step(t, active)
         logits, grad = grad_fn(xa, ya)
         fwd += xa.shape[0]
         bwd += xa.shape[0]
@@ -87,7 +112,13 @@ class PGD(Attack):
         steps: iterations K. step_size: absolute step; default 2.5·eps/K.
         restarts: independent random starts (only still-robust examples are restarted).
         loss: "ce", "cw", "dlr" or "logit-scaled". random_start: start uniformly in the ball.
+
+    ``surrogate`` (runtime state, None normally): a forward to take the gradient through
+    instead of the model's, while early stopping and success stay the model's — how the
+    attention-scaling attacks craft on a rescaled model and judge on the original.
     """
+
+    surrogate: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __init__(
         self,
@@ -110,7 +141,9 @@ class PGD(Attack):
         return {"steps": self.steps, "step_size": self.step_size, "restarts": self.restarts, "loss": self.loss_name, "random_start": self.random_start}
 
     def grad_fn(self, model: nn.Module):
-        """Hook for subclasses (EOT, BPDA): None means the plain gradient."""
+        """Hook for subclasses (EOT, BPDA): None means the plain gradient (or the surrogate's)."""
+        if self.surrogate is not None:
+            return surrogate_grad_fn(model, self.surrogate, self.loss_fn)
         return None
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
@@ -128,7 +161,7 @@ class PGD(Attack):
             else:
                 x0 = xs
             out = pgd_loop(model, xs, ys, threat, x0, steps=self.steps, step_size=step, loss_fn=self.loss_fn, grad_fn=self.grad_fn(model))
-            fwd += out.forward_passes
+            fwd += out.forward_passes * (2 if self.surrogate is not None else 1)  # surrogate and judge each step
             bwd += out.backward_passes
             x_best[todo] = out.x_adv
             success[todo] = out.success

@@ -64,7 +64,7 @@ _SUITES: dict[str, tuple[tuple[str, ...], str]] = {}
 
 # Modules that register more attacks/suites; imported on the first lookup (not when
 # a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here.
-ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive"]
+ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive", "a3bench.attacks.gama", "a3bench.attacks.attention"]
 _loaded = False
 
 
@@ -214,6 +214,24 @@ def int_option(spec: AttackSpec, key: str, default: int) -> int:
     if n < 1:
         raise AttackError(f"attack {spec.text!r}: {key} must be ≥ 1, got {n}")
     return n
+
+
+def float_option(spec: AttackSpec, key: str, default: float, *, low: float, high: float | None = None, open_low: bool = False) -> float:
+    """A finite number option in [low, high] ((low, high] with ``open_low``; no upper bound when high is None)."""
+    import math
+
+    value = spec.option(key)
+    if value is None:
+        return default
+    try:
+        x = float(value)
+    except ValueError:
+        raise AttackError(f"attack {spec.text!r}: {key} must be a number, got {value!r}") from None
+    too_low = x <= low if open_low else x < low
+    if not math.isfinite(x) or too_low or (high is not None and x > high):
+        bound = f"{'>' if open_low else '≥'} {low:g}" + (f" and ≤ {high:g}" if high is not None else "")
+        raise AttackError(f"attack {spec.text!r}: {key} must be {bound}, got {value!r}")
+    return x
 
 
 def step_option(spec: AttackSpec) -> float | None:

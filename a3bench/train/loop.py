@@ -38,6 +38,7 @@ class EpochMetrics:
     seconds: float
     infonce: float = 0.0
     ranking: float = 0.0
+    attention_scales: list[float] | None = None  # the pre-softmax scales the model carried (AAS-AT)
 
 
 @dataclass
@@ -133,6 +134,33 @@ def evaluate_heldout(model, data, threat: ThreatModel, steps: int, batch_size: i
     return clean, 100.0 * robust / len(x)
 
 
+def refind_attention_scales(model, train_set, cfg: Config, epoch: int, device) -> list[float]:
+    """AAS-AT (Jain & Dutta 2024, supplement Algorithm 1): the AAS search on ``aas_examples``
+    training examples (a seeded draw per epoch) finds new per-block scales in [1e-7, 1],
+    and the model's own scales are re-initialised with them.
+
+    The search compares the model at candidate scales with the model as it is (its current
+    scales), in eval mode; it draws from its own seeded generator, so the training RNG
+    streams — and ``--resume`` — are untouched.
+    """
+    from dataclasses import replace
+
+    from a3bench.attacks.scale_search import AAS_SEARCH, search_scales
+    from a3bench.models.attention import attention_layers, set_trained_attention_scales, trained_scales_swapped
+
+    seed = cfg.seed * 1000 + epoch + 7_777
+    x, _ = next(iter(train_set.batches(cfg.train.aas_examples, shuffle=True, seed=seed, device=device)))
+    was_training = model.training
+    model.eval()
+    try:
+        search = replace(AAS_SEARCH, max_examples=None)
+        found = search_scales(model, x, attention_layers(model), lambda s: trained_scales_swapped(model, s), search, seed)
+    finally:
+        model.train(was_training)
+    set_trained_attention_scales(model, found.scales)
+    return found.scales.tolist()
+
+
 def build_model(cfg: Config, info) -> torch.nn.Module:
     c, h, _ = info.input_shape
     return create_model(
@@ -166,6 +194,11 @@ def train(
     test_set = load_dataset(cfg.dataset, "test", cfg.data_dir).first(cfg.eval.n_examples)
     heldout = test_set.tensors(device)
     model = build_model(cfg, train_set.info).to(device)
+    if cfg.train.aas_every is not None:
+        from a3bench.models.attention import attention_layers
+
+        if not attention_layers(model):
+            raise ConfigError(f"train.aas_every needs a model with attention layers; {cfg.model.arch} has none (try vit_small_p4)")
     optimizer = _optimizer(cfg, model)
     threat = ThreatModel(cfg.attack.norm, cfg.attack.eps)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
@@ -197,6 +230,9 @@ def train(
     for epoch in range(start_epoch, cfg.train.epochs):
         if global_step >= total_steps:
             break
+        every = cfg.train.aas_every
+        if every is not None and epoch > 0 and epoch % every == 0:
+            refind_attention_scales(model, train_set, cfg, epoch, device)
         model.train()
         cb.on_epoch_start(epoch + 1, cfg.train.epochs, min(steps_per_epoch, total_steps - global_step))
         t0 = time.perf_counter()
@@ -237,6 +273,7 @@ def train(
             seconds=time.perf_counter() - t0,
             infonce=nce_sum / max(n_steps, 1),
             ranking=rank_sum / max(n_steps, 1),
+            attention_scales=_carried_scales(model),
         )
         history.append(metrics)
         _save(out, model, cfg, train_set.info.name, optimizer, gen, device, epoch + 1, global_step, history)
@@ -245,6 +282,12 @@ def train(
         cb.on_epoch_end(metrics)
     model.eval()
     return TrainResult(checkpoint=out, metrics_log=log_path, history=history)
+
+
+def _carried_scales(model) -> list[float] | None:
+    from a3bench.models.attention import trained_attention_scales
+
+    return trained_attention_scales(model) or None
 
 
 def _save(out, model, cfg, dataset, optimizer, gen, device, epoch, global_step, history) -> None:
