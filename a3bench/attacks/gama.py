@@ -29,8 +29,8 @@ class GamaPGD(PGD):
         steps: iterations K.
         weight: initial relaxation weight w₀ (50, the reference setting).
         decay: fraction of K over which w decays linearly to 0 (0.25: over the first 25 of 100 steps).
-        step_size: absolute step; default 2.5·eps/K like ``pgd-K`` (the paper's step-size
-            schedule is not reproduced: every PGD variant here shares one loop and one step rule).
+        step_size: absolute fixed step; default GAMA's schedule: 2·eps, divided by 10 at 60 %
+            and again at 85 % of the K steps.
         restarts: independent random starts. random_start: start uniformly in the ball.
 
     Shapes: x N×C×H×W in [0,1], y N (int64); returns an :class:`AttackOutput`.
@@ -52,6 +52,17 @@ class GamaPGD(PGD):
 
     def config(self) -> dict:
         return {**super().config(), "weight": self.loss_fn.weight, "decay": self.loss_fn.decay}
+
+    def step_rule(self, threat):
+        """GAMA's schedule unless ``step_size`` is given: 2·eps, ×0.1 at 60 % and again at 85 % of K."""
+        if self.step_size is not None:
+            return self.step_size
+        steps, eps = self.steps, threat.eps
+
+        def schedule(t: int) -> float:
+            return 2 * eps * (0.1 ** ((t >= 0.6 * steps) + (t >= 0.85 * steps)))
+
+        return schedule
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
         anchor = self.surrogate if self.surrogate is not None else model

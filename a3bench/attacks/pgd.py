@@ -54,7 +54,7 @@ def pgd_loop(
     x_init: torch.Tensor,
     *,
     steps: int,
-    step_size: float,
+    step_size: float | Callable[[int], float],
     loss_fn: LossFn = ce_loss,
     early_stop: bool = True,
     grad_fn=None,
@@ -66,6 +66,7 @@ def pgd_loop(
     ``grad_fn(x_adv, y) -> (logits, grad)`` replaces the plain gradient (EOT, BPDA ...).
     A :class:`~a3bench.attacks.losses.ScheduledLoss` (GAMA) is told the clean inputs once
     and, before each step, the step number and which examples are still in the batch.
+    ``step_size`` may be a function of the step number t (a schedule).
     """
     x_adv = x_init.detach().clone()
     success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -97,7 +98,8 @@ def pgd_loop(
             success[active[hit]] = True
             keep = ~hit
             active, xa, x0, grad = active[keep], xa[keep], x0[keep], grad[keep]
-        x_adv[active] = threat.project(threat.step(xa, grad, step_size), x0).detach()
+        size = step_size(t) if callable(step_size) else step_size
+        x_adv[active] = threat.project(threat.step(xa, grad, size), x0).detach()
     if active.numel():
         with torch.no_grad():
             success[active] = model(x_adv[active]).argmax(1) != y[active]
@@ -140,6 +142,10 @@ class PGD(Attack):
     def config(self) -> dict:
         return {"steps": self.steps, "step_size": self.step_size, "restarts": self.restarts, "loss": self.loss_name, "random_start": self.random_start}
 
+    def step_rule(self, threat: ThreatModel) -> float | Callable[[int], float]:
+        """The step size for this threat model, or a schedule t -> size (subclasses)."""
+        return self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
+
     def grad_fn(self, model: nn.Module):
         """Hook for subclasses (EOT, BPDA): None means the plain gradient (or the surrogate's)."""
         if self.surrogate is not None:
@@ -147,7 +153,7 @@ class PGD(Attack):
         return None
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
-        step = self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
+        step = self.step_rule(threat)
         x_best = x.clone()
         success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         fwd = bwd = 0
