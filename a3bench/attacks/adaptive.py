@@ -13,7 +13,8 @@ early stopping, success and the runner's re-check use the deployed model.
   rounding, ``detach``, a saturated softmax — found on clean inputs.
 - ``a3-scale``: Adaptive Attention Scaling (Jain & Dutta, CVPR 2024) applied to A3 —
   per-layer strengths λ' ∈ [1e-7, 1]·λ that maximise the normalised feature distance
-  Σ_l ‖φ_l(λ') − φ_l(λ)‖² / (‖φ_l(λ')‖‖φ_l(λ)‖), 10 ascent steps from a random start;
+  Σ_l ‖φ_l(λ') − φ_l(λ)‖² / (‖φ_l(λ')‖‖φ_l(λ)‖), 10 ascent steps from a random start (the
+  search of :mod:`a3bench.attacks.scale_search`, shared with the ViT attack ``aas``);
   attack the rescaled model, evaluate on the original.
 - ``eot-pgd-K``: Expectation over Transformation (Athalye et al. 2018): the gradient
   averaged over ``n`` forward passes of a randomised model.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Callable, Iterator
+from typing import Iterator
 
 import torch
 from torch import nn

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext, AttackOutput
-from a3bench.attacks.gama import GAMA_OPTIONS, GamaPGD, gama_from_spec
+from a3bench.attacks.gama import GAMA_OPTIONS, gama_from_spec
 from a3bench.attacks.pgd import PGD
 from a3bench.attacks.registry import AttackSpec, float_option, int_option, loss_option, register_attack, step_option
 from a3bench.attacks.scale_search import AAS_SEARCH, ScaleSearch, search_scales
