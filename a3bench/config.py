@@ -88,6 +88,11 @@ class TrainConfig:
     grad_clip: float | None = _positive(5.0)  # max global gradient norm (None: no clipping)
     n_train: int | None = _count(None)  # first N training examples (None: all)
     max_steps: int | None = _count(None)  # stop after this many optimizer steps (smoke tests)
+    # AAS-AT (Jain & Dutta 2024, supplement Alg. 1): every k epochs the attention scales are
+    # re-found by the AAS search on aas_examples training examples and the model's are
+    # re-initialised with them (pgd-at and trades; models with attention layers). None: off.
+    aas_every: int | None = _count(None)
+    aas_examples: int = _count(512)
 
 
 @dataclass
@@ -138,6 +143,7 @@ class Config:
             (re.fullmatch(r"auto|cpu|cuda(:\d{1,3})?", self.device) is not None, "device must be auto, cpu, cuda or cuda:N"),
             (self.heads.optimizer in OPTIMIZERS, f"heads.optimizer must be one of {', '.join(OPTIMIZERS)}"),
             (self.heads.schedule in SCHEDULES, f"heads.schedule must be one of {', '.join(SCHEDULES)}"),
+            (self.train.aas_every is None or self.train.method in ("pgd-at", "trades"), "train.aas_every needs train.method pgd-at or trades"),
         ]
         for ok, message in checks:
             if not ok:

@@ -19,6 +19,7 @@ import torch
 import yaml
 
 from a3bench.io import atomic_write_bytes
+from a3bench.models.attention import trained_attention_scales
 from a3bench.models.checkpoint import build_from_meta, read_checkpoint
 from a3bench.models.crossmax import crossmax_info
 
@@ -45,6 +46,9 @@ def main() -> None:
     meta = payload["meta"]
     train = meta["train"]
     metrics = meta["metrics"]
+    model = build_from_meta(meta, source=str(args.checkpoint))
+    model.load_state_dict(payload["state_dict"], strict=True)
+    scales = trained_attention_scales(model)  # the pre-softmax scales a ViT carries (AAS-AT)
     card = {
         "name": args.name,
         "description": args.description,
@@ -54,6 +58,8 @@ def main() -> None:
         "objective": train["objective"]["name"],
         "method": train["train"]["method"],
         "a3": meta.get("a3"),
+        "arch_options": meta.get("arch_options") or None,
+        "attention_scales": scales or None,
         "training": {
             "epochs": train["train"]["epochs"],
             "batch_size": train["train"]["batch_size"],
@@ -61,6 +67,7 @@ def main() -> None:
             "lr": train["train"]["lr"],
             "attack": train["attack"],
             "seed": train["seed"],
+            **({"aas_every": train["train"]["aas_every"]} if train["train"].get("aas_every") else {}),
             "config": f"configs/{args.config.name}",
         },
         "metrics": {

@@ -48,11 +48,19 @@ def _small_crossmax():
     return model
 
 
+def _small_vit():
+    """An untrained ViT on 28×28 inputs (attention layers: what attn-scale and aas need)."""
+    from a3bench.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("vit_small_p4", in_channels=1, input_size=28, options={"dim": 32, "depth": 2, "heads": 2, "mlp_dim": 64}).eval()
+
+
 @pytest.fixture(scope="module")
 def test_models(standard_model, a3_model):
     """Models an attack may need: plain, with A3, returning probabilities, with a zero-gradient
-    input quantiser, a CrossMax self-ensemble."""
-    return [standard_model, a3_model, _Softmax(standard_model), nn.Sequential(_Quantise(), standard_model), _small_crossmax()]
+    input quantiser, a CrossMax self-ensemble, a ViT."""
+    return [standard_model, a3_model, _Softmax(standard_model), nn.Sequential(_Quantise(), standard_model), _small_crossmax(), _small_vit()]
 
 
 @pytest.fixture(scope="module")

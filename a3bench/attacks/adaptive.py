@@ -13,7 +13,8 @@ early stopping, success and the runner's re-check use the deployed model.
   rounding, ``detach``, a saturated softmax — found on clean inputs.
 - ``a3-scale``: Adaptive Attention Scaling (Jain & Dutta, CVPR 2024) applied to A3 —
   per-layer strengths λ' ∈ [1e-7, 1]·λ that maximise the normalised feature distance
-  Σ_l ‖φ_l(λ') − φ_l(λ)‖² / (‖φ_l(λ')‖‖φ_l(λ)‖), 10 ascent steps from a random start;
+  Σ_l ‖φ_l(λ') − φ_l(λ)‖² / (‖φ_l(λ')‖‖φ_l(λ)‖), 10 ascent steps from a random start (the
+  search of :mod:`a3bench.attacks.scale_search`, shared with the ViT attack ``aas``);
   attack the rescaled model, evaluate on the original.
 - ``eot-pgd-K``: Expectation over Transformation (Athalye et al. 2018): the gradient
   averaged over ``n`` forward passes of a randomised model.
@@ -25,33 +26,20 @@ early stopping, success and the runner's re-check use the deployed model.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterator
+from dataclasses import replace
+from typing import Iterator
 
 import torch
 from torch import nn
 
 from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
-from a3bench.attacks.pgd import PGD, default_step_size, input_grad, pgd_loop
+from a3bench.attacks.pgd import PGD, GradFn, default_step_size, input_grad, pgd_loop, surrogate_grad_fn
 from a3bench.attacks.registry import AttackSpec, int_option, loss_option, register_attack, step_option
+from a3bench.attacks.scale_search import A3_SCALE_SEARCH, search_scales
 from a3bench.models.a3 import a3_layers, a3_mode, a3_straight_through, a3_strength_scales
 from a3bench.threat import example_seeds
 
-GradFn = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 NO_A3 = "the model has no A3 layers"
-
-
-def surrogate_grad_fn(judge: nn.Module, surrogate: Callable[[torch.Tensor], torch.Tensor], loss_fn) -> GradFn:
-    """Gradient of ``loss_fn`` through ``surrogate``; logits (for early stopping) from ``judge``."""
-
-    def grad_fn(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xg = xa.detach().requires_grad_(True)
-        with torch.enable_grad():
-            grad = input_grad(loss_fn(surrogate(xg), ya).sum(), xg)
-        with torch.no_grad():
-            logits = judge(xa)
-        return logits, grad
-
-    return grad_fn
 
 
 class _A3Only:
@@ -228,51 +216,11 @@ class A3Scale(_A3Only, PGD):
         return {**super().config(), "search_steps": self.search_steps, "search_lr": self.search_lr}
 
     def find_scales(self, model: nn.Module, x: torch.Tensor, seed: int) -> torch.Tensor:
-        """Per-layer multipliers s ∈ [1e-7, 1] of λ maximising the normalised feature distance."""
-        layers = a3_layers(model)
-        feats: list[torch.Tensor] = []
-        hooks = [layer.register_forward_hook(lambda _m, _i, out: feats.append(out)) for layer in layers]
-        try:
-            with torch.no_grad():
-                model(x)
-            reference = [f.detach().flatten(1) for f in feats]
-            gen = torch.Generator().manual_seed(int(seed))
-
-            def draw() -> torch.Tensor:
-                return (torch.rand(len(layers), generator=gen) * (1 - self.LOW) + self.LOW).to(x.device)
-
-            def distance(s: torch.Tensor) -> tuple[float, torch.Tensor | None]:
-                """The feature distance at strengths s, and its gradient (None when there is none)."""
-                feats.clear()
-                s = s.detach().requires_grad_(True)
-                with torch.enable_grad(), a3_strength_scales(model, list(s.unbind())):
-                    model(x)
-                    dist = sum(
-                        ((f.flatten(1) - r).pow(2).sum(1) / (f.flatten(1).norm(dim=1) * r.norm(dim=1) + 1e-12)).mean()
-                        for f, r in zip(feats, reference)
-                    )
-                    g = torch.autograd.grad(dist, s, allow_unused=True)[0] if dist.requires_grad else None
-                usable = g is not None and bool(torch.isfinite(g).all()) and bool(g.any())
-                return float(dist.detach()), g if usable else None
-
-            s = draw()
-            for step in range(self.search_steps):
-                dist, g = distance(s)
-                if g is None:
-                    # no gradient w.r.t. the strengths (an A3 whose gradient is masked):
-                    # seeded random draws for the remaining steps, keeping the farthest
-                    best, best_dist = s, dist
-                    for _ in range(step + 1, self.search_steps):
-                        cand = draw()
-                        d, _ = distance(cand)
-                        if d > best_dist:
-                            best, best_dist = cand, d
-                    return best
-                s = (s + self.search_lr * g.sign()).clamp(self.LOW, 1.0)  # ascent; the last step is the answer
-        finally:
-            for h in hooks:
-                h.remove()
-        return s.detach()
+        """Per-layer multipliers s ∈ [1e-7, 1] of λ maximising the normalised feature distance
+        (the shared search of :mod:`a3bench.attacks.scale_search`, a3-scale's settings)."""
+        search = replace(A3_SCALE_SEARCH, steps=self.search_steps, lr=self.search_lr, low=self.LOW)
+        found = search_scales(model, x, a3_layers(model), lambda s: a3_strength_scales(model, list(s.unbind())), search, seed)
+        return found.scales
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
         scales = self.find_scales(model, x, seed * 7919 + int(indices[0]))

@@ -44,6 +44,67 @@ def logit_scaled_ce_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits / scale[:, None], y, reduction="none")
 
 
+class ScheduledLoss:
+    """A loss that changes during the run and looks at the clean inputs (GAMA).
+
+    :func:`~a3bench.attacks.pgd.pgd_loop` calls ``start(x_clean, steps)`` once, then
+    ``set_step(t, active)`` before each step (``active``: positions in ``x_clean`` of the
+    examples still in the batch), then the loss as any other: ``loss(logits, y)``.
+    """
+
+    def start(self, x: torch.Tensor, steps: int) -> None: ...
+
+    def set_step(self, step: int, active: torch.Tensor) -> None: ...
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class GamaLoss(ScheduledLoss):
+    """GAMA's guided margin loss (Sriramanan et al., NeurIPS 2020), on softmax outputs p:
+
+        max_{j≠y} p_j(x') − p_y(x') + w_t · ‖p(x') − p(x)‖²
+
+    The relaxation weight w_t decays linearly from ``weight`` at step 0 to 0 at step
+    ``decay``·K and stays 0 after. ``forward`` is the model whose clean outputs p(x)
+    anchor the relaxation (set by the attack; the surrogate when crafting on one).
+    """
+
+    def __init__(self, weight: float = 50.0, decay: float = 0.25) -> None:
+        if weight < 0 or not 0 <= decay <= 1:
+            raise AttackError(f"GAMA needs a relaxation weight ≥ 0 and a decay fraction in [0, 1], got {weight}, {decay}")
+        self.weight, self.decay = weight, decay
+        self.forward: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.forward_passes = 0  # clean passes spent on the anchors (per example)
+        self._p_clean: torch.Tensor | None = None
+        self._active: torch.Tensor | None = None
+        self._steps, self._w = 1, weight
+
+    def weight_at(self, step: int, steps: int) -> float:
+        horizon = self.decay * steps
+        return self.weight * max(0.0, 1.0 - step / horizon) if horizon > 0 else 0.0
+
+    def start(self, x: torch.Tensor, steps: int) -> None:
+        if self.forward is None:
+            raise RuntimeError("GamaLoss.forward is not set")
+        with torch.no_grad():
+            self._p_clean = F.softmax(self.forward(x), dim=1)
+        self.forward_passes += len(x)
+        self._steps, self._active, self._w = steps, None, self.weight_at(0, steps)
+
+    def set_step(self, step: int, active: torch.Tensor) -> None:
+        self._w, self._active = self.weight_at(step, self._steps), active
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        p = F.softmax(logits, dim=1)
+        true, other = _true_and_best_other(p, y)
+        loss = other - true
+        if self._w > 0 and self._p_clean is not None:
+            anchor = self._p_clean if self._active is None else self._p_clean[self._active]
+            loss = loss + self._w * (p - anchor).pow(2).sum(dim=1)
+        return loss
+
+
 LOSSES: dict[str, LossFn] = {
     "ce": ce_loss,
     "cw": cw_loss,

@@ -9,9 +9,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from typing import Callable
+
 from a3bench.attacks.base import Attack, AttackOutput
-from a3bench.attacks.losses import LossFn, ce_loss, get_loss
+from a3bench.attacks.losses import LossFn, ScheduledLoss, ce_loss, get_loss
 from a3bench.threat import ThreatModel, example_seeds
+
+GradFn = Callable[[torch.Tensor, torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 
 
 def input_grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -21,6 +25,20 @@ def input_grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
     (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
     return torch.zeros_like(x) if grad is None else grad
+
+
+def surrogate_grad_fn(judge: nn.Module, surrogate: Callable[[torch.Tensor], torch.Tensor], loss_fn) -> GradFn:
+    """Gradient of ``loss_fn`` through ``surrogate``; logits (for early stopping) from ``judge``."""
+
+    def grad_fn(xa: torch.Tensor, ya: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xg = xa.detach().requires_grad_(True)
+        with torch.enable_grad():
+            grad = input_grad(loss_fn(surrogate(xg), ya).sum(), xg)
+        with torch.no_grad():
+            logits = judge(xa)
+        return logits, grad
+
+    return grad_fn
 
 
 def default_step_size(threat: ThreatModel, steps: int) -> float:
@@ -36,7 +54,7 @@ def pgd_loop(
     x_init: torch.Tensor,
     *,
     steps: int,
-    step_size: float,
+    step_size: float | Callable[[int], float],
     loss_fn: LossFn = ce_loss,
     early_stop: bool = True,
     grad_fn=None,
@@ -49,6 +67,9 @@ def pgd_loop(
     ``grad_fn(x_adv, y) -> (logits, grad)`` replaces the plain gradient (EOT, BPDA ...).
     ``trace``: also return ``loss_trace`` ((steps+1)×N, ``loss_fn`` of the logits the loop
     already has at each iterate; NaN once an example has left), at no extra forward pass.
+    A :class:`~a3bench.attacks.losses.ScheduledLoss` (GAMA) is told the clean inputs once
+    and, before each step, the step number and which examples are still in the batch.
+    ``step_size`` may be a function of the step number t (a schedule).
     """
     x_adv = x_init.detach().clone()
     success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
@@ -64,10 +85,15 @@ def pgd_loop(
         return logits.detach(), grad
 
     grad_fn = grad_fn or plain_grad
+    scheduled = loss_fn if isinstance(loss_fn, ScheduledLoss) else None
+    if scheduled is not None:
+        scheduled.start(x, steps)
     for t in range(steps):
         if active.numel() == 0:
             break
         xa, ya, x0 = x_adv[active], y[active], x[active]
+        if scheduled is not None:
+            scheduled.set_step(t, active)
         logits, grad = grad_fn(xa, ya)
         fwd += xa.shape[0]
         bwd += xa.shape[0]
@@ -78,7 +104,8 @@ def pgd_loop(
             success[active[hit]] = True
             keep = ~hit
             active, xa, x0, grad = active[keep], xa[keep], x0[keep], grad[keep]
-        x_adv[active] = threat.project(threat.step(xa, grad, step_size), x0).detach()
+        size = step_size(t) if callable(step_size) else step_size
+        x_adv[active] = threat.project(threat.step(xa, grad, size), x0).detach()
     if active.numel():
         with torch.no_grad():
             logits = model(x_adv[active])
@@ -96,7 +123,13 @@ class PGD(Attack):
         steps: iterations K. step_size: absolute step; default 2.5·eps/K.
         restarts: independent random starts (only still-robust examples are restarted).
         loss: "ce", "cw", "dlr" or "logit-scaled". random_start: start uniformly in the ball.
+
+    ``surrogate`` (runtime state, None normally): a forward to take the gradient through
+    instead of the model's, while early stopping and success stay the model's — how the
+    attention-scaling attacks craft on a rescaled model and judge on the original.
     """
+
+    surrogate: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def __init__(
         self,
@@ -118,12 +151,18 @@ class PGD(Attack):
     def config(self) -> dict:
         return {"steps": self.steps, "step_size": self.step_size, "restarts": self.restarts, "loss": self.loss_name, "random_start": self.random_start}
 
+    def step_rule(self, threat: ThreatModel) -> float | Callable[[int], float]:
+        """The step size for this threat model, or a schedule t -> size (subclasses)."""
+        return self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
+
     def grad_fn(self, model: nn.Module):
-        """Hook for subclasses (EOT, BPDA): None means the plain gradient."""
+        """Hook for subclasses (EOT, BPDA): None means the plain gradient (or the surrogate's)."""
+        if self.surrogate is not None:
+            return surrogate_grad_fn(model, self.surrogate, self.loss_fn)
         return None
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
-        step = self.step_size if self.step_size is not None else default_step_size(threat, self.steps)
+        step = self.step_rule(threat)
         x_best = x.clone()
         success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         fwd = bwd = 0
@@ -140,7 +179,7 @@ class PGD(Attack):
                 x0 = xs
             out = pgd_loop(model, xs, ys, threat, x0, steps=self.steps, step_size=step, loss_fn=self.loss_fn,
                            grad_fn=self.grad_fn(model), trace=self.trace_loss)
-            fwd += out.forward_passes
+            fwd += out.forward_passes * (2 if self.surrogate is not None else 1)  # surrogate and judge each step
             bwd += out.backward_passes
             x_best[todo] = out.x_adv
             success[todo] = out.success

@@ -66,7 +66,8 @@ _SUITES: dict[str, tuple[tuple[str, ...], str]] = {}
 # Modules that register more attacks/suites; imported on the first lookup (not when
 # a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here.
 ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive", "a3bench.attacks.crossmax", "a3bench.attacks.bpda_graph", "a3bench.attacks.spsa",
-                              "a3bench.attacks.square", "a3bench.attacks.suites"]  # suites last: they name the others
+                              "a3bench.attacks.square", "a3bench.attacks.gama", "a3bench.attacks.attention",
+                              "a3bench.attacks.suites"]  # suites last: they name the others
 _loaded = False
 
 
@@ -225,6 +226,24 @@ def int_option(spec: AttackSpec, key: str, default: int) -> int:
     if n < 1:
         raise AttackError(f"attack {spec.text!r}: {key} must be ≥ 1, got {n}")
     return n
+
+
+def float_option(spec: AttackSpec, key: str, default: float, *, low: float, high: float | None = None, open_low: bool = False) -> float:
+    """A finite number option in [low, high] ((low, high] with ``open_low``; no upper bound when high is None)."""
+    import math
+
+    value = spec.option(key)
+    if value is None:
+        return default
+    try:
+        x = float(value)
+    except ValueError:
+        raise AttackError(f"attack {spec.text!r}: {key} must be a number, got {value!r}") from None
+    too_low = x <= low if open_low else x < low
+    if not math.isfinite(x) or too_low or (high is not None and x > high):
+        bound = f"{'>' if open_low else '≥'} {low:g}" + (f" and ≤ {high:g}" if high is not None else "")
+        raise AttackError(f"attack {spec.text!r}: {key} must be {bound}, got {value!r}")
+    return x
 
 
 def step_option(spec: AttackSpec) -> float | None:

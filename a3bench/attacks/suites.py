@@ -21,9 +21,11 @@ ADAPTIVE = [
     "crossmax-mean", "fixed-randomness", "predictor-transfer",
     # a gradient that lies anywhere in the graph (skipped when nothing is found)
     "bpda-graph",
+    # vision transformers: saturated attention softmax (Jain & Dutta 2024)
+    "attn-scale", "aas",
     # black-box: immune to misleading gradients
     "square",
 ]
 
-register_suite("adaptive", ADAPTIVE, help="attacks on A3's mechanism, gradient masking and CrossMax ensembles, margin/logit-scaled losses, Square (black-box)")
+register_suite("adaptive", ADAPTIVE, help="attacks on A3's mechanism, gradient masking, CrossMax ensembles and ViT attention, margin/logit-scaled losses, Square (black-box)")
 register_suite("full", ["autoattack"] + [a for a in ADAPTIVE if a != "square"], help="standard + adaptive in one worst-case cascade")

@@ -19,6 +19,7 @@ def models_command(
     from rich.table import Table
 
     from a3bench.models import DEFAULT_MODEL, a3_summary, list_models, list_zoo, load_model
+    from a3bench.models.attention import trained_attention_scales
 
     con = console()
     if spec is None:
@@ -54,6 +55,7 @@ def models_command(
         "parameters": sum(p.numel() for p in m.model.parameters()),
         "a3_layers": summary.n_layers,
         "a3_parameters": summary.n_parameters,
+        "attention_scales": trained_attention_scales(m.model) or None,  # pre-softmax scales a ViT carries
         "meta": {k: v for k, v in m.meta.items() if k != "train"},
         "train_config": m.meta.get("train"),
         "card": {**{k: v for k, v in dataclasses.asdict(m.card).items() if k != "extra"}, **m.card.extra},

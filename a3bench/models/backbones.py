@@ -261,10 +261,17 @@ class WideResNet(Backbone):
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with an explicit pre-softmax scale.
+    """Multi-head self-attention with an explicit pre-softmax scale (Jain & Dutta, CVPR 2024).
 
-    ``logit_scale`` multiplies the pre-softmax logits; it is 1 normally and is
-    changed only by the AAS attack (Jain & Dutta 2024) to undo softmax saturation.
+    attention = softmax(s · λ · QKᵀ/√d) V, where
+
+    - ``trained_scale`` (s, a buffer saved in checkpoints) is part of the model: 1 normally,
+      the scales found by the AAS search for a model trained with AAS-AT;
+    - ``logit_scale`` (λ, a plain attribute, never saved) is runtime state: 1 normally,
+      changed only for the duration of an attack (``attn-scale``, ``aas``) through
+      :func:`a3bench.models.attention.attention_scales`;
+    - ``record_logits``: when a list, each forward appends its pre-softmax logits
+      (N×heads×T×T, detached) to it (saturation statistics).
     """
 
     def __init__(self, dim: int, heads: int):
@@ -276,14 +283,23 @@ class Attention(nn.Module):
         self.heads = heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
+        self.register_buffer("trained_scale", torch.ones(()))
         self.logit_scale: torch.Tensor | float = 1.0
+        self.record_logits: list[torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, t, c = x.shape
         q, k, v = self.qkv(x).reshape(n, t, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
-        logits = (q @ k.transpose(-2, -1)) * (self.logit_scale / math.sqrt(c // self.heads))
+        logits = (q @ k.transpose(-2, -1)) * (self.trained_scale * self.logit_scale / math.sqrt(c // self.heads))
+        if self.record_logits is not None:
+            self.record_logits.append(logits.detach())
         out = logits.softmax(dim=-1) @ v
         return self.proj(out.transpose(1, 2).reshape(n, t, c))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints written before AAS-AT carry no trained scale: theirs was 1
+        state_dict.setdefault(prefix + "trained_scale", torch.ones(()))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class TransformerBlock(nn.Module):

@@ -44,6 +44,7 @@ class EpochMetrics:
     ranking: float = 0.0
     phase: str = "model"  # "model" (the network; a CrossMax model's backbone alone) | "heads"
     predictor_acc: dict[str, float] | None = None  # clean held-out accuracy of each CrossMax predictor
+    attention_scales: list[float] | None = None  # the pre-softmax scales the model carried (AAS-AT)
 
 
 @dataclass
@@ -132,6 +133,33 @@ def evaluate_heldout(model, data, threat: ThreatModel, steps: int, batch_size: i
     finally:
         model.train(was_training)
     return clean, 100.0 * robust / len(x)
+
+
+def refind_attention_scales(model, train_set, cfg: Config, epoch: int, device) -> list[float]:
+    """AAS-AT (Jain & Dutta 2024, supplement Algorithm 1): the AAS search on ``aas_examples``
+    training examples (a seeded draw per epoch) finds new per-block scales in [1e-7, 1],
+    and the model's own scales are re-initialised with them.
+
+    The search compares the model at candidate scales with the model as it is (its current
+    scales), in eval mode; it draws from its own seeded generator, so the training RNG
+    streams — and ``--resume`` — are untouched.
+    """
+    from dataclasses import replace
+
+    from a3bench.attacks.scale_search import AAS_SEARCH, search_scales
+    from a3bench.models.attention import attention_layers, set_trained_attention_scales, trained_scales_swapped
+
+    seed = cfg.seed * 1000 + epoch + 7_777
+    x, _ = next(iter(train_set.batches(cfg.train.aas_examples, shuffle=True, seed=seed, device=device)))
+    was_training = model.training
+    model.eval()
+    try:
+        search = replace(AAS_SEARCH, max_examples=None)
+        found = search_scales(model, x, attention_layers(model), lambda s: trained_scales_swapped(model, s), search, seed)
+    finally:
+        model.train(was_training)
+    set_trained_attention_scales(model, found.scales)
+    return found.scales.tolist()
 
 
 def build_model(cfg: Config, info, device: str | None = None) -> torch.nn.Module:
@@ -240,6 +268,11 @@ def train(
     test_set = load_dataset(cfg.dataset, "test", cfg.data_dir).first(cfg.eval.n_examples)
     heldout = test_set.tensors(device)
     model = build_model(cfg, train_set.info).to(device)
+    if cfg.train.aas_every is not None:
+        from a3bench.models.attention import attention_layers
+
+        if not attention_layers(model):
+            raise ConfigError(f"train.aas_every needs a model with attention layers; {cfg.model.arch} has none (try vit_small_p4)")
     phases = plan_phases(cfg, model, len(train_set))
     threat = ThreatModel(cfg.attack.norm, cfg.attack.eps)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
@@ -349,6 +382,9 @@ def _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, thr
     t0 = time.perf_counter()
     loss_sum = nce_sum = rank_sum = 0.0
     correct = seen = n_steps = 0
+    every = cfg.train.aas_every
+    if phase.name == "model" and every is not None and progress.phase_epoch > 0 and progress.phase_epoch % every == 0:
+        refind_attention_scales(model, train_set, cfg, epoch, device)  # AAS-AT
     with _phase_context(model, phase):
         _set_train_mode(model, phase)
         for x, y in train_set.batches(phase.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch, device=device):
@@ -401,6 +437,7 @@ def _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, thr
         ranking=rank_sum / max(n_steps, 1),
         phase=phase.name,
         predictor_acc=_predictor_accuracy(model, heldout, cfg.eval.batch_size) if phase.name == "heads" else None,
+        attention_scales=_carried_scales(model),
     )
 
 
@@ -440,6 +477,12 @@ def _predictor_accuracy(model, data, batch_size: int) -> dict[str, float]:
     finally:
         model.train(was_training)
     return {n: 100.0 * float(c) / len(x) for n, c in zip(names, correct)}
+
+
+def _carried_scales(model) -> list[float] | None:
+    from a3bench.models.attention import trained_attention_scales
+
+    return trained_attention_scales(model) or None
 
 
 def _save(out, model, cfg, dataset, optimizer, gen, device, progress: _Progress, history) -> None:
