@@ -14,18 +14,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import sys
 from pathlib import Path
 
 import torch
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return 100 * (centre - half), 100 * (centre + half)
 
 
 def main() -> None:
@@ -43,6 +35,7 @@ def main() -> None:
     from a3bench.attacks.attention import AAS, AttentionScale
     from a3bench.attacks.gama import GamaPGD
     from a3bench.attacks.pgd import PGD
+    from a3bench.stats import wilson_interval
     from a3bench.data import load_dataset
     from a3bench.models import create_model
     from a3bench.models.attention import attention_saturation, set_trained_attention_scales
@@ -77,7 +70,7 @@ def main() -> None:
         assert not threat.violations(out.x_adv, x).any()
         with torch.no_grad():
             k = int(((model(x).argmax(1) == y) & (model(out.x_adv).argmax(1) != y).logical_not()).sum())
-        lo, hi = wilson(k, len(x))
+        lo, hi = wilson_interval(k, len(x))
         return f"{100 * k / len(x):5.1f} % [{lo:.1f}, {hi:.1f}]"
 
     K = args.steps

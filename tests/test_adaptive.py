@@ -185,6 +185,11 @@ def test_transfer_from_itself_and_registry(robust_model, fmnist_test):
     same = _robust(robust_model, attack, x, y)
     direct = _robust(robust_model, PGD(50), x, y)
     assert abs(same - direct) <= 5  # the surrogate is the target itself
+    # passes: one surrogate and one judge forward per step, counted once
+    attack.surrogate = robust_model
+    ids = torch.arange(len(x))
+    t, p = attack(robust_model, x, y, LINF, seed=0, indices=ids), PGD(50)(robust_model, x, y, LINF, seed=0, indices=ids)
+    assert torch.equal(t.x_adv, p.x_adv) and t.forward_passes == 2 * p.forward_passes and t.backward_passes == p.backward_passes
 
 
 def test_adaptive_and_full_suites():

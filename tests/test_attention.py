@@ -325,3 +325,11 @@ def test_a_vit_that_lies_through_a_saturated_softmax(peaked_vit, fmnist_test):
     assert pgd >= undone + 5  # plain PGD overestimates
     assert auto <= undone + 0.5 * (pgd - undone)  # s=auto closes most of the gap
     assert _scales(liar) == [1.0, 1.0]
+    # ... and in a cascade the record says why: the attention attack broke what PGD missed
+    from a3bench.eval.runner import evaluate
+
+    rec = evaluate(liar, fmnist_test, LIAR_EPS, ["pgd-20", "attn-scale:s=auto:base=pgd-20"], n_examples=N, batch_size=N,
+                   seed=0, device="cpu", probe=False).record
+    fired = {f.name: f for f in rec.flags}
+    assert "attention-saturation" in fired and fired["attention-saturation"].severity == "warning", rec.flags
+    assert rec.verdict != "reliable" and rec.robust_acc < rec.per_attack[0].robust_acc

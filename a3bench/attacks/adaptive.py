@@ -369,12 +369,7 @@ class TransferPGD(PGD):
     def grad_fn(self, model: nn.Module) -> GradFn:
         if self.surrogate is None:
             raise RuntimeError("TransferPGD.setup() was not called")
-        return surrogate_grad_fn(model, self.surrogate, self.loss_fn)
-
-    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
-        out = super().run(model, x, y, threat, seed=seed, indices=indices)
-        out.forward_passes *= 2
-        return out
+        return surrogate_grad_fn(model, self.surrogate, self.loss_fn)  # PGD.run counts surrogate and judge each step
 
 
 # --------------------------------------------------------------------------- registration

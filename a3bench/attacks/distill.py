@@ -215,15 +215,14 @@ class DistillTransfer(PGD):
         return "surrogate: " + ", ".join(f"{k} {v}" for k, v in d.items() if isinstance(v, (int, float, str)))
 
     def grad_fn(self, model: nn.Module):
-        from a3bench.attacks.adaptive import surrogate_grad_fn
+        from a3bench.attacks.pgd import surrogate_grad_fn
 
         if self.surrogate is None:
             raise RuntimeError("DistillTransfer.setup() was not called")
         return surrogate_grad_fn(model, self.surrogate, self.loss_fn)
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
-        out = super().run(model, x, y, threat, seed=seed, indices=indices)
-        out.forward_passes *= 2  # surrogate and judge forward each step
+        out = super().run(model, x, y, threat, seed=seed, indices=indices)  # counts surrogate and judge each step
         # the distillation, once, with the first batch after it
         out.forward_passes += self._unreported[0]
         out.backward_passes += self._unreported[1]
