@@ -5,9 +5,8 @@
 On the same model and examples, interleaved, best of ``--repeat``: PGD-K (one fresh draw
 per step), ``crossmax-mean`` with one draw per step (the surrogate's own overhead: the
 predictors' logits are aggregated twice, as the mean for the gradient and as CrossMax for
-early stopping), and with 10 draws (the default EOT). Early stopping is switched off by
-attacking with a budget no example reaches? No: both attacks stop an example once it is
-broken, so the ratio is per *pass*, printed beside the ratio per run.
+early stopping), and with 10 draws (the default EOT). Both attacks stop an example once it is broken, so
+they may run different numbers of passes: the ratio is printed per run and per pass.
 """
 
 from __future__ import annotations
