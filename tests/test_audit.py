@@ -369,3 +369,20 @@ def test_cli_bad_input_is_one_error_line(checkpoint, args, fragment):
     assert res.exit_code == 2, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and fragment in lines[0], res.output
+
+
+@pytest.mark.parametrize("d", [40, 300])
+def test_the_readout_solved_in_the_points_space_is_the_same_readout(monkeypatch, d):
+    """Wide features (a CrossMax model's concatenated heads) take the (M+1)×(M+1) Newton step
+    instead of the d×d Hessian: the same readout, without the d×d memory."""
+    import a3bench.eval.audit as audit_module
+    from a3bench.schema import AuditSettings
+
+    gen = torch.Generator().manual_seed(d)
+    z0, z1 = torch.randn(4, 31, d, generator=gen), torch.randn(4, d, generator=gen) + 0.5
+    monkeypatch.setattr(audit_module, "DUAL_ABOVE", 10**9)
+    primal = audit_module.fit_readouts(z0, z1, AuditSettings())
+    monkeypatch.setattr(audit_module, "DUAL_ABOVE", 0)
+    dual = audit_module.fit_readouts(z0, z1, AuditSettings())
+    assert bool(primal[2].all()) and torch.equal(primal[2], dual[2])
+    assert torch.allclose(primal[0], dual[0], rtol=1e-4, atol=1e-6) and torch.allclose(primal[1], dual[1], rtol=1e-4, atol=1e-5)

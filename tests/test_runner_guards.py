@@ -144,3 +144,16 @@ def test_a_killed_runs_unreaped_process_does_not_hold_its_lock(checkpoint, tmp_p
         assert out.is_file() and not lock.exists()
     finally:
         child.wait()
+
+
+def test_running_out_of_memory_is_one_line(checkpoint, tmp_path, monkeypatch):
+    """torch reports a failed allocation as a RuntimeError: the CLI says so in one line."""
+    import a3bench.eval.runner as runner_module
+
+    def out_of_memory(*_a, **_k):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 163219346136 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(runner_module, "evaluate", out_of_memory)
+    line = _one_error_line(runner.invoke(app, ["attack", "--model", str(checkpoint), *ARGS, "--out", str(tmp_path / "r.json")]))
+    assert "out of memory" in line and not (tmp_path / "r.json").exists()

@@ -63,6 +63,10 @@ def handle_errors(func: Callable) -> Callable:
             raise typer.Exit(130)
         except MemoryError:
             fail("out of memory: lower --batch-size")
+        except RuntimeError as e:  # torch reports a failed allocation as a RuntimeError
+            if "allocate memory" in str(e) or "out of memory" in str(e).lower():
+                fail("out of memory: lower --batch-size or --n-examples")
+            raise
         except OSError as e:  # the file system refused (read-only, full, name too long ...): its line
             fail(_os_error_line(e))
 

@@ -265,6 +265,9 @@ def attack_groups(x: torch.Tensor, threat: ThreatModel, batch_size: int) -> list
     return [torch.tensor(g, dtype=torch.long) for g in groups]
 
 
+DUAL_ABOVE = 1024  # features (+ bias) above which the Newton step is solved in the points' space
+
+
 def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One logistic-regression readout per example, fitted all at once.
 
@@ -272,7 +275,10 @@ def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) ->
     point). Features are standardised per example; the classes weigh equally (the one
     boundary point as much as the M class-0 points); the weights (not the bias) carry an
     L2 penalty ``readout_l2``. The optimum is found by ``readout_steps`` Newton steps (the
-    problem is strictly convex: no learning rate, no dependence on an optimiser's state).
+    problem is strictly convex: no learning rate, no dependence on an optimiser's state);
+    above ``DUAL_ABOVE`` features (a CrossMax model's concatenated head inputs) each step is
+    solved through an (M+1)×(M+1) system instead of the d×d Hessian (the same step, exact
+    arithmetic aside).
     Returns (weight B×d, bias B, separable B): for separable examples the readout is
     rescaled so the boundary point scores +1 and the highest class-0 point −1 (the
     threshold halfway between them); for the others weight and bias are zero.
@@ -290,12 +296,25 @@ def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) ->
     ridge = torch.full((d + 1,), 2 * settings.readout_l2, dtype=torch.float64)
     ridge[-1] = 1e-8  # the bias is not penalised (a tiny ridge keeps the Hessian invertible)
     theta = torch.zeros(b, d + 1, dtype=torch.float64)
+    dual = d + 1 > DUAL_ABOVE
+    eye = torch.eye(m + 1, dtype=torch.float64)
     for _ in range(settings.readout_steps):
         p = torch.sigmoid(torch.bmm(zn, theta[:, :, None]).squeeze(2))
         grad = torch.bmm(zn.transpose(1, 2), (weigh * (p - target))[:, :, None]).squeeze(2) + ridge * theta
         curv = weigh * p * (1 - p)
-        hess = torch.bmm(zn.transpose(1, 2) * curv[:, None, :], zn) + torch.diag(ridge)
-        theta = theta - torch.linalg.solve(hess, grad)
+        if dual:
+            # H = R + Zᵀ C Z has rank ≤ M+1 beyond the ridge R: the Newton step through the
+            # (M+1)×(M+1) system of the push-through identity
+            # H⁻¹g = R⁻¹g − R⁻¹Zᵀ (I + C Z R⁻¹ Zᵀ)⁻¹ C Z R⁻¹g, never the d×d Hessian.
+            rg = grad / ridge
+            zr = zn / ridge  # Z R⁻¹, B×(M+1)×(d+1)
+            inner = eye + curv[:, :, None] * torch.bmm(zr, zn.transpose(1, 2))
+            rhs = curv * torch.bmm(zn, rg[:, :, None]).squeeze(2)
+            step = rg - torch.bmm(zr.transpose(1, 2), torch.linalg.solve(inner, rhs)[:, :, None]).squeeze(2)
+        else:
+            hess = torch.bmm(zn.transpose(1, 2) * curv[:, None, :], zn) + torch.diag(ridge)
+            step = torch.linalg.solve(hess, grad)
+        theta = theta - step
     s = torch.bmm(zn, theta[:, :, None]).squeeze(2)
     top0, s1 = s[:, :-1].amax(1), s[:, -1]
     separable = s1 > top0
