@@ -37,20 +37,11 @@ def main() -> None:
     from a3bench.attacks.pgd import PGD
     from a3bench.stats import wilson_interval
     from a3bench.data import load_dataset
-    from a3bench.models import create_model
     from a3bench.models.attention import attention_saturation, set_trained_attention_scales
     from a3bench.threat import ThreatModel
-    from tests.conftest import train_small
-    from tests.test_attention import TINY
+    from tests.test_attention import train_peaked_vit
 
-    train = load_dataset("fmnist", "train")
-    info = train.info
-    torch.manual_seed(0)
-    honest = create_model("vit_small_p4", in_channels=1, input_size=28, mean=info.mean, std=info.std, options=TINY)
-    set_trained_attention_scales(honest, [30.0, 30.0])
-    honest = train_small(honest, train.first(20000), steps=300, lr=2e-3, seed=0)
-    for p in honest.parameters():
-        p.requires_grad_(False)
+    honest = train_peaked_vit(load_dataset("fmnist", "train"))
     liar = copy.deepcopy(honest)
     set_trained_attention_scales(liar, [30.0 * args.factor] * 2)
 

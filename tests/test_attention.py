@@ -280,19 +280,24 @@ LIAR_EPS = ThreatModel("Linf", 0.03)
 N = 128
 
 
-@pytest.fixture(scope="module")
-def peaked_vit(fmnist_train):
-    """A small ViT trained with pre-softmax scale 30: peaked attention, 300 Adam steps."""
+def train_peaked_vit(train_set) -> nn.Module:
+    """A small ViT trained with pre-softmax scale 30: peaked attention, 300 Adam steps, frozen
+    (also benchmarks/vit_liar.py's honest model)."""
     from tests.conftest import train_small
 
-    info = fmnist_train.info
+    info = train_set.info
     torch.manual_seed(0)
     model = create_model("vit_small_p4", in_channels=1, input_size=28, mean=info.mean, std=info.std, options=TINY)
     set_trained_attention_scales(model, [30.0, 30.0])
-    model = train_small(model, fmnist_train.first(20000), steps=300, lr=2e-3, seed=0)
+    model = train_small(model, train_set.first(20000), steps=300, lr=2e-3, seed=0)
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+@pytest.fixture(scope="module")
+def peaked_vit(fmnist_train):
+    return train_peaked_vit(fmnist_train)
 
 
 @needs_fmnist
