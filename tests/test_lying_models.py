@@ -121,17 +121,21 @@ def test_zero_gradient_quantiser(network, undefended, fmnist_test):
 
 
 def test_inference_time_noise(network, undefended, fmnist_test):
-    """The one liar that keeps part of its number: a noisy classifier judged by one fresh
-    draw really is harder to fool near its decision boundary. With sigma = 0.1, AutoAttack
-    overestimates by ~12 points; the adaptive attacks and the EOT attack the runner adds by
-    itself take back half of that, and stronger EOT (100 steps, 20 draws; AutoAttack's rand version) does not go
-    lower (docs/diagnostics.md, "Models that lie"). So: overestimated, corrected, flagged."""
+    """The one liar that keeps part of its number: a noisy classifier judged by the majority
+    of fresh draws really is harder to fool near its decision boundary. a3bench sees the
+    randomness by itself and answers with AutoAttack's own version for randomised defenses
+    (EOT over 20 draws) instead of the standard one, judges every example by the majority
+    of 10 draws, and says so (docs/diagnostics.md, "Models that lie"). So: noticed, attacked
+    with EOT, flagged — and the number that is left is the noise's real effect, a few points
+    above the network's own."""
     liar = nn.Sequential(Noise(0.1), network).eval()
     rec = full(liar, fmnist_test)
-    assert rec.autoattack_acc >= undefended.robust_acc + 6, (rec.autoattack_acc, undefended.robust_acc)
-    assert rec.robust_acc <= rec.autoattack_acc - 3, (rec.robust_acc, rec.autoattack_acc)
-    eot = [a for a in rec.per_attack if a.name.startswith("eot-pgd")]
-    assert eot and eot[0].status == "ran"  # EOT joined the cascade by itself
+    assert rec.clean_acc >= undefended.clean_acc - 5  # noise of 0.1 hardly changes the clean answers
+    names = [a.name for a in rec.per_attack]
+    assert "apgd-ce-rand" in names and "apgd-ce" not in names, names  # AutoAttack's rand version, chosen by itself
+    assert any("autoattack-rand" in note for note in rec.notes), rec.notes
+    assert undefended.robust_acc <= rec.robust_acc <= rec.autoattack_acc, (undefended.robust_acc, rec.robust_acc, rec.autoattack_acc)
+    assert rec.robust_acc <= undefended.robust_acc + 10, (rec.robust_acc, undefended.robust_acc)  # not fooled by the noise
     assert "randomized-outputs" in flags(rec) and rec.verdict != "reliable"
 
 
