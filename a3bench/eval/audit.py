@@ -265,7 +265,11 @@ def attack_groups(x: torch.Tensor, threat: ThreatModel, batch_size: int) -> list
     return [torch.tensor(g, dtype=torch.long) for g in groups]
 
 
-DUAL_ABOVE = 1024  # features (+ bias) above which the Newton step is solved in the points' space
+# Solve each Newton step in the points' space when the features (+ bias) outnumber the points
+# (always, in practice: 33 points, 128+ features). The d×d system is both large (163 GB for a
+# CrossMax model's concatenated heads) and, batched, unreliable: torch's multi-threaded
+# batched LU returned garbage or raised on 301×301 systems here. Tests set it to force a path.
+PRIMAL = False
 
 
 def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -276,9 +280,8 @@ def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) ->
     boundary point as much as the M class-0 points); the weights (not the bias) carry an
     L2 penalty ``readout_l2``. The optimum is found by ``readout_steps`` Newton steps (the
     problem is strictly convex: no learning rate, no dependence on an optimiser's state);
-    above ``DUAL_ABOVE`` features (a CrossMax model's concatenated head inputs) each step is
-    solved through an (M+1)×(M+1) system instead of the d×d Hessian (the same step, exact
-    arithmetic aside).
+    with more features than points each step is solved through an (M+1)×(M+1) system
+    instead of the d×d Hessian (the same step, exact arithmetic aside; see ``PRIMAL``).
     Returns (weight B×d, bias B, separable B): for separable examples the readout is
     rescaled so the boundary point scores +1 and the highest class-0 point −1 (the
     threshold halfway between them); for the others weight and bias are zero.
@@ -296,7 +299,7 @@ def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) ->
     ridge = torch.full((d + 1,), 2 * settings.readout_l2, dtype=torch.float64)
     ridge[-1] = 1e-8  # the bias is not penalised (a tiny ridge keeps the Hessian invertible)
     theta = torch.zeros(b, d + 1, dtype=torch.float64)
-    dual = d + 1 > DUAL_ABOVE
+    dual = d + 1 > m + 1 and not PRIMAL
     eye = torch.eye(m + 1, dtype=torch.float64)
     for _ in range(settings.readout_steps):
         p = torch.sigmoid(torch.bmm(zn, theta[:, :, None]).squeeze(2))
