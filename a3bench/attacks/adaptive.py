@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
-from a3bench.attacks.pgd import PGD, GradFn, default_step_size, input_grad, pgd_loop, surrogate_grad_fn
+from a3bench.attacks.pgd import PGD, GradFn, MostCorrectDraw, default_step_size, input_grad, pgd_loop, surrogate_grad_fn
 from a3bench.attacks.registry import AttackSpec, int_option, loss_option, register_attack, step_option
 from a3bench.attacks.scale_search import A3_SCALE_SEARCH, search_scales
 from a3bench.models.a3 import a3_layers, a3_mode, a3_straight_through, a3_strength_scales
@@ -318,23 +318,14 @@ class EOTPGD(PGD):
     def grad_fn(self, model: nn.Module) -> GradFn:
         def grad_fn(xa, ya):
             grad = torch.zeros_like(xa)
-            rows = torch.arange(len(ya), device=ya.device)
-            most_correct, best_margin = None, None  # per example: the draw that classifies it best
+            best = MostCorrectDraw(ya)
             for _ in range(self.samples):
                 xg = xa.detach().requires_grad_(True)
                 with torch.enable_grad():
                     logits = model(xg)
-                    g = input_grad(self.loss_fn(logits, ya).sum(), xg)
-                grad += g
-                z = logits.detach()
-                margin = z[rows, ya] - z.scatter(1, ya[:, None], float("-inf")).max(1).values
-                if most_correct is None:
-                    most_correct, best_margin = z.clone(), margin
-                else:
-                    better = margin > best_margin
-                    most_correct[better], best_margin = z[better], torch.maximum(margin, best_margin)
-            # early stopping reads these logits: wrong only if every draw was wrong
-            return most_correct, grad / self.samples
+                    grad += input_grad(self.loss_fn(logits, ya).sum(), xg)
+                best.add(logits.detach())
+            return best.logits, grad / self.samples
 
         return grad_fn
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
-from a3bench.attacks.pgd import PGD, input_grad
+from a3bench.attacks.pgd import PGD, MostCorrectDraw, input_grad
 from a3bench.attacks.registry import AttackSpec, int_option, loss_option, register_attack, step_option
 
 NOT_CROSSMAX = "the model is not a CrossMax self-ensemble or an ensemble of predictors"
@@ -75,8 +75,7 @@ class _DrawEOT(_CrossMaxOnly, PGD):
 
         def grad_fn(xa: torch.Tensor, ya: torch.Tensor):
             grad = torch.zeros_like(xa)
-            rows = torch.arange(len(ya), device=ya.device)
-            most_correct, best_margin = None, None
+            best = MostCorrectDraw(ya)
             for d in range(self.samples):
                 xg = xa.detach().requires_grad_(True)
                 with ExitStack() as stack:
@@ -85,14 +84,8 @@ class _DrawEOT(_CrossMaxOnly, PGD):
                     with torch.enable_grad():
                         surrogate_logits, deployed_logits = self.logits(model, xg)
                         grad += input_grad(self.loss_fn(surrogate_logits, ya).sum(), xg)
-                z = deployed_logits.detach()
-                margin = z[rows, ya] - z.scatter(1, ya[:, None], float("-inf")).max(1).values
-                if most_correct is None:
-                    most_correct, best_margin = z.clone(), margin
-                else:
-                    better = margin > best_margin
-                    most_correct[better], best_margin = z[better], torch.maximum(margin, best_margin)
-            return most_correct, grad / self.samples
+                best.add(deployed_logits.detach())
+            return best.logits, grad / self.samples
 
         return grad_fn
 

@@ -235,8 +235,7 @@ OPTIONS = ("steps", "restarts", "loss", "step", "train_steps", "seconds", "arch"
 
 def distill_attack(spec) -> DistillTransfer:
     """``transfer:distill[:KEY=VALUE...]`` → :class:`DistillTransfer` (called by the ``transfer:SPEC`` factory)."""
-    from a3bench.attacks.registry import AttackSpec, int_option, loss_option, parse_options, step_option
-    from a3bench.threat import parse_eps
+    from a3bench.attacks.registry import AttackSpec, int_option, loss_option, parse_options, positive_option, step_option
 
     rest = spec.arg.strip()[len("distill"):].lstrip(":")
     options = parse_options(rest, spec.text)
@@ -244,15 +243,6 @@ def distill_attack(spec) -> DistillTransfer:
     if unknown:
         raise AttackError(f"attack {spec.text!r}: unknown option(s) {', '.join(unknown)} (valid for transfer:distill: {', '.join(OPTIONS)})")
     sub = AttackSpec(spec.text, spec.head, rest or None, spec.match, options)
-
-    def positive(key: str, default: float) -> float:
-        value = sub.option(key)
-        if value is None:
-            return default
-        out = parse_eps(value)
-        if out <= 0:
-            raise AttackError(f"attack {spec.text!r}: {key} must be > 0")
-        return out
 
     labels = (sub.option("labels") or "soft").lower()
     if labels not in LABELS:
@@ -267,6 +257,6 @@ def distill_attack(spec) -> DistillTransfer:
             raise AttackError(f"attack {spec.text!r}: {e}") from None
     return DistillTransfer(
         int_option(sub, "steps", 50), restarts=int_option(sub, "restarts", 1), loss=loss_option(sub), step_size=step_option(sub),
-        train_steps=int_option(sub, "train_steps", 1000), seconds=positive("seconds", 600.0), arch=arch, labels=labels,
-        batch=int_option(sub, "batch", 128), lr=positive("lr", 1e-3), temperature=positive("temperature", 1.0),
+        train_steps=int_option(sub, "train_steps", 1000), seconds=positive_option(sub, "seconds", 600.0), arch=arch, labels=labels,
+        batch=int_option(sub, "batch", 128), lr=positive_option(sub, "lr", 1e-3), temperature=positive_option(sub, "temperature", 1.0),
         name=spec.text.lower().replace(" ", ""))

@@ -27,6 +27,25 @@ def input_grad(loss: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(x) if grad is None else grad
 
 
+class MostCorrectDraw:
+    """Over several draws of a randomised model, per example the logits of the draw that
+    classifies it best (largest margin z_y − max_{j≠y} z_j). Early stopping reads them, so an
+    example counts as broken only when every draw misclassified it."""
+
+    def __init__(self, y: torch.Tensor) -> None:
+        self.y, self.rows = y, torch.arange(len(y), device=y.device)
+        self.logits: torch.Tensor | None = None
+        self.margin: torch.Tensor | None = None
+
+    def add(self, z: torch.Tensor) -> None:
+        margin = z[self.rows, self.y] - z.scatter(1, self.y[:, None], float("-inf")).max(1).values
+        if self.logits is None:
+            self.logits, self.margin = z.clone(), margin
+        else:
+            better = margin > self.margin
+            self.logits[better], self.margin = z[better], torch.maximum(margin, self.margin)
+
+
 def surrogate_grad_fn(judge: nn.Module, surrogate: Callable[[torch.Tensor], torch.Tensor], loss_fn) -> GradFn:
     """Gradient of ``loss_fn`` through ``surrogate``; logits (for early stopping) from ``judge``."""
 

@@ -246,6 +246,19 @@ def float_option(spec: AttackSpec, key: str, default: float, *, low: float, high
     return x
 
 
+def positive_option(spec: AttackSpec, key: str, default: float) -> float:
+    """A number option > 0, written as a number or a fraction (``8/255``)."""
+    from a3bench.threat import parse_eps
+
+    value = spec.option(key)
+    if value is None:
+        return default
+    out = parse_eps(value)
+    if out <= 0:
+        raise AttackError(f"attack {spec.text!r}: {key} must be > 0")
+    return out
+
+
 def step_option(spec: AttackSpec) -> float | None:
     from a3bench.threat import parse_eps
 

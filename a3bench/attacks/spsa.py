@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import Attack, AttackKind, AttackOutput
-from a3bench.attacks.registry import AttackSpec, int_option, register_attack
+from a3bench.attacks.registry import AttackSpec, int_option, positive_option, register_attack
 from a3bench.errors import AttackError
 from a3bench.threat import ThreatModel, example_seeds
 
@@ -139,18 +139,6 @@ class SPSA(Attack):
         return grad, hit
 
 
-def _float_option(spec: AttackSpec, key: str, default: float) -> float:
-    from a3bench.threat import parse_eps
-
-    value = spec.option(key)
-    if value is None:
-        return default
-    out = parse_eps(value)
-    if out <= 0:
-        raise AttackError(f"attack {spec.text!r}: {key} must be > 0")
-    return out
-
-
 @register_attack("spsa-K", pattern=r"spsa-(\d+)", options=("samples", "delta", "lr"), example="spsa-3:samples=4",
                  help="SPSA, K steps (Uesato et al. 2018): gradient-free, black-box; options samples (128), delta (0.01), lr (0.01)")
 def _spsa(spec: AttackSpec) -> SPSA:
@@ -160,5 +148,5 @@ def _spsa(spec: AttackSpec) -> SPSA:
     samples = int_option(spec, "samples", 128)
     if samples < 2:
         raise AttackError(f"attack {spec.text!r}: samples must be ≥ 2")
-    return SPSA(steps, samples=samples, delta=_float_option(spec, "delta", 0.01), lr=_float_option(spec, "lr", 0.01),
+    return SPSA(steps, samples=samples, delta=positive_option(spec, "delta", 0.01), lr=positive_option(spec, "lr", 0.01),
                 name=spec.text.lower().replace(" ", ""))
