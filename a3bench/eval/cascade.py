@@ -101,9 +101,11 @@ class Cascade:
     the test split, for per-example seeds), judged by ``deployed``."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor, deployed: DeployedModel, *,
-                 batch_size: int, seed: int, strict: bool = True, shard: Shard | None = None) -> None:
+                 batch_size: int, seed: int, strict: bool = True, shard: Shard | None = None,
+                 attacked: DeployedModel | None = None) -> None:
         self.x, self.y, self.positions = x, y, positions
         self.deployed = deployed
+        self.attacked = attacked  # the engine's copy the attacks call (its A3 modes restored after every batch too)
         self.batch_size, self.seed, self.strict = int(batch_size), int(seed), strict
         self.shard = shard or Shard()
 
@@ -158,6 +160,8 @@ class Cascade:
         finally:
             aa_log.removeHandler(sink)
             self.deployed.restore()
+            if self.attacked is not None:
+                self.attacked.restore()
         result.seconds = time.perf_counter() - t0
         result.broken = rc.broken.cpu().tolist()
         result.pred = rc.pred.cpu().tolist()
