@@ -265,18 +265,28 @@ class _Run:
         return self.elapsed_before + (time.perf_counter() - self.t_start)
 
     def initial_state(self) -> ResumeState:
-        """Rank 0 reads the resume state or makes a fresh one (checks, clean pass); every rank gets it."""
-        state = None
+        """The resume state (rank 0 reads it) or a fresh one: rank 0 runs the checks, every
+        rank its share of the clean pass; every rank ends with the same state."""
+        shard = self.ev.shard
         self.elapsed_before = 0.0
-        if self.ev.shard.is_main:
-            if self.options.resume and self.state_file is not None and self.state_file.is_file():
+        resuming = shard.broadcast(bool(self.options.resume and self.state_file is not None and self.state_file.is_file()))
+        if resuming:
+            state = None
+            if shard.is_main:
                 state = read_state(self.state_file)
                 self._check_identity(state)
-                self.elapsed_before = state.elapsed
-            else:
+            state = shard.broadcast(state)
+            self.elapsed_before = state.elapsed
+        else:
+            checks = None
+            if shard.is_main:
                 with users_model("the clean pass"):
-                    state = self._fresh_state()
-        state = self.ev.shard.broadcast(state)
+                    checks = self.ev.model_checks(self.threat)
+            checks = shard.broadcast(checks)
+            self.ev.randomised = checks.randomised
+            self.ev.detect_randomness()
+            with users_model("the clean pass"):
+                state = self._fresh_state(checks)
         self.ev.randomised = _randomised(state)
         self.ev.detect_randomness()  # sets the judge's draws from the state's verdict
         self.ev.input_gradient = not any(f.name == NO_INPUT_GRADIENT.name for f in state.flags)
@@ -291,8 +301,7 @@ class _Run:
             raise ResultError(f"cannot resume from {self.state_file}: it was made with a different {', '.join(diff)}; "
                               "rerun without --resume (or with the same settings)")
 
-    def _fresh_state(self) -> ResumeState:
-        checks = self.ev.model_checks(self.threat)
+    def _fresh_state(self, checks) -> ResumeState:
         self.report("clean", total=self.n, robust=0)
         t0 = time.perf_counter()
         clean = self.ev.clean_pass(lambda done, correct: self.report("clean", done=done, total=self.n, robust=correct))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -37,6 +38,7 @@ SANITY_EXAMPLES = 100  # AutoAttack's checks run on one batch; 100 examples dete
 DEFAULT_DRAWS = 10  # fresh forward passes per verdict on a randomised model
 CLEAN_SEED = 7_919  # the clean pass of a randomised model is seeded per batch from (seed, first example)
 MAX_SEED = 2**32 - 1
+_CLEAN_PASSES = itertools.count()  # clean passes so far in this process: every rank counts the same
 
 
 @dataclass
@@ -200,20 +202,26 @@ class Evaluation:
 
     def clean_pass(self, progress: Callable[[int, int], None] | None = None) -> CleanPass:
         """The judge on the clean examples, batch by batch; a randomised model's draws are
-        seeded per batch, so the clean verdicts are the same in every command."""
-        preds, shares, nonfinite, correct = [], [], 0, 0
-        for s in range(0, self.n, self.batch_size):
+        seeded per batch, so the clean verdicts are the same in every command and on any
+        rank. Under torchrun the ranks claim the batches from a shared counter."""
+        starts = list(range(0, self.n, self.batch_size))
+        done: dict[int, tuple[list[int], list[float], int]] = {}
+        claims = self.shard.claimer(f"a3bench/clean/{next(_CLEAN_PASSES)}")  # the same key on every rank
+        correct = 0
+        while (k := claims.next()) < len(starts):
+            s = starts[k]
             torch.manual_seed(self.seed * CLEAN_SEED + s)
             v = self.deployed.judge(self.x[s : s + self.batch_size], self.y[s : s + self.batch_size])
-            preds.append(v.pred)
-            shares.append(v.correct_share)
-            nonfinite += v.nonfinite
+            done[s] = (v.pred.tolist(), v.correct_share.tolist(), v.nonfinite)
             correct += int((~v.wrong).sum())
-            if progress is not None:
+            if progress is not None and self.shard.world == 1:
                 progress(min(self.n, s + self.batch_size), correct)
         self.deployed.restore()
+        if self.shard.world > 1:
+            done = {s: part for parts in self.shard.gather(done) for s, part in parts.items()}
+        parts = [done[s] for s in starts]
         return CleanPass(
-            pred=torch.cat(preds).tolist() if preds else [],
-            correct_share=torch.cat(shares).tolist() if self.deployed.draws > 1 and shares else None,
-            nonfinite=nonfinite,
+            pred=[p for part in parts for p in part[0]],
+            correct_share=[c for part in parts for c in part[1]] if self.deployed.draws > 1 and parts else None,
+            nonfinite=sum(part[2] for part in parts),
         )
