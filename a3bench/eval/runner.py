@@ -325,6 +325,7 @@ class _Run:
             self.plan, notes = for_randomised_model(self.plan)
             self.notes += notes
         if self._escalates():
+            self._rejudge_escalation(state)
             self._escalate(state, state.flags)
         stamps = _jsonable([_stamp(a) for a in self.plan.attacks])
         started = len(state.finished) + (1 if state.current else 0)
@@ -372,7 +373,30 @@ class _Run:
         self.plan = self.plan.with_attacks(attacks)
         if added or not any(n.startswith("escalation:") for n in self.notes):
             self.notes.append(f"escalation: {state.escalation.get('reason')}")
+            if state.escalation.get("withdrawn"):
+                self.notes.append(f"escalation withdrawn: {state.escalation['withdrawn']}")
         return added
+
+    def _rejudge_escalation(self, state: ResumeState) -> None:
+        """A resumed run judges its escalation again under today's rule: when none of its
+        triggers fires any more (a raw count that the significance test now calls chance),
+        the escalation is withdrawn — the attacks of it that already ran stay in the record
+        (their results are valid), the rest are not run, and the record says so."""
+        esc = state.escalation
+        if not esc or esc.get("withdrawn"):
+            return
+        suite = [a for a in self.plan.attacks]
+        before = [r for r in state.finished[: len(suite)]]
+        fired = {f.name for f in state.flags} | {f.name for f in diagnostics.reveal_flags(suite, before, self.n)}
+        if any(t in fired for t in esc.get("triggers", [])):
+            return
+        ran = [r.name for r in state.finished[len(suite):]]
+        dropped = [a for a in esc.get("attacks", []) if a not in ran]
+        state.escalation = {**esc, "attacks": ran, "withdrawn": (
+            f"{', '.join(esc.get('triggers', []))} no longer fires under the significance rule (one-sided binomial test at "
+            f"n = {self.n}, docs/diagnostics.md#escalation): the escalation is withdrawn; "
+            + (f"{', '.join(ran)} had already run and stay{'s' if len(ran) == 1 else ''} in the record; " if ran else "")
+            + (f"{', '.join(dropped)} not run" if dropped else "nothing left out"))}
 
     def _build_or_fail(self, name: str, state: ResumeState) -> list[Attack]:
         """An escalation attack that cannot even be built is recorded as failed (the run goes on)."""
@@ -640,7 +664,10 @@ class _Run:
             verdict=verdict,
             verdict_reason=reason,
             compute={
-                "seconds": round(self.elapsed(state), 3),
+                # over every session that resumed it; a state from before the clock was kept
+                # knows at least what its attacks spent
+                "seconds": round(max(self.elapsed(state), sum(r.seconds for r in per_attack)
+                                     + (probe_record.seconds if probe_record else 0.0)), 3),
                 "forward_passes": fwd,
                 "backward_passes": bwd,
                 "forward_passes_per_example": round(fwd / n, 3) if n else 0.0,
