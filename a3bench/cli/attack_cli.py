@@ -13,27 +13,6 @@ import typer
 from a3bench.cli import options
 from a3bench.cli.common import console, handle_errors, print_table
 
-# Customary budgets when --eps is omitted and the checkpoint does not say (docs/attacks.md).
-DEFAULT_EPS = {
-    ("cifar10", "Linf"): 8 / 255,
-    ("cifar100", "Linf"): 8 / 255,
-    ("cifar10", "L2"): 0.5,
-    ("cifar100", "L2"): 0.5,
-    ("fmnist", "Linf"): 0.1,
-    ("fmnist", "L2"): 1.5,
-    ("mnist", "Linf"): 0.3,
-    ("mnist", "L2"): 2.0,
-}
-
-
-def default_eps(dataset: str, norm: str, meta: dict) -> float | None:
-    """The eps the checkpoint was trained and evaluated at (same norm), else the dataset's customary one."""
-    metrics = (meta or {}).get("metrics") or {}
-    if metrics.get("norm") == norm and isinstance(metrics.get("eps"), (int, float)):
-        return float(metrics["eps"])
-    return DEFAULT_EPS.get((dataset, norm))
-
-
 @handle_errors
 def attack_command(
     model: Optional[str] = options.MODEL,
@@ -68,7 +47,7 @@ def attack_command(
     from a3bench.eval.distributed import current_shard
     from a3bench.eval.runner import check_output_path, evaluate
     from a3bench.schema import default_result_path, settings_differ
-    from a3bench.threat import ThreatModel, parse_eps, parse_norm
+    from a3bench.threat import ThreatModel, default_eps, parse_eps, parse_norm
 
     # Validate everything cheap before loading anything heavy.
     norm_v = parse_norm(norm).value

@@ -35,13 +35,12 @@ def audit_command(
 ) -> None:
     """Audit attacks on a model: binarization test (Zimmermann et al. 2022) and indicators of attack failure (Pintor et al. 2022)."""
     from a3bench.attacks.registry import resolve
-    from a3bench.cli.attack_cli import default_eps
     from a3bench.cli.options import check_counts, load_model_and_dataset
     from a3bench.errors import AttackError
     from a3bench.eval.audit import AuditSettings, default_audit_path, run_audit
     from a3bench.schema import write_audit
     from a3bench.device import resolve_device
-    from a3bench.threat import ThreatModel, parse_eps, parse_norm
+    from a3bench.threat import ThreatModel, default_eps, parse_eps, parse_norm
 
     norm_v = parse_norm(norm).value
     eps_v = parse_eps(eps) if eps is not None else None
