@@ -1,4 +1,4 @@
-"""The worst-case evaluation behind ``a3bench attack`` (DESIGN §3).
+"""The worst-case evaluation behind ``a3bench attack`` (docs/architecture.md#the-cascade).
 
 A clean pass, then each attack of the plan on the examples still robust (the one
 :class:`~a3bench.eval.cascade.Cascade`); an example is robust only if it survives every
@@ -327,7 +327,7 @@ class _Run:
 
     def _for_randomised_model(self, plan) -> None:
         """A randomised model gets AutoAttack's own version for randomised defenses in place
-        of the standard one, and EOT-PGD when the plan has no EOT attack (DESIGN §3)."""
+        of the standard one, and EOT-PGD when the plan has no EOT attack (docs/architecture.md#the-cascade)."""
         from a3bench.attacks.registry import build_attack
 
         groups = [a.group for a in plan.attacks]
@@ -346,7 +346,7 @@ class _Run:
     def _escalate(self, state: ResumeState, flags) -> bool:
         """When the gradients are found to lie (``gradient-inconsistent`` before the cascade,
         ``black-box-beats-white-box`` after it), add the attacks that are not fooled, within
-        a stated budget (docs/diagnostics.md#escalation). Kept in the state: a resumed run
+        a stated budget (docs/attacks.md#escalation). Kept in the state: a resumed run
         escalates the same way. Returns whether attacks were added now."""
         from a3bench.attacks.escalation import escalation
         from a3bench.attacks.registry import build_attack

@@ -1,4 +1,4 @@
-"""Training objectives (DESIGN §2).
+"""Training objectives (docs/architecture.md#the-a3-module).
 
 On a batch (x, y) with x_adv crafted against the attenuated model::
 
