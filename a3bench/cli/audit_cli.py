@@ -30,7 +30,7 @@ def audit_command(
     batch_size: int = options.BATCH_SIZE,
     device: str = options.DEVICE,
     seed: int = options.SEED,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Audit path (default results/<dataset>/<norm>/<model>.audit.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Audit path (default: <model>.audit.json in results/<dataset>/<norm>/)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line; the summary is still printed."),
 ) -> None:
     """Audit attacks on a model: binarization test (Zimmermann et al. 2022) and indicators of attack failure (Pintor et al. 2022)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-MODEL = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory, robustbench:NAME or ensemble:SPEC1,SPEC2,...[:agg=crossmax|median|mean] (default: the bundled model). A checkpoint is safe to load (weights only: no code in it runs); file.py:factory and package.module:factory import and RUN that Python code, as does the attack transfer:SPEC with such a SPEC.")
+MODEL = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory, robustbench:NAME or ensemble:SPEC1,SPEC2,... with an optional :agg=crossmax|median|mean (default: the bundled model). A checkpoint is safe to load (weights only: no code in it runs); file.py:factory and package.module:factory import and RUN that Python code, as does the attack transfer:SPEC with such a SPEC.")
 DATASET = typer.Option(None, "--dataset", "-d", help="fmnist, mnist, cifar10, cifar100, ... (default: the one the checkpoint was trained on).")
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder with the dataset files.")
 NORM = typer.Option("Linf", "--norm", help="Linf or L2.")
