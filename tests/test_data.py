@@ -695,3 +695,25 @@ def test_every_source_answers_for_its_own_names() -> None:
     for name, source in data.SOURCES.items():
         canon = canonical_name(source.usage.replace("PATH", "/x") if source.usage else name)
         assert data.registry.source_of(canon) is source
+
+
+# --------------------------------------------------------------------------- which class each label is
+
+
+def test_image_folder_label_order_is_said(tmp_path: Path) -> None:
+    for cls in ("dog", "cat", "bird"):
+        _write_png(tmp_path / cls / "0.png", np.zeros((4, 4), np.uint8))
+    info = dataset_info(f"imagefolder:{tmp_path}")
+    assert data.label_order(info) == f"imagefolder:{tmp_path}: labels follow the class folders' names, sorted: 0=bird, 1=cat, 2=dog"
+    assert data.label_order(dataset_info("fmnist")) is None  # an official order needs no saying
+
+
+def test_class_order_mismatch() -> None:
+    info = data.DatasetInfo("imagefolder:x", 3, (1, 4, 4), (0.5,), (0.5,), ("ankle_boot", "bag", "t_shirt"))
+    assert data.class_order_mismatch(None, info) is None
+    assert data.class_order_mismatch(["Ankle boot", "Bag", "T-shirt"], info) is None  # spelling aside, the same
+    warning = data.class_order_mismatch(["T-shirt", "Ankle boot", "Bag"], info)
+    assert warning.startswith("warning: ") and "label 0 is 'T-shirt' for the model but 'ankle_boot' in the data" in warning
+    assert data.class_order_mismatch(["a", "b"], info).startswith("warning: the model has 2 classes")
+    assert data.class_order_mismatch(["x", "y", "z"], info).startswith("note: ")
+    assert "\n" not in warning

@@ -35,9 +35,13 @@ def train_command(
     cfg = load_config(config, overrides)
     out = out or Path("runs") / config.stem / "model.pt"
 
+    from a3bench.data import dataset_info, label_order
     from a3bench.train.loop import train
 
     con = console()
+    order = label_order(dataset_info(cfg.dataset, cfg.data_dir))  # an image folder: which class each label is
+    if order:
+        console(stderr=True).print(order, markup=False, soft_wrap=True)
     callbacks = _EpochLines(con) if quiet else _RichTrainProgress(con)
     try:
         result = train(cfg, out, resume=resume, callbacks=callbacks)

@@ -28,6 +28,7 @@ readable line. A new source: docs/architecture.md#extending.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -139,14 +140,31 @@ def label_order(info: DatasetInfo) -> str | None:
 
 
 def class_order_mismatch(declared: Sequence[str] | None, info: DatasetInfo) -> str | None:
-    """A one-line warning when a model names its classes (``declared``, in label order) and
-    the dataset's label order differs: every label would then be read as another class."""
-    if not declared or list(declared) == list(info.classes):
+    """One line when a model names its classes (``declared``, in label order) and the data's
+    labels mean other classes; None when they agree or the model does not say.
+
+    Names are compared as :func:`~a3bench.data.registry.normalise` spells them (``T-shirt/top``
+    is the folder ``tshirt_top``). The same names in another order, or another number of
+    classes, is a warning: every affected example is scored against the wrong class. Other
+    names in the same number is a note: the labels are then matched by position alone.
+    """
+    if not declared:
         return None
     declared = [str(c) for c in declared]
-    if sorted(declared) == sorted(info.classes):
-        diff = next(i for i, (a, b) in enumerate(zip(declared, info.classes)) if a != b)
-        what = f"label {diff} is {declared[diff]!r} for the model but {info.classes[diff]!r} in the data"
-    else:
-        what = f"the model has {len(declared)} classes ({excerpt(declared, 80)}), the data {len(info.classes)} ({excerpt(list(info.classes), 80)})"
-    return f"the model's classes disagree with {info.name}'s label order ({what}); accuracy will be wrong — rename or reorder the class folders"
+    ours, theirs = [_class_key(c) for c in declared], [_class_key(c) for c in info.classes]
+    if ours == theirs:
+        return None
+    if len(ours) != len(theirs):
+        return (f"warning: the model has {len(ours)} classes ({excerpt(declared, 80)}), {info.name} has {len(theirs)} "
+                f"({excerpt(list(info.classes), 80)})")
+    if sorted(ours) == sorted(theirs):
+        i = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+        return (f"warning: {info.name} orders its classes differently from the model: label {i} is "
+                f"{declared[i]!r} for the model but {info.classes[i]!r} in the data, so accuracy is measured against "
+                f"the wrong classes (rename the class folders so that their sorted order is the model's)")
+    return (f"note: the model calls its classes {excerpt(declared, 80)}, {info.name} {excerpt(list(info.classes), 80)}: "
+            "labels are matched by position only")
+
+
+def _class_key(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", str(name).lower())

@@ -44,6 +44,27 @@ class LoadedModel:
     card: ModelCard = field(default_factory=ModelCard)  # model card: reported accuracy, link, authors ...
     path: str | None = None
 
+    @property
+    def declared_classes(self) -> list[str] | None:
+        """The model's class names in label order, when it says: its checkpoint's (``a3bench
+        train`` writes them), its card's, else those of the dataset it was trained on when that
+        dataset's order is fixed (fmnist, cifar10 ...; not an image folder's). None otherwise."""
+        from a3bench.data import canonical_name, dataset_info
+        from a3bench.data.registry import source_of
+        from a3bench.errors import A3BenchError
+
+        for names in ((self.meta or {}).get("classes"), (self.card.extra if self.card else {}).get("classes")):
+            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+                return list(names)
+        trained_on = (self.meta or {}).get("dataset") or self.dataset
+        if not isinstance(trained_on, str):
+            return None
+        try:
+            canon = canonical_name(trained_on)
+            return None if source_of(canon).label_order else list(dataset_info(canon).classes)
+        except A3BenchError:
+            return None
+
     def __call__(self, *args, **kwargs):
         return self.model(*args, **kwargs)
 

@@ -298,7 +298,7 @@ def train(
         while progress.phase_epoch < phase.epochs and progress.phase_step < phase.total_steps:
             metrics = _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, threat, gen, device, cb, out)
             history.append(metrics)
-            _save(out, model, cfg, train_set.info.name, optimizer, gen, device, progress, history)
+            _save(out, model, cfg, train_set.info, optimizer, gen, device, progress, history)
             with log_path.open("a") as f:
                 f.write(json.dumps(asdict(metrics)) + "\n")
             cb.on_epoch_end(metrics)
@@ -446,10 +446,11 @@ def _carried_scales(model) -> list[float] | None:
     return trained_attention_scales(model) or None
 
 
-def _save(out, model, cfg, dataset, optimizer, gen, device, progress: _Progress, history) -> None:
+def _save(out, model, cfg, info, optimizer, gen, device, progress: _Progress, history) -> None:
     last = history[-1]
     meta = {
-        "dataset": dataset,
+        "dataset": info.name,
+        "classes": list(info.classes),  # what its labels meant: an image folder's order is its folders' sorted names
         "train": cfg.to_dict(),
         "metrics": {
             "clean_acc": last.clean_acc,
