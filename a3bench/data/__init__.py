@@ -36,7 +36,8 @@ from pathlib import Path
 from a3bench.data import idx, cifar, synthetic, imagefolder  # noqa: F401
 # isort: on
 from a3bench.data.base import SPLITS, DatasetInfo, ImageDataset, check_split, data_error
-from a3bench.data.locate import DATA_ENV, OFFLINE_ENV, data_cache_dir
+# SYSTEM_DATA_ROOT is read from a3bench.data.locate at each lookup: point that one elsewhere, not this copy.
+from a3bench.data.locate import DATA_ENV, OFFLINE_ENV, SYSTEM_DATA_ROOT, data_cache_dir
 from a3bench.data.registry import SOURCES, DatasetSource, find_source, register_source, source_of
 from a3bench.errors import excerpt
 
@@ -46,6 +47,7 @@ __all__ = [
     "OFFLINE_ENV",
     "SOURCES",
     "SPLITS",
+    "SYSTEM_DATA_ROOT",
     "DatasetInfo",
     "DatasetSource",
     "ImageDataset",
