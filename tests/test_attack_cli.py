@@ -144,20 +144,19 @@ def _fmnist_as_image_folder(fmnist_test, root, names=FOLDERS, per_class: int = 3
 
 def test_image_folder_label_order_is_shown_and_a_disagreeing_model_is_warned(checkpoint, fmnist_test, tmp_path):
     """The imagefolder order is the sorted folder names; the Fashion-MNIST model's is Fashion-MNIST's.
-    A user once lost 26.7 points of clean accuracy to it without a word: now there are two lines."""
+    A user once lost 26.7 points of clean accuracy to it without a word: now the summary says so."""
     root = _fmnist_as_image_folder(fmnist_test, tmp_path / "imgs")
     res = invoke("--model", str(checkpoint), "--dataset", f"imagefolder:{root}", "--eps", "0.1", "--attacks", "fgsm",
                  "--out", str(tmp_path / "r.json"), "--quiet", "--device", "cpu")
     assert res.exit_code == 0, res.output
-    assert f"imagefolder:{root}: labels follow the class folders' names, sorted: 0=ankle_boot, 1=bag, 2=coat" in res.stderr
-    assert "warning: " in res.stderr and "label 0 is 'T-shirt/top' for the model but 'ankle_boot' in the data" in res.stderr
-    # folders whose sorted order is the model's: the order is shown, nothing is wrong
+    assert f"imagefolder:{root}: labels follow the class folders' names, sorted: 0=ankle_boot, 1=bag, 2=coat" in res.stdout
+    assert "warning: " in res.stdout and "label 0 is 'T-shirt/top' for the model but 'ankle_boot' in the data" in res.stdout
+    # folders that sort in the model's order: the order is shown, and nothing is wrong
     ordered = _fmnist_as_image_folder(fmnist_test, tmp_path / "ordered", [f"{i}_{n}" for i, n in enumerate(FOLDERS)])
     res = invoke("--model", str(checkpoint), "--dataset", f"imagefolder:{ordered}", "--eps", "0.1", "--attacks", "fgsm",
                  "--out", str(tmp_path / "o.json"), "--quiet", "--device", "cpu")
     assert res.exit_code == 0, res.output
-    assert "labels follow the class folders' names, sorted: 0=0_tshirt_top" in res.stderr
-    assert "warning" not in res.stderr and "note: the model calls its classes" in res.stderr  # other names: by position
+    assert "labels follow the class folders' names, sorted: 0=0_tshirt_top" in res.stdout and "warning" not in res.output
 
 
 def test_training_on_an_image_folder_records_its_class_order(fmnist_test, tmp_path):

@@ -41,7 +41,7 @@ def attack_command(
     shared among the processes; rank 0 writes the record (docs/scale.md).
     """
     from a3bench.attacks.registry import resolve
-    from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
     from a3bench.device import resolve_device
     from a3bench.errors import AttackError
     from a3bench.eval.distributed import current_shard
@@ -99,6 +99,7 @@ def attack_command(
     if not main_rank:
         return
     print_summary(con, result.record)
+    print_label_notes(con, data.info, loaded)
     con.print(f"record -> {result.path}")
 
 

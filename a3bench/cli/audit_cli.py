@@ -35,7 +35,7 @@ def audit_command(
 ) -> None:
     """Audit attacks on a model: binarization test (Zimmermann et al. 2022) and indicators of attack failure (Pintor et al. 2022)."""
     from a3bench.attacks.registry import resolve
-    from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
     from a3bench.errors import AttackError
     from a3bench.eval.audit import AuditSettings, default_audit_path, run_audit
     from a3bench.schema import write_audit
@@ -74,6 +74,7 @@ def audit_command(
     write_audit(out, result)
     con = console()
     print_audit(con, result)
+    print_label_notes(con, data.info, loaded)
     con.print(f"audit -> {out}")
 
 

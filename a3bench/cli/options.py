@@ -44,8 +44,7 @@ def load_model_and_dataset(model: str | None, dataset: str | None, data_dir: Pat
     The dataset defaults to the one the checkpoint was trained on; a model that does not
     say (a factory) needs ``--dataset``.
     """
-    from a3bench.cli.common import console
-    from a3bench.data import canonical_name, class_order_mismatch, label_order, load_dataset
+    from a3bench.data import canonical_name, load_dataset
     from a3bench.errors import DataError, excerpt
     from a3bench.models import load_model
 
@@ -54,11 +53,16 @@ def load_model_and_dataset(model: str | None, dataset: str | None, data_dir: Pat
     ds_name = ds_name or (canonical_name(loaded.dataset) if loaded.dataset else None)
     if ds_name is None:
         raise DataError(f"model {excerpt(model)} does not say which dataset it was trained on: pass --dataset")
-    data = load_dataset(ds_name, "test", data_dir)
-    # Which class each label is, where the data decides it (an image folder's sorted names),
-    # and a line when the model's own class names say otherwise: a wrong order costs accuracy silently.
-    err = console(stderr=True)
-    for line in (label_order(data.info), class_order_mismatch(loaded.declared_classes, data.info)):
+    return loaded, ds_name, load_dataset(ds_name, "test", data_dir)
+
+
+def print_label_notes(con, info, loaded=None) -> None:
+    """After a run's summary: which class each label is where the data decides it (an image
+    folder's sorted names), and a warning when the model's own class names put them in another
+    order — that costs accuracy, and no flag would say so."""
+    from a3bench.data import class_order_mismatch, label_order
+
+    declared = loaded.declared_classes if loaded is not None else None
+    for line in (label_order(info), class_order_mismatch(declared, info)):
         if line:
-            err.print(line, markup=False, soft_wrap=True)
-    return loaded, ds_name, data
+            con.print(line, markup=False, soft_wrap=True)

@@ -35,13 +35,11 @@ def train_command(
     cfg = load_config(config, overrides)
     out = out or Path("runs") / config.stem / "model.pt"
 
-    from a3bench.data import dataset_info, label_order
+    from a3bench.cli.options import print_label_notes
+    from a3bench.data import dataset_info
     from a3bench.train.loop import train
 
     con = console()
-    order = label_order(dataset_info(cfg.dataset, cfg.data_dir))  # an image folder: which class each label is
-    if order:
-        console(stderr=True).print(order, markup=False, soft_wrap=True)
     callbacks = _EpochLines(con) if quiet else _RichTrainProgress(con)
     try:
         result = train(cfg, out, resume=resume, callbacks=callbacks)
@@ -56,6 +54,7 @@ def train_command(
         f"[bold]done[/]: clean {m.clean_acc:.2f} %, PGD-{m.pgd_steps} {m.pgd_acc:.2f} % "
         f"(first {m.n_eval} test examples, {cfg.attack.norm} eps {cfg.attack.eps:g}) -> {result.checkpoint}"
     )
+    print_label_notes(con, dataset_info(cfg.dataset, cfg.data_dir))  # an image folder: which class each label is
 
 
 def _epoch_line(m) -> str:

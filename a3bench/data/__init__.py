@@ -142,30 +142,21 @@ def label_order(info: DatasetInfo) -> str | None:
 
 
 def class_order_mismatch(declared: Sequence[str] | None, info: DatasetInfo) -> str | None:
-    """One line when a model names its classes (``declared``, in label order) and the data's
-    labels mean other classes; None when they agree or the model does not say.
-
-    Names are compared as :func:`~a3bench.data.registry.normalise` spells them (``T-shirt/top``
-    is the folder ``tshirt_top``). The same names in another order, or another number of
-    classes, is a warning: every affected example is scored against the wrong class. Other
-    names in the same number is a note: the labels are then matched by position alone.
+    """A one-line warning when a model names its classes (``declared``, in label order) and the
+    data holds the same classes in another order: every example of a moved class is then scored
+    against the wrong class, and nothing else would say so. None otherwise (names are compared
+    as ``T-shirt/top`` = folder ``tshirt_top``; other names cannot be matched, so they say nothing).
     """
     if not declared:
         return None
     declared = [str(c) for c in declared]
     ours, theirs = [_class_key(c) for c in declared], [_class_key(c) for c in info.classes]
-    if ours == theirs:
+    if ours == theirs or sorted(ours) != sorted(theirs):
         return None
-    if len(ours) != len(theirs):
-        return (f"warning: the model has {len(ours)} classes ({excerpt(declared, 80)}), {info.name} has {len(theirs)} "
-                f"({excerpt(list(info.classes), 80)})")
-    if sorted(ours) == sorted(theirs):
-        i = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
-        return (f"warning: {info.name} orders its classes differently from the model: label {i} is "
-                f"{declared[i]!r} for the model but {info.classes[i]!r} in the data, so accuracy is measured against "
-                f"the wrong classes (rename the class folders so that their sorted order is the model's)")
-    return (f"note: the model calls its classes {excerpt(declared, 80)}, {info.name} {excerpt(list(info.classes), 80)}: "
-            "labels are matched by position only")
+    i = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+    return (f"warning: {info.name} orders its classes differently from the model: label {i} is {declared[i]!r} for "
+            f"the model but {info.classes[i]!r} in the data, so accuracy was measured against the wrong classes "
+            f"(name the class folders so that they sort in the model's order)")
 
 
 def _class_key(name: str) -> str:

@@ -3,8 +3,8 @@ or ``PATH/<class>/*`` (a test split alone).
 
 Labels follow the class folders' names sorted alphabetically (the union over the splits, so
 train and test agree): ``PATH/test/cat``, ``PATH/test/dog`` → cat = 0, dog = 1, whatever
-order a model was trained with elsewhere. The order is printed by the commands that load
-the data, and a checkpoint that names its classes in another order gets a warning.
+order a model was trained with elsewhere. The commands print the order with their results,
+and warn when the model names the same classes in another order.
 """
 
 from __future__ import annotations
