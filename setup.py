@@ -1,5 +1,7 @@
 """Build hook: the wheel carries the bundled model zoo, the training configs and the
-diagnostics guide as package data (a3bench/model_zoo, a3bench/configs, a3bench/docs).
+diagnostics guide as package data (a3bench/model_zoo, a3bench/configs, a3bench/docs),
+and ``a3bench-autoattack.pth`` at the top of site-packages, which lets ``import robustbench``
+find PyPI's AutoAttack (a3bench/_autoattack_alias.py says how).
 
 They stay at the repository root, where they are edited and where a source checkout
 reads them; only the built package gets copies. Everything else is in pyproject.toml.
@@ -13,6 +15,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
 BUNDLED = ("model_zoo", "configs", "docs/diagnostics.md")  # as a3bench.bundled.BUNDLED
+PTH = "a3bench-autoattack.pth"  # installed beside the package, not inside it: Python reads .pth files there
 SKIP = shutil.ignore_patterns("__pycache__", "*.py", "*.pyc", "*.tmp", ".*")  # model_zoo/publish.py is a maintainer tool
 
 
@@ -21,6 +24,7 @@ class BuildPyWithBundledData(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return  # an editable install reads them from the checkout (a3bench.bundled)
+        shutil.copy2(ROOT / PTH, Path(self.build_lib) / PTH)
         for name in BUNDLED:
             src, dst = ROOT / name, Path(self.build_lib) / "a3bench" / name
             if not src.exists():

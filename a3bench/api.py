@@ -40,8 +40,8 @@ def benchmark(
     """Evaluate ``model`` and return its :class:`~a3bench.schema.ResultRecord`.
 
     Args:
-        model: an ``nn.Module`` taking [0,1] pixels (N×C×H×W) and returning logits, or a
-            ``--model`` SPEC (zoo name, checkpoint path, ...).
+        model: an ``nn.Module`` taking [0,1] pixels (N×C×H×W) and returning logits, what
+            :func:`a3bench.load_model` returns, or a ``--model`` SPEC (zoo name, checkpoint path, ...).
         data: a dataset name (``"cifar10"``: its test split), an ``(x, y)`` pair of tensors
             (x float in [0,1], y class indices), or a DataLoader yielding such pairs.
         norm, eps: the threat model (eps may be ``"8/255"``). suite / attacks: as for
@@ -65,7 +65,8 @@ def benchmark(
 
 def attack(name: str):
     """One attack object by its registry name (``"pgd-20"``, ``"apgd-t"``, ``"crossmax-mean:steps=300"``):
-    call it as ``atk(model, x, y, threat, seed=0)`` for an :class:`~a3bench.attacks.base.AttackOutput`.
+    call it as ``atk(model, x, y, threat, seed=0)`` for an :class:`~a3bench.attacks.base.AttackOutput`;
+    ``model`` is an ``nn.Module`` or what :func:`a3bench.load_model` returns.
     A composite name (``"autoattack"``) is refused here: run it with :func:`benchmark`."""
     from a3bench.attacks.registry import build_attack
     from a3bench.errors import AttackError

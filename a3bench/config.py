@@ -65,7 +65,7 @@ class AttackConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """DESIGN §2: L = L_base + α·InfoNCE + β·ranking(μ); T is the InfoNCE temperature."""
+    """docs/architecture.md#the-a3-module: L = L_base + α·InfoNCE + β·ranking(μ); T is the InfoNCE temperature."""
 
     name: str = "joint"
     alpha: float = _non_negative(0.1)

@@ -50,7 +50,7 @@ class StrEnum(str, Enum):
 
 
 class Verdict(StrEnum):
-    """What the diagnostics concluded about an evaluation (DESIGN §4)."""
+    """What the diagnostics concluded about an evaluation (docs/architecture.md#diagnostics-and-the-verdict)."""
 
     RELIABLE = "reliable"
     SUSPICIOUS = "suspicious"
@@ -219,7 +219,7 @@ def _read(cls: type, path: str | os.PathLike, what: str) -> Any:
 
 @dataclass
 class Flag:
-    """A diagnostic that fired (DESIGN §4); see docs/diagnostics.md#<name>."""
+    """A diagnostic that fired (docs/architecture.md#diagnostics-and-the-verdict); see docs/diagnostics.md#<name>."""
 
     name: str
     severity: Severity
@@ -267,7 +267,7 @@ class ProbeRecord:
 
 @dataclass
 class ResultRecord:
-    """One evaluation: a superset of RobustBench's ``model_info`` fields (DESIGN §5)."""
+    """One evaluation: a superset of RobustBench's ``model_info`` fields (docs/architecture.md#the-record)."""
 
     # RobustBench model_info fields
     name: str
@@ -358,7 +358,7 @@ class Outcomes:
     broken_by: list[str | None] | None = None  # "clean" if misclassified without attack; None if robust
     adv_pred: list[int | None] | None = None  # deployed prediction on the adversarial example that broke it
     adv_distance: list[float | None] | None = None  # its distance to x in the threat model's norm
-    # randomised models (DESIGN §3): the share of fresh draws that classify the final
+    # randomised models (docs/architecture.md#the-judge): the share of fresh draws that classify the final
     # adversarial example (or x) correctly; None for deterministic models
     correct_share: list[float | None] | None = None
     path: Path | None = field(default=None, compare=False, metadata={"json": False})

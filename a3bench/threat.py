@@ -11,7 +11,6 @@ import math
 import re
 from dataclasses import dataclass
 from enum import Enum
-from fractions import Fraction
 from typing import Sequence
 
 import torch
@@ -91,14 +90,34 @@ def parse_eps_list(text: str) -> list[float]:
 
 
 def format_eps(eps: float) -> str:
-    """Show eps as k/255 when it is one (8/255), else as a short decimal."""
+    """Show eps as k/255 when it is one (8/255), else with 6 significant digits (0.1, 0.0313725)."""
     k = eps * 255
     if eps > 0 and abs(k - round(k)) < 1e-6 and eps < 1:
         return f"{int(round(k))}/255"
-    frac = Fraction(eps).limit_denominator(1000)
-    if abs(float(frac) - eps) < 1e-12 and frac.denominator in (1, 2, 4, 5, 10, 20, 25, 50, 100, 1000):
-        return f"{eps:g}"
     return f"{eps:.6g}"
+
+
+# Customary budgets when no eps is given and the checkpoint does not say (docs/attacks.md).
+DEFAULT_EPS: dict[tuple[str, str], float] = {
+    ("cifar10", "Linf"): 8 / 255,
+    ("cifar100", "Linf"): 8 / 255,
+    ("cifar10", "L2"): 0.5,
+    ("cifar100", "L2"): 0.5,
+    ("fmnist", "Linf"): 0.1,
+    ("fmnist", "L2"): 1.5,
+    ("mnist", "Linf"): 0.3,
+    ("mnist", "L2"): 2.0,
+}
+
+
+def default_eps(dataset: str, norm: str | Norm, meta: dict | None = None) -> float | None:
+    """The eps a checkpoint was trained and evaluated at (same norm; ``meta`` is its metadata),
+    else the dataset's customary one (:data:`DEFAULT_EPS`); None when neither is known."""
+    norm = parse_norm(norm).value
+    metrics = (meta or {}).get("metrics") or {}
+    if metrics.get("norm") == norm and isinstance(metrics.get("eps"), (int, float)) and not isinstance(metrics["eps"], bool):
+        return float(metrics["eps"])
+    return DEFAULT_EPS.get((dataset, norm))
 
 
 def _per_example_norm(d: torch.Tensor, norm: Norm) -> torch.Tensor:

@@ -50,7 +50,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from a3bench.cli.attack_cli import default_eps
+    from a3bench.threat import default_eps
     from a3bench.data import canonical_name, load_dataset
     from a3bench.models import load_model
     from a3bench.threat import ThreatModel, parse_eps
@@ -158,7 +158,7 @@ def compare_pgd_and_autoattack(args, loaded, model, data, x, y, threat, eps, bs,
 
 
 def compare_suites(args, bs, dev) -> None:
-    from a3bench.cli.attack_cli import default_eps
+    from a3bench.threat import default_eps
     from a3bench.data import canonical_name, load_dataset
     from a3bench.eval.runner import evaluate
     from a3bench.models import load_model

@@ -1,4 +1,4 @@
-"""Invariants of the A3 layer (DESIGN §2)."""
+"""Invariants of the A3 layer (docs/architecture.md#the-a3-module)."""
 
 from __future__ import annotations
 

@@ -61,3 +61,42 @@ def test_attack_object_torchattacks_style(standard_model, fmnist_test):
 def test_bad_data_is_one_clear_error(standard_model, data, match):
     with pytest.raises(A3BenchError, match=match):
         a3bench.benchmark(standard_model, data, eps=0.1, device="cpu")
+
+
+@pytest.mark.parametrize("name", ["pgd-5", "fgsm", "apgd-ce", "mode-transfer:steps=3", "bpda-a3:steps=3"])
+def test_an_attack_takes_what_load_model_returns(name, fmnist_test):
+    """``a3bench.attack(...)(a3bench.load_model(NAME), x, y, threat)``: the same output as on
+    the bare module (attacks that switch A3 modes walk the model's modules through it)."""
+    loaded = a3bench.load_model("smallcnn.a3_joint_fmnist")
+    x, y = fmnist_test.first(8).tensors()
+    threat = a3bench.ThreatModel("Linf", 0.1)
+    on_loaded = a3bench.attack(name)(loaded, x, y, threat, seed=0)
+    on_module = a3bench.attack(name)(loaded.model, x, y, threat, seed=0)
+    assert torch.equal(on_loaded.x_adv, on_module.x_adv) and torch.equal(on_loaded.success, on_module.success)
+    assert on_loaded.forward_passes == on_module.forward_passes > 0
+
+
+def test_benchmark_and_sweep_take_what_load_model_returns(fmnist_test):
+    loaded = a3bench.load_model("smallcnn.pgdat_fmnist")
+    x, y = fmnist_test.first(16).tensors()
+    kw = dict(eps=0.1, attacks="pgd-3", device="cpu", probe=False)
+    rec = a3bench.benchmark(loaded, (x, y), **kw)
+    assert rec.name == "smallcnn.pgdat_fmnist"  # its card's name, not the module's class
+    assert (rec.clean_acc, rec.robust_acc) == (lambda r: (r.clean_acc, r.robust_acc))(a3bench.benchmark(loaded.model, (x, y), **kw))
+    sweep = a3bench.sweep_eps(loaded, fmnist_test, "Linf", [0.0, 0.1], "pgd-3", n_examples=16, device="cpu")
+    assert sweep.model == "smallcnn.pgdat_fmnist"
+
+
+def test_a_loaded_model_stands_in_for_its_module():
+    import copy
+    import pickle
+
+    loaded = a3bench.load_model("smallcnn.pgdat_fmnist")
+    assert loaded.num_classes == 10 and list(loaded.modules())[0] is loaded.model
+    assert loaded.eval() is loaded.model and loaded.name == "smallcnn.pgdat_fmnist"  # its own fields win
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(loaded(x), loaded.model(x))
+    for clone in (copy.deepcopy(loaded), pickle.loads(pickle.dumps(loaded))):
+        assert torch.equal(clone(x), loaded(x)) and clone.name == loaded.name
+    with pytest.raises(AttributeError):
+        loaded.no_such_attribute

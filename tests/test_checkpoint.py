@@ -130,3 +130,19 @@ def test_model_spec_errors(tmp_path):
     with pytest.raises(ModelSpecError, match="cannot import"):
         load_model("a3bench.no_such_module:make")
     assert load_model("torch.nn:Identity").source == "factory"
+
+
+@pytest.mark.parametrize("classes, ok", [
+    ([f"c{i}" for i in range(10)], True),
+    (["a", "b"], False),  # not one per class
+    ([f"c{i}" for i in range(9)] + [7], False),
+    ([f"c{i}" for i in range(9)] + ["x" * 500], False),
+])
+def test_class_names_in_a_checkpoint_are_checked(tmp_path, classes, ok):
+    model = create_model("smallcnn").eval()
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model, {"dataset": "imagefolder:/data", "classes": classes})
+    if ok:
+        assert load_model(str(path)).declared_classes == classes
+    else:
+        _assert_one_line_error(path, "meta.classes must name each of the 10 classes")

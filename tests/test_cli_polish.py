@@ -4,6 +4,7 @@ bars, sweep-eps --out x.json, A3BENCH_OFFLINE and robustbench: models."""
 from __future__ import annotations
 
 import io
+import re
 import json
 from pathlib import Path
 
@@ -116,3 +117,71 @@ def test_offline_stops_robustbench_downloads(tmp_path: Path, monkeypatch):
     (tmp_path / "cifar10" / "Linf" / "Standard.pt").write_bytes(b"")
     with pytest.raises(AssertionError, match="robustbench was imported"):
         load_model("robustbench:Standard", dataset="cifar10", robustbench_dir=str(tmp_path))
+
+
+# --------------------------------------------------------------------------- discoverability (issue 22, item 10)
+
+COMMANDS = ["", "train", "attack", "attacks", "models", "report", "check", "sweep-eps", "audit"]
+
+
+def _words(text: str) -> list[str]:
+    """The words of rendered help, box drawing removed (a word folded over two lines or cut
+    with '…' is no longer one of them)."""
+    return re.sub(r"[│╭╮╰╯─]", " ", text).split()
+
+
+def _help_texts(command: str) -> list[str]:
+    """Every help text the command's --help renders: its parameters' (the suite list of
+    ``attack`` as the registry gives it) and its own first line."""
+    import typer.main
+
+    from a3bench.cli.attacks_cli import suites_help
+
+    group = typer.main.get_command(app)
+    cmd = group.commands[command] if command else group
+    texts = [suites_help() if command == "attack" and p.name == "suite" else p.help for p in cmd.params]
+    return [t for t in texts if t]
+
+
+@pytest.mark.parametrize("columns", [None, "80"], ids=["log", "80-column terminal"])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_is_never_cut(command: str, columns: str | None):
+    """In a log or a pipe (no terminal, no COLUMNS) rich would assume 80 columns and cut long
+    words with '…'; help gets its full width there. At 80 columns no word is too long to fit."""
+    env = {"COLUMNS": columns} if columns else {}
+    res = runner.invoke(app, ([command] if command else []) + ["--help"], env=env)
+    assert res.exit_code == 0, res.output
+    shown = set(_words(res.output))
+    missing = [w for text in _help_texts(command) for w in text.split() if w not in shown]
+    assert missing == []
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_flags_show_no_value_type(command: str):
+    res = runner.invoke(app, ([command] if command else []) + ["--help"])
+    assert res.exit_code == 0
+    assert "<bool>" not in res.output and "BOOLEAN" not in res.output
+
+
+def test_attacks_lists_every_attack_and_suite_one_line_each():
+    from a3bench.attacks.registry import list_attacks, list_suites
+
+    res = runner.invoke(app, ["attacks"])
+    assert res.exit_code == 0, res.output
+    lines = res.output.splitlines()
+    for name, help_text in list_attacks().items():
+        (line,) = [ln for ln in lines if ln.split()[:1] == [name]]
+        assert help_text in line
+    for name, (names, help_text) in list_suites().items():
+        (line,) = [ln for ln in lines if ln.split()[:1] == [name]]
+        assert f"{', '.join(names)}  — {help_text}" in line
+    assert "quick (default)" in res.output
+
+
+def test_attack_help_lists_what_each_suite_runs():
+    from a3bench.attacks.registry import list_suites
+
+    res = runner.invoke(app, ["attack", "--help"])
+    shown = " ".join(_words(res.output))
+    for name, (names, _) in list_suites().items():
+        assert re.search(rf"\b{name}( \(default\))?: {re.escape(', '.join(names))}[;.]", shown), name

@@ -10,6 +10,7 @@ import pickle
 import struct
 import tarfile
 import time
+import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -115,14 +116,14 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv(data.DATA_ENV, raising=False)
     monkeypatch.setenv(data.OFFLINE_ENV, "1")
-    monkeypatch.setattr(data, "SYSTEM_DATA_ROOT", ns.system)
+    monkeypatch.setattr(data.locate, "SYSTEM_DATA_ROOT", ns.system)
     return ns
 
 
 @pytest.fixture
 def real_system(env: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
     """Isolated like ``env`` but with the real /usr/share/datasets."""
-    monkeypatch.setattr(data, "SYSTEM_DATA_ROOT", DEBIAN_FMNIST.parent)
+    monkeypatch.setattr(data.locate, "SYSTEM_DATA_ROOT", DEBIAN_FMNIST.parent)
     return env
 
 
@@ -283,9 +284,9 @@ def test_download_disabled_is_reported(env: SimpleNamespace, monkeypatch: pytest
 
 
 def _serve_from(monkeypatch: pytest.MonkeyPatch, name: str, folder: Path, md5: dict[str, str] | None = None) -> None:
-    source = data._SOURCES[name]
-    url = folder.as_uri() + "/" if source.kind == "idx" else (folder / source.archive).as_uri()
-    monkeypatch.setitem(data._SOURCES, name, dataclasses.replace(source, download_url=url, download_md5=md5 or {}))
+    source = data.SOURCES[name]
+    url = (folder / source.archive).as_uri() if source.archive else folder.as_uri() + "/"
+    monkeypatch.setitem(data.SOURCES, name, dataclasses.replace(source, download_url=url, download_md5=md5 or {}))
     monkeypatch.delenv(data.OFFLINE_ENV)
 
 
@@ -327,7 +328,7 @@ def test_failed_download_leaves_nothing(env: SimpleNamespace, monkeypatch: pytes
     else:
         _serve_from(monkeypatch, "mnist", host)
     if problem == "interrupted":
-        monkeypatch.setattr(data.urllib.request, "urlopen", _DyingResponse)
+        monkeypatch.setattr(urllib.request, "urlopen", _DyingResponse)
     with pytest.raises(DataError, match="download failed") as exc:
         load_dataset("mnist")
     assert_one_line(exc)
@@ -636,3 +637,83 @@ def test_first_and_subset() -> None:
     assert len(ds.subset([])) == 0
     with pytest.raises(DataError):
         ds.subset([23])
+
+
+# --------------------------------------------------------------------------- the source registry
+
+
+class _Toy(data.DatasetSource):
+    """A source written the way docs/architecture.md#extending says: a class, registered once."""
+
+    name = "toy-set"
+    aliases = ("toys",)
+    takes_argument = True
+
+    def canonical(self, argument):
+        return "toy-set" if argument is None else f"toy-set:{int(argument)}"
+
+    def info_for(self, canon):
+        n = int(canon.partition(":")[2] or 3)
+        return data.DatasetInfo(canon, n, (1, 2, 2), (0.5,), (0.5,), tuple(f"c{i}" for i in range(n)))
+
+    def load(self, canon, split, data_dir=None, *, download=True):
+        info = self.info_for(canon)
+        labels = torch.arange(info.num_classes, dtype=torch.int64)
+        return ImageDataset(torch.zeros(len(labels), 1, 2, 2, dtype=torch.uint8), labels, info)
+
+
+@pytest.fixture
+def toy_source():
+    source = data.register_source(_Toy())
+    yield source
+    del data.SOURCES[source.name]
+
+
+def test_a_registered_source_is_a_dataset_name_everywhere(toy_source: _Toy) -> None:
+    assert canonical_name("Toy_Set") == "toy-set" and canonical_name("TOYS:4") == "toy-set:4"
+    assert dataset_info("toys:5").num_classes == 5
+    ds = load_dataset("toy-set:4", "train")
+    assert ds.labels.tolist() == [0, 1, 2, 3] and ds.info.name == "toy-set:4"
+    assert search_paths("toy-set") == []
+    with pytest.raises(DataError, match="toy-set"):  # listed among the valid names
+        canonical_name("nope")
+    with pytest.raises(DataError, match="split"):  # the split is checked for every source
+        load_dataset("toy-set", "validation")
+
+
+def test_a_name_is_registered_once(toy_source: _Toy) -> None:
+    class Clash(_Toy):
+        name = "other"
+        aliases = ("Fashion_MNIST",)  # fmnist's spelling
+
+    with pytest.raises(ValueError, match="fashionmnist"):
+        data.register_source(Clash())
+    assert "other" not in data.SOURCES
+
+
+def test_every_source_answers_for_its_own_names() -> None:
+    for name, source in data.SOURCES.items():
+        canon = canonical_name(source.usage.replace("PATH", "/x") if source.usage else name)
+        assert data.registry.source_of(canon) is source
+
+
+# --------------------------------------------------------------------------- which class each label is
+
+
+def test_image_folder_label_order_is_said(tmp_path: Path) -> None:
+    for cls in ("dog", "cat", "bird"):
+        _write_png(tmp_path / cls / "0.png", np.zeros((4, 4), np.uint8))
+    info = dataset_info(f"imagefolder:{tmp_path}")
+    assert data.label_order(info) == f"imagefolder:{tmp_path}: labels follow the class folders' names, sorted: 0=bird, 1=cat, 2=dog"
+    assert data.label_order(dataset_info("fmnist")) is None  # an official order needs no saying
+
+
+def test_class_order_mismatch() -> None:
+    info = data.DatasetInfo("imagefolder:x", 3, (1, 4, 4), (0.5,), (0.5,), ("ankle_boot", "bag", "t_shirt"))
+    assert data.class_order_mismatch(None, info) is None
+    assert data.class_order_mismatch(["Ankle boot", "Bag", "T-shirt"], info) is None  # spelling aside, the same
+    warning = data.class_order_mismatch(["T-shirt", "Ankle boot", "Bag"], info)
+    assert warning.startswith("warning: ") and "label 0 is 'T-shirt' for the model but 'ankle_boot' in the data" in warning
+    assert "\n" not in warning
+    # names that cannot be matched say nothing: labels are matched by position, as always
+    assert data.class_order_mismatch(["x", "y", "z"], info) is None and data.class_order_mismatch(["a", "b"], info) is None

@@ -1,4 +1,4 @@
-"""Adaptive attacks aimed at A3's own mechanism and at common gradient masking (DESIGN §3).
+"""Adaptive attacks aimed at A3's own mechanism and at common gradient masking (docs/architecture.md#the-attack-contract).
 
 All of them are PGD with a different *gradient* and the deployed model as the judge:
 each step computes the gradient on a surrogate (another A3 mode, a straight-through

@@ -1,4 +1,4 @@
-"""Adaptive attacks on CrossMax self-ensembles and ensembles (DESIGN §3, issue 12).
+"""Adaptive attacks on CrossMax self-ensembles and ensembles (docs/architecture.md#the-attack-contract, issue 12).
 
 Fort & Lakshminarayanan (2024, "Ensemble everything everywhere") defend with randomised
 multi-resolution inputs and CrossMax, a k-th-highest aggregation of many predictors.

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import typer
 
-from a3bench.cli import attack_cli, models_cli, train_cli
+from a3bench.cli import attack_cli, attacks_cli, models_cli, train_cli
 from a3bench.cli import audit_cli, check_cli, report_cli, sweep_cli
+from a3bench.cli.common import Command, Group
 
 app = typer.Typer(
     name="a3bench",
@@ -16,15 +17,17 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=Group,
     context_settings={"help_option_names": ["-h", "--help"]},  # every command inherits it
 )
-app.command("train")(train_cli.train_command)
-app.command("attack")(attack_cli.attack_command)
-app.command("models")(models_cli.models_command)
-app.command("report")(report_cli.report_command)
-app.command("check")(check_cli.check_command)
-app.command("sweep-eps")(sweep_cli.sweep_command)
-app.command("audit")(audit_cli.audit_command)
+app.command("train", cls=Command)(train_cli.train_command)
+app.command("attack", cls=attacks_cli.AttackCommand)(attack_cli.attack_command)
+app.command("attacks", cls=Command)(attacks_cli.attacks_command)
+app.command("models", cls=Command)(models_cli.models_command)
+app.command("report", cls=Command)(report_cli.report_command)
+app.command("check", cls=Command)(check_cli.check_command)
+app.command("sweep-eps", cls=Command)(sweep_cli.sweep_command)
+app.command("audit", cls=Command)(audit_cli.audit_command)
 
 
 def _version(value: bool) -> None:

@@ -13,27 +13,6 @@ import typer
 from a3bench.cli import options
 from a3bench.cli.common import console, handle_errors, print_table
 
-# Customary budgets when --eps is omitted and the checkpoint does not say (docs/attacks.md).
-DEFAULT_EPS = {
-    ("cifar10", "Linf"): 8 / 255,
-    ("cifar100", "Linf"): 8 / 255,
-    ("cifar10", "L2"): 0.5,
-    ("cifar100", "L2"): 0.5,
-    ("fmnist", "Linf"): 0.1,
-    ("fmnist", "L2"): 1.5,
-    ("mnist", "Linf"): 0.3,
-    ("mnist", "L2"): 2.0,
-}
-
-
-def default_eps(dataset: str, norm: str, meta: dict) -> float | None:
-    """The eps the checkpoint was trained and evaluated at (same norm), else the dataset's customary one."""
-    metrics = (meta or {}).get("metrics") or {}
-    if metrics.get("norm") == norm and isinstance(metrics.get("eps"), (int, float)):
-        return float(metrics["eps"])
-    return DEFAULT_EPS.get((dataset, norm))
-
-
 @handle_errors
 def attack_command(
     model: Optional[str] = options.MODEL,
@@ -41,7 +20,7 @@ def attack_command(
     data_dir: Optional[Path] = options.DATA_DIR,
     eps: Optional[str] = typer.Option(None, "--eps", help="Budget: 8/255, 0.1, 2e-3 (default: the checkpoint's training eps, else 8/255 CIFAR, 0.1 Fashion-MNIST, 0.3 MNIST)."),
     norm: str = options.NORM,
-    suite: Optional[str] = typer.Option(None, "--suite", help="quick (PGD-20, default), pgd (PGD-10/20/50/100), standard (AutoAttack), adaptive (attacks on A3 and gradient masking), full (standard + adaptive)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="A named suite of attacks (a3bench attacks lists them and what they run; default quick)."),
     attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, e.g. 'pgd-100:loss=dlr:restarts=5,apgd-t,square'."),
     n_examples: Optional[int] = options.N_EXAMPLES,
     batch_size: int = options.BATCH_SIZE,
@@ -64,13 +43,13 @@ def attack_command(
     shared among the processes; rank 0 writes the record (docs/scale.md).
     """
     from a3bench.attacks.registry import resolve
-    from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
     from a3bench.device import resolve_device
     from a3bench.errors import AttackError
     from a3bench.eval.distributed import current_shard
     from a3bench.eval.runner import AttackOptions, check_output_path, evaluate
     from a3bench.schema import default_result_path, settings_differ
-    from a3bench.threat import ThreatModel, parse_eps, parse_norm
+    from a3bench.threat import ThreatModel, default_eps, parse_eps, parse_norm
 
     # Validate everything cheap before loading anything heavy.
     norm_v = parse_norm(norm).value
@@ -124,6 +103,7 @@ def attack_command(
     if not main_rank:
         return
     print_summary(con, result.record)
+    print_label_notes(con, data.info, loaded)
     con.print(f"record -> {result.path}")
 
 

@@ -30,18 +30,17 @@ def audit_command(
     batch_size: int = options.BATCH_SIZE,
     device: str = options.DEVICE,
     seed: int = options.SEED,
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Audit path (default results/<dataset>/<norm>/<model>.audit.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Audit path (default: <model>.audit.json in results/<dataset>/<norm>/)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress line; the summary is still printed."),
 ) -> None:
     """Audit attacks on a model: binarization test (Zimmermann et al. 2022) and indicators of attack failure (Pintor et al. 2022)."""
     from a3bench.attacks.registry import resolve
-    from a3bench.cli.attack_cli import default_eps
-    from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
     from a3bench.errors import AttackError
     from a3bench.eval.audit import AuditSettings, default_audit_path, run_audit
     from a3bench.schema import write_audit
     from a3bench.device import resolve_device
-    from a3bench.threat import ThreatModel, parse_eps, parse_norm
+    from a3bench.threat import ThreatModel, default_eps, parse_eps, parse_norm
 
     norm_v = parse_norm(norm).value
     eps_v = parse_eps(eps) if eps is not None else None
@@ -75,6 +74,7 @@ def audit_command(
     write_audit(out, result)
     con = console()
     print_audit(con, result)
+    print_label_notes(con, data.info, loaded)
     con.print(f"audit -> {out}")
 
 

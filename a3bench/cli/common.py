@@ -2,11 +2,68 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Callable
+from typing import Callable, Iterator
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
+# Help written to a pipe or a log (CI, `| less`): rich assumes 80 columns there and cuts a
+# long word with "…"; it gets this width instead. A terminal keeps its own width.
+HELP_WIDTH = 160
+
+
+@contextlib.contextmanager
+def _help_width() -> Iterator[None]:
+    import os
+    import sys
+
+    import typer.rich_utils as rich_utils
+
+    explicit = os.environ.get("COLUMNS") or os.environ.get("TERMINAL_WIDTH")
+    if explicit or sys.stdout.isatty() or not hasattr(rich_utils, "MAX_WIDTH"):
+        yield
+        return
+    before = rich_utils.MAX_WIDTH
+    rich_utils.MAX_WIDTH = HELP_WIDTH
+    try:
+        yield
+    finally:
+        rich_utils.MAX_WIDTH = before
+
+
+def _no_value_shown_for_flags(params) -> None:
+    """A flag takes no value: no "<bool>" beside it in the help."""
+    for param in params:
+        if getattr(param, "is_flag", False) and getattr(param, "metavar", None) is None:
+            param.metavar = ""
+
+
+class _Tidy:
+    """Flags without a type; help that no log cuts."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        _no_value_shown_for_flags(self.params)
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            _no_value_shown_for_flags([option])
+        return option
+
+    def format_help(self, ctx, formatter) -> None:
+        with _help_width():
+            return super().format_help(ctx, formatter)
+
+
+class Command(_Tidy, TyperCommand):
+    """Every a3bench command: ``app.command(name, cls=Command)``."""
+
+
+class Group(_Tidy, TyperGroup):
+    """The ``a3bench`` group itself: ``typer.Typer(cls=Group)``."""
 
 
 def console(stderr: bool = False):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-MODEL = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory, robustbench:NAME or ensemble:SPEC1,SPEC2,...[:agg=crossmax|median|mean] (default: the bundled model). A checkpoint is safe to load (weights only: no code in it runs); file.py:factory and package.module:factory import and RUN that Python code, as does the attack transfer:SPEC with such a SPEC.")
+MODEL = typer.Option(None, "--model", "-m", help="Zoo name, checkpoint path, file.py:factory, package.module:factory, robustbench:NAME or ensemble:SPEC1,SPEC2,... with an optional :agg=crossmax|median|mean (default: the bundled model). A checkpoint is safe to load (weights only: no code in it runs); file.py:factory and package.module:factory import and RUN that Python code, as does the attack transfer:SPEC with such a SPEC.")
 DATASET = typer.Option(None, "--dataset", "-d", help="fmnist, mnist, cifar10, cifar100, ... (default: the one the checkpoint was trained on).")
 DATA_DIR = typer.Option(None, "--data-dir", help="Folder with the dataset files.")
 NORM = typer.Option("Linf", "--norm", help="Linf or L2.")
@@ -55,3 +55,15 @@ def load_model_and_dataset(model: str | None, dataset: str | None, data_dir: Pat
     if ds_name is None:
         raise DataError(f"model {excerpt(model)} does not say which dataset it was trained on: pass --dataset")
     return loaded, ds_name, load_dataset(ds_name, "test", data_dir)
+
+
+def print_label_notes(con, info, loaded=None) -> None:
+    """After a run's summary: which class each label is where the data decides it (an image
+    folder's sorted names), and a warning when the model's own class names put them in another
+    order — that costs accuracy, and no flag would say so."""
+    from a3bench.data import class_order_mismatch, label_order
+
+    declared = loaded.declared_classes if loaded is not None else None
+    for line in (label_order(info), class_order_mismatch(declared, info)):
+        if line:
+            con.print(line, markup=False, soft_wrap=True)

@@ -34,7 +34,7 @@ def sweep_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; the table is still printed."),
 ) -> None:
     """Robust accuracy against eps for each attack and PGD iteration count (curves, table, plot)."""
-    from a3bench.cli.options import check_counts, load_model_and_dataset
+    from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
     from a3bench.device import resolve_device
     from a3bench.errors import AttackError
     from a3bench.eval.distributed import current_shard
@@ -75,6 +75,7 @@ def sweep_command(
         out_dir = _keep_published(result, out_dir, err)
     path = save_sweep(result, out_file or out_dir)
     print_sweep(con, result)
+    print_label_notes(con, data.info, loaded)
     con.print(f"sweep -> {path} (+ .md, .png)")
     if not path.name.endswith(".sweep.json"):
         err.print(f"note: `a3bench report` knows sweeps by the name *.sweep.json; over this folder it would take {path} "

@@ -35,6 +35,8 @@ def train_command(
     cfg = load_config(config, overrides)
     out = out or Path("runs") / config.stem / "model.pt"
 
+    from a3bench.cli.options import print_label_notes
+    from a3bench.data import dataset_info
     from a3bench.train.loop import train
 
     con = console()
@@ -52,6 +54,7 @@ def train_command(
         f"[bold]done[/]: clean {m.clean_acc:.2f} %, PGD-{m.pgd_steps} {m.pgd_acc:.2f} % "
         f"(first {m.n_eval} test examples, {cfg.attack.norm} eps {cfg.attack.eps:g}) -> {result.checkpoint}"
     )
+    print_label_notes(con, dataset_info(cfg.dataset, cfg.data_dir))  # an image folder: which class each label is
 
 
 def _epoch_line(m) -> str:

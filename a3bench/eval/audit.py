@@ -1,4 +1,4 @@
-"""Auditing the attacks themselves (DESIGN §4, docs/audit.md).
+"""Auditing the attacks themselves (docs/architecture.md#diagnostics-and-the-verdict, docs/audit.md).
 
 Every other diagnostic compares attacks with each other; when all of them fail the same
 way nothing fires. These two tests ask each attack directly whether it works here:

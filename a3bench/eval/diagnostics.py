@@ -1,4 +1,4 @@
-"""Is the evaluation trustworthy? Flags computed from the run, never hand-set (DESIGN §4).
+"""Is the evaluation trustworthy? Flags computed from the run, never hand-set (docs/architecture.md#diagnostics-and-the-verdict).
 
 This module owns the flag set and the verdict roll-up. Each ``*_flags`` function looks at
 the model, the finished cascade or a sweep and returns :class:`~a3bench.schema.Flag`

@@ -1,5 +1,5 @@
 """Is the gradient the gradient? A per-example consistency check of autograd against
-finite differences (DESIGN §4, issue 10), and the ``gradient-inconsistent`` flag.
+finite differences (docs/architecture.md#diagnostics-and-the-verdict, issue 10), and the ``gradient-inconsistent`` flag.
 
 The existing ``zero-gradients`` check catches one lie, an exactly zero gradient. A
 backward pass can lie in other ways that no attack is told about: a scaled gradient,

@@ -154,7 +154,7 @@ class Recheck:
 
 
 def recheck(name: str, out, xb: torch.Tensor, yb: torch.Tensor, threat, deployed: DeployedModel, *, strict: bool = True) -> Recheck:
-    """Check an :class:`~a3bench.attacks.base.AttackOutput` before it counts (DESIGN §3).
+    """Check an :class:`~a3bench.attacks.base.AttackOutput` before it counts (docs/architecture.md#the-judge).
 
     Every x_adv must lie in the eps-ball and [0,1] (tolerance 1e-6): else
     :class:`BudgetViolation` (or, with ``strict=False``, the example counts as robust).

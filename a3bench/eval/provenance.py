@@ -1,4 +1,4 @@
-"""Where a number came from: versions, git SHA, device, command, time (DESIGN §5)."""
+"""Where a number came from: versions, git SHA, device, command, time (docs/architecture.md#the-record)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The A3 layer: Activation Amplification and Attenuation (DESIGN §2).
+"""The A3 layer: Activation Amplification and Attenuation (docs/architecture.md#the-a3-module).
 
 For an activation ``a`` with channel axis C (conv N×C×H×W, tokens N×T×C)::
 

@@ -44,10 +44,6 @@ def attention_layers(model: nn.Module) -> list[nn.Module]:
     return [m for m in model.modules() if hasattr(m, "logit_scale") and not isinstance(m.logit_scale, nn.Parameter)]
 
 
-def has_attention(model: nn.Module) -> bool:
-    return bool(attention_layers(model))
-
-
 @contextlib.contextmanager
 def attention_scales(model: nn.Module, scales: float | Sequence[float] | Sequence[torch.Tensor] | torch.Tensor) -> Iterator[nn.Module]:
     """Multiply each block's pre-softmax logits by ``scales[i]`` (one number: every block)

@@ -40,6 +40,7 @@ OPTIONAL_META = {
     "train": dict,
     "metrics": dict,
     "a3bench_version": str,
+    "classes": list,  # class names in label order (what the training data's labels meant)
 }
 METRIC_NUMBERS = ("clean_acc", "pgd_acc", "eps", "pgd_steps", "n_examples", "epochs")
 
@@ -158,6 +159,11 @@ def check_meta(meta: dict, source: str) -> None:
     for key, typ in OPTIONAL_META.items():
         if meta.get(key) is not None and not isinstance(meta[key], typ):
             raise CheckpointError(f"{source}: meta.{key} must be a {typ.__name__}, got {excerpt(meta[key])}")
+    classes = meta.get("classes")
+    if classes is not None:
+        if len(classes) != meta["num_classes"] or not all(isinstance(c, str) and 0 < len(c) <= 200 for c in classes):
+            raise CheckpointError(f"{source}: meta.classes must name each of the {meta['num_classes']} classes in a short string, "
+                                  f"got {excerpt(classes)}")
     metrics = meta.get("metrics") or {}
     for key in METRIC_NUMBERS:  # read by commands (the default eps) and shown in tables
         if metrics.get(key) is not None:

@@ -75,6 +75,7 @@ from torch import nn
 
 from a3bench.errors import ConfigError
 from a3bench.models.backbones import Backbone
+from a3bench.models.family import ModelFamily, PhaseLoss, TrainingPhase, register_family
 from a3bench.models.registry import build_backbone, register_model
 from a3bench.models.state import swapped
 
@@ -696,3 +697,78 @@ def predictor_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if not store:
         raise RuntimeError("the aggregator did not run in the model's forward pass")
     return store[-1]
+
+
+# --------------------------------------------------------------------------- training phases
+
+
+class _BackbonePhase(TrainingPhase):
+    """Phase 1: the backbone, through its own classifier alone (the heads are not even
+    computed), with the run's objective; everything but the heads learns."""
+
+    def parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        heads = {id(p) for p in head_parameters(model)}
+        return [p for p in model.parameters() if id(p) not in heads]
+
+    def view(self, model: nn.Module):
+        return single_predictor(model, "backbone")
+
+
+class _HeadsPhase(TrainingPhase):
+    """Phase 2: the heads, with cross-entropy on the frozen backbone; the model is deployed
+    as a whole (CrossMax over every predictor) while it is monitored."""
+
+    name = "heads"
+    section = "heads"
+    runs_objective = False
+    min_batch = 2  # the heads' BatchNorm cannot train on one example (a last, short batch)
+
+    def parameters(self, model: nn.Module) -> list[nn.Parameter]:
+        return head_parameters(model)
+
+    def set_train_mode(self, model: nn.Module) -> None:
+        # The backbone stays in eval mode (its BatchNorm statistics and A3 masks as trained).
+        model.eval()
+        for head in head_modules(model):
+            head.train()
+
+    def loss(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> PhaseLoss:
+        """Σ_heads CE(head(frozen activations), y): each head learns as if alone (the sum keeps
+        every head's gradient its own); the heads' mean logits give the training accuracy."""
+        z = frozen_head_logits(model, x)  # N×H×K
+        total = sum(F.cross_entropy(z[:, i], y) for i in range(z.shape[1]))
+        return PhaseLoss(total, z.detach().mean(dim=1))
+
+    @torch.no_grad()
+    def metrics(self, model: nn.Module, heldout: tuple[torch.Tensor, torch.Tensor], batch_size: int) -> dict[str, Any]:
+        """``predictor_acc``: clean held-out accuracy (percent) of each predictor, in eval mode."""
+        was_training = model.training
+        model.eval()
+        x, y = heldout
+        names = predictor_names(model)
+        correct = torch.zeros(len(names))
+        try:
+            for i in range(0, len(x), batch_size):
+                z = predictor_logits(model, x[i : i + batch_size])
+                correct += (z.argmax(2) == y[i : i + batch_size, None]).sum(0).cpu()
+        finally:
+            model.train(was_training)
+        return {"predictor_acc": {n: 100.0 * float(c) / len(x) for n, c in zip(names, correct)}}
+
+
+class CrossMaxFamily(ModelFamily):
+    """Self-ensembles with heads train in two phases: ``train:`` the backbone, then ``heads:``
+    the heads (docs/crossmax.md). A CrossMax model without heads is an ordinary model."""
+
+    name = "crossmax"
+    description = "model.arch crossmax with heads"
+    sections = ("train", "heads")
+
+    def claims(self, model: nn.Module) -> bool:
+        return bool(head_modules(model))
+
+    def phases(self, model: nn.Module) -> list[TrainingPhase]:
+        return [_BackbonePhase(), _HeadsPhase()]
+
+
+register_family(CrossMaxFamily())

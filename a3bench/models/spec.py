@@ -28,6 +28,14 @@ from a3bench.schema import ModelCard
 
 @dataclass
 class LoadedModel:
+    """What :func:`load_model` returns: the model and what is known about it.
+
+    It stands in for its ``model`` wherever a module is expected: calling it runs the model,
+    and any attribute it does not have itself is the model's (``.eval()``, ``.modules()``,
+    ``.num_classes`` ...). So ``a3bench.attack("pgd-20")(a3bench.load_model(NAME), x, y, threat)``
+    works as with ``.model``, and so does every other entry of the API.
+    """
+
     model: nn.Module
     name: str  # used in result paths and leaderboards
     source: str  # "zoo" | "checkpoint" | "factory" | "robustbench" | "ensemble"
@@ -35,6 +43,37 @@ class LoadedModel:
     meta: dict = field(default_factory=dict)  # checkpoint metadata ({} for factories)
     card: ModelCard = field(default_factory=ModelCard)  # model card: reported accuracy, link, authors ...
     path: str | None = None
+
+    @property
+    def declared_classes(self) -> list[str] | None:
+        """The model's class names in label order, when it says: its checkpoint's (``a3bench
+        train`` writes them), its card's, else those of the dataset it was trained on when that
+        dataset's order is fixed (fmnist, cifar10 ...; not an image folder's). None otherwise."""
+        from a3bench.data import canonical_name, dataset_info
+        from a3bench.data.registry import source_of
+        from a3bench.errors import A3BenchError
+
+        for names in ((self.meta or {}).get("classes"), (self.card.extra if self.card else {}).get("classes")):
+            if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+                return list(names)
+        trained_on = (self.meta or {}).get("dataset") or self.dataset
+        if not isinstance(trained_on, str):
+            return None
+        try:
+            canon = canonical_name(trained_on)
+            return None if source_of(canon).label_order else list(dataset_info(canon).classes)
+        except A3BenchError:
+            return None
+
+    def __call__(self, *args, **kwargs):
+        return self.model(*args, **kwargs)
+
+    def __getattr__(self, attr: str):
+        # Only reached for what the dataclass lacks. Dunders and "model" itself are never
+        # forwarded: copy and pickle probe them on an object whose fields are not set yet.
+        if attr == "model" or attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.model, attr)
 
 
 def _load_factory(spec: str) -> nn.Module:

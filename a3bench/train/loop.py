@@ -25,6 +25,7 @@ from a3bench.device import resolve_device
 from a3bench.errors import CheckpointError, ConfigError, DataError, TrainingError, one_line
 from a3bench.models.a3 import a3_mode
 from a3bench.models.checkpoint import load_checkpoint, save_checkpoint
+from a3bench.models.family import DEFAULT_FAMILY, FAMILIES, TrainingPhase, family_of
 from a3bench.models.registry import create_model
 from a3bench.threat import ThreatModel
 
@@ -42,8 +43,8 @@ class EpochMetrics:
     seconds: float
     infonce: float = 0.0
     ranking: float = 0.0
-    phase: str = "model"  # "model" (the network; a CrossMax model's backbone alone) | "heads"
-    predictor_acc: dict[str, float] | None = None  # clean held-out accuracy of each CrossMax predictor
+    phase: str = "model"  # the phase's name, as the model family declares it ("model", CrossMax's "heads" ...)
+    predictor_acc: dict[str, float] | None = None  # clean held-out accuracy of each CrossMax predictor (its heads phase)
     attention_scales: list[float] | None = None  # the pre-softmax scales the model carried (AAS-AT)
 
 
@@ -183,15 +184,15 @@ def build_model(cfg: Config, info, device: str | None = None) -> torch.nn.Module
 
 @dataclass
 class Phase:
-    """One stage of training: what learns, with which optimizer, for how long.
+    """One stage of training, as the model's family declares it (:mod:`a3bench.models.family`),
+    with its settings from the config: what learns, with which optimizer, for how long.
 
-    Ordinary models have one phase, ``model`` (the whole network). Models with heads
-    (``crossmax``) have two: ``model`` trains the backbone through its own classifier
-    alone (the heads are not even computed), then ``heads`` trains the heads with CE on
-    the frozen backbone.
+    Ordinary models have one phase, ``model`` (the whole network). CrossMax models with
+    heads have two: ``model`` trains the backbone through its own classifier alone, then
+    ``heads`` trains the heads with CE on the frozen backbone.
     """
 
-    name: str  # "model" | "heads"
+    hooks: TrainingPhase
     epochs: int
     total_steps: int
     batch_size: int
@@ -203,6 +204,10 @@ class Phase:
     grad_clip: float | None
     params: list = field(default_factory=list)
 
+    @property
+    def name(self) -> str:
+        return self.hooks.name
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         return _optimizer(self.optimizer, self.params, self.lr, self.momentum, self.weight_decay)
 
@@ -211,28 +216,28 @@ class Phase:
 
 
 def plan_phases(cfg: Config, model: torch.nn.Module, n_train: int) -> list[Phase]:
-    from a3bench.models.crossmax import head_parameters
-
-    heads = head_parameters(model)
-    if heads and cfg.heads.epochs < 1:
-        raise ConfigError("this model has heads (crossmax): set heads.epochs ≥ 1 so that they are trained")
-    if not heads and cfg.heads.epochs > 0:
-        raise ConfigError("heads.epochs is for models with heads (model.arch crossmax with heads); set it to 0")
-    head_ids = {id(p) for p in heads}
-    t, h = cfg.train, cfg.heads
+    """The model family's phases with their config sections' settings; a section the model
+    has no phase for must not ask for epochs, and every phase must get some."""
+    family = family_of(model)
+    hooks = family.phases(model)
+    used = {h.section for h in hooks}
+    for h in hooks:
+        if getattr(cfg, h.section).epochs < 1:
+            raise ConfigError(f"this model has {h.name} ({family.description}): set {h.section}.epochs ≥ 1 so that they are trained")
+    for other in [*FAMILIES, DEFAULT_FAMILY]:
+        for section in other.sections:
+            if section not in used and getattr(cfg, section).epochs > 0:
+                raise ConfigError(f"{section}.epochs is for models with {section} ({other.description}); set it to 0")
 
     def steps(epochs: int, batch_size: int, cap: int | None) -> int:
         total = math.ceil(n_train / batch_size) * epochs
         return min(total, cap) if cap is not None else total
 
-    phases = [
-        Phase("model", t.epochs, steps(t.epochs, t.batch_size, t.max_steps), t.batch_size, t.optimizer, t.lr,
-              t.momentum, t.weight_decay, t.schedule, t.grad_clip,
-              [p for p in model.parameters() if id(p) not in head_ids]),
-    ]
-    if heads:
-        phases.append(Phase("heads", h.epochs, steps(h.epochs, h.batch_size, h.max_steps), h.batch_size, h.optimizer,
-                            h.lr, h.momentum, h.weight_decay, h.schedule, h.grad_clip, heads))
+    phases = []
+    for h in hooks:
+        c = getattr(cfg, h.section)
+        phases.append(Phase(h, c.epochs, steps(c.epochs, c.batch_size, c.max_steps), c.batch_size, c.optimizer, c.lr,
+                            c.momentum, c.weight_decay, c.schedule, c.grad_clip, h.parameters(model)))
     return phases
 
 
@@ -293,7 +298,7 @@ def train(
         while progress.phase_epoch < phase.epochs and progress.phase_step < phase.total_steps:
             metrics = _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, threat, gen, device, cb, out)
             history.append(metrics)
-            _save(out, model, cfg, train_set.info.name, optimizer, gen, device, progress, history)
+            _save(out, model, cfg, train_set.info, optimizer, gen, device, progress, history)
             with log_path.open("a") as f:
                 f.write(json.dumps(asdict(metrics)) + "\n")
             cb.on_epoch_end(metrics)
@@ -362,41 +367,31 @@ def _restore(out: Path, cfg: Config, model, gen, device) -> tuple["_Progress", l
     return progress, history, optimizer_state
 
 
-def _phase_context(model, phase: Phase):
-    """The model as the phase trains and monitors it: a model with heads is its backbone alone
-    in phase ``model`` (the heads do not exist for it yet); deployed as a whole in ``heads``."""
-    from contextlib import nullcontext
-
-    from a3bench.models.crossmax import head_parameters, single_predictor
-
-    if phase.name == "model" and head_parameters(model):
-        return single_predictor(model, "backbone")
-    return nullcontext()
-
-
 def _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, threat, gen, device, cb, out: Path) -> EpochMetrics:
-    from a3bench.train.objectives import compute_loss, heads_loss
+    from a3bench.train.objectives import LossParts, compute_loss
 
     epoch = progress.epoch  # overall index: the shuffling seed never repeats across phases
+    hooks = phase.hooks
     cb.on_epoch_start(epoch + 1, _total_epochs(cfg, model), min(math.ceil(len(train_set) / phase.batch_size), phase.total_steps - progress.phase_step))
     t0 = time.perf_counter()
     loss_sum = nce_sum = rank_sum = 0.0
     correct = seen = n_steps = 0
     every = cfg.train.aas_every
-    if phase.name == "model" and every is not None and progress.phase_epoch > 0 and progress.phase_epoch % every == 0:
+    if hooks.runs_objective and every is not None and progress.phase_epoch > 0 and progress.phase_epoch % every == 0:
         refind_attention_scales(model, train_set, cfg, epoch, device)  # AAS-AT
-    with _phase_context(model, phase):
-        _set_train_mode(model, phase)
+    with hooks.view(model):
+        hooks.set_train_mode(model)
         for x, y in train_set.batches(phase.batch_size, shuffle=True, seed=cfg.seed * 1000 + epoch, device=device):
             if progress.phase_step >= phase.total_steps:
                 break
-            if phase.name == "heads":
-                if len(y) < 2:  # the heads' BatchNorm cannot train on one example (a last, short batch)
-                    continue
-                parts = heads_loss(model, x, y)
-            else:
+            if len(y) < hooks.min_batch:
+                continue
+            if hooks.runs_objective:
                 x_adv = None if cfg.train.method == "standard" else craft_training_example(model, x, y, threat, cfg, gen)
                 parts = compute_loss(model, x, x_adv, y, cfg)
+            else:
+                own = hooks.loss(model, x, y)
+                parts = LossParts(own.total, float(own.total.detach()), logits=own.logits)
             loss = float(parts.total.detach())
             if not math.isfinite(loss):
                 raise _diverged(out, f"the loss is {loss}", epoch + 1, n_steps + 1)
@@ -436,47 +431,13 @@ def _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, thr
         infonce=nce_sum / max(n_steps, 1),
         ranking=rank_sum / max(n_steps, 1),
         phase=phase.name,
-        predictor_acc=_predictor_accuracy(model, heldout, cfg.eval.batch_size) if phase.name == "heads" else None,
         attention_scales=_carried_scales(model),
+        **hooks.metrics(model, heldout, cfg.eval.batch_size),
     )
 
 
 def _total_epochs(cfg: Config, model) -> int:
-    from a3bench.models.crossmax import head_parameters
-
-    return cfg.train.epochs + (cfg.heads.epochs if head_parameters(model) else 0)
-
-
-def _set_train_mode(model, phase: Phase) -> None:
-    """Phase ``heads``: the backbone frozen in eval mode (its BatchNorm statistics and A3 masks
-    stay as trained), only the heads in train mode."""
-    from a3bench.models.crossmax import head_modules
-
-    if phase.name == "heads":
-        model.eval()
-        for head in head_modules(model):
-            head.train()
-    else:
-        model.train()
-
-
-@torch.no_grad()
-def _predictor_accuracy(model, data, batch_size: int) -> dict[str, float]:
-    """Clean held-out accuracy (percent) of each predictor of a CrossMax model (eval mode)."""
-    from a3bench.models.crossmax import predictor_logits, predictor_names
-
-    was_training = model.training
-    model.eval()
-    x, y = data
-    names = predictor_names(model)
-    correct = torch.zeros(len(names))
-    try:
-        for i in range(0, len(x), batch_size):
-            z = predictor_logits(model, x[i : i + batch_size])
-            correct += (z.argmax(2) == y[i : i + batch_size, None]).sum(0).cpu()
-    finally:
-        model.train(was_training)
-    return {n: 100.0 * float(c) / len(x) for n, c in zip(names, correct)}
+    return sum(getattr(cfg, h.section).epochs for h in family_of(model).phases(model))
 
 
 def _carried_scales(model) -> list[float] | None:
@@ -485,10 +446,11 @@ def _carried_scales(model) -> list[float] | None:
     return trained_attention_scales(model) or None
 
 
-def _save(out, model, cfg, dataset, optimizer, gen, device, progress: _Progress, history) -> None:
+def _save(out, model, cfg, info, optimizer, gen, device, progress: _Progress, history) -> None:
     last = history[-1]
     meta = {
-        "dataset": dataset,
+        "dataset": info.name,
+        "classes": list(info.classes),  # what its labels meant: an image folder's order is its folders' sorted names
         "train": cfg.to_dict(),
         "metrics": {
             "clean_acc": last.clean_acc,

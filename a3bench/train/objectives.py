@@ -1,4 +1,4 @@
-"""Training objectives (DESIGN §2).
+"""Training objectives (docs/architecture.md#the-a3-module).
 
 On a batch (x, y) with x_adv crafted against the attenuated model::
 
@@ -9,8 +9,8 @@ On a batch (x, y) with x_adv crafted against the attenuated model::
 ``joint`` is all three terms, ``attenuate-only`` only L_base (same module), ``none``
 only L_base on the plain backbone.
 
-:func:`heads_loss` is the second phase of a CrossMax model: the sum over heads of each
-head's cross-entropy on the frozen backbone's activations.
+A phase that brings its own loss (a CrossMax model's heads) declares it on its model
+family (:mod:`a3bench.models.family`), not here.
 """
 
 from __future__ import annotations
@@ -79,12 +79,3 @@ def compute_loss(model, x: torch.Tensor, x_adv: torch.Tensor | None, y: torch.Te
     parts.infonce, parts.ranking = float(nce.detach()), float(rank.detach())
     return parts
 
-
-def heads_loss(model, x: torch.Tensor, y: torch.Tensor) -> LossParts:
-    """Σ_heads CE(head(frozen activations), y): each head learns as if alone (the sum keeps
-    every head's gradient its own); the logits of the heads' mean report training accuracy."""
-    from a3bench.models.crossmax import frozen_head_logits
-
-    z = frozen_head_logits(model, x)  # N×H×K
-    loss = sum(F.cross_entropy(z[:, i], y) for i in range(z.shape[1]))
-    return LossParts(loss, float(loss.detach()), logits=z.detach().mean(dim=1))
