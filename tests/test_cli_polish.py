@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from rich.progress import TimeRemainingColumn
 from rich.table import Table
 from typer.testing import CliRunner
 
@@ -71,15 +70,29 @@ def test_models_lists_zoo_names_whole():
     assert "…" not in res.output
 
 
-@pytest.mark.parametrize("module", ["attack_cli", "sweep_cli"])
-def test_progress_bars_show_time_remaining(module: str):
-    import importlib
+@pytest.mark.parametrize("name", ["AttackDrawer", "SweepDrawer", "AuditDrawer"])
+def test_progress_shows_time_remaining_in_a_terminal_and_in_a_log(name: str):
+    """A bar per stage with the time left in it and in the whole run; outside a terminal,
+    plain lines with the same estimates (never a silent log)."""
+    import io
 
-    drawer = importlib.import_module(f"a3bench.cli.{module}")._RichProgress(log_console())
-    try:
-        assert any(isinstance(c, TimeRemainingColumn) for c in drawer.progress.columns)
-    finally:
-        drawer.close()
+    from rich.console import Console
+
+    from a3bench.cli import progress
+    from a3bench.cli.progress import Step
+
+    for terminal in (True, False):
+        con = Console(file=io.StringIO(), width=160, force_terminal=terminal, color_system=None)
+        drawer = getattr(progress, name)(con)
+        try:
+            progress.Drawer.__call__(drawer, Step("k", "apgd-t", 10, 100, "robust 70/100", eta_stage=125.0, eta_total=7200.0, event="start"))
+            progress.Drawer.__call__(drawer, Step("k", "apgd-t", 100, 100, "robust 69/100", eta_stage=0.0, eta_total=7000.0, event="end"))
+        finally:
+            drawer.close()
+        out = con.file.getvalue()
+        assert "apgd-t" in out and ("2.0 h" in out or "1.9 h" in out), out
+        if not terminal:
+            assert "left 2 min" in out and "done" in out
 
 
 @needs_fmnist

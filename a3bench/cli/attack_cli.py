@@ -43,6 +43,7 @@ def attack_command(
     shared among the processes; rank 0 writes the record (docs/scale.md).
     """
     from a3bench.attacks.registry import resolve
+    from a3bench.cli.progress import AttackDrawer
     from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
     from a3bench.device import resolve_device
     from a3bench.errors import AttackError
@@ -94,7 +95,7 @@ def attack_command(
     if not quiet:
         err.print(f"[bold]{loaded.name}[/] on {ds_name} ({threat.label}), {len(plan.attacks)} attack(s): "
                   f"{', '.join(a.name for a in plan.attacks)}")
-    drawer = None if quiet else _RichProgress(err)
+    drawer = None if quiet else AttackDrawer(err)
     try:
         result = evaluate(loaded, data, threat, plan, options=opts, progress=drawer)
     finally:
@@ -165,49 +166,3 @@ def print_summary(con, record) -> None:
     con.print(f"verdict: [{colour}]{record.verdict}[/] ({record.verdict_reason})")
     if record.flags:
         con.print("what each flag means and what to run next: docs/diagnostics.md#" + record.flags[0].name)
-
-
-class _RichProgress:
-    """Draws :class:`~a3bench.eval.runner.ProgressEvent` s: one bar per attack."""
-
-    def __init__(self, con) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description:<16}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("robust {task.fields[robust]}/{task.fields[n]}"),
-            TextColumn("{task.fields[passes]} passes"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),  # estimated from this bar's own pace
-            console=con,
-            transient=False,
-        )
-        self.progress.start()
-        self.tasks: dict[int, int] = {}
-
-    def __call__(self, ev) -> None:
-        if ev.stage in ("done",):
-            return
-        key = ev.attack_index
-        name = "clean" if key < 0 else f"probe {ev.attack}" if ev.stage == "probe" else ev.attack
-        if ev.stage in ("skipped", "failed"):
-            self.progress.console.print(f"{name}: {ev.stage} ({ev.note})")
-            return
-        if key not in self.tasks:
-            self.tasks[key] = self.progress.add_task(name, total=max(ev.total, 1), robust=ev.robust, n=ev.n, passes=0)
-        task = self.tasks[key]
-        done = ev.done if ev.total else 1
-        self.progress.update(task, completed=done, total=max(ev.total, 1), robust=ev.robust, passes=_short(ev.forward_passes))
-
-    def close(self) -> None:
-        self.progress.stop()
-
-
-def _short(k: int) -> str:
-    for unit, size in (("M", 1e6), ("k", 1e3)):
-        if k >= size:
-            return f"{k / size:.1f}{unit}"
-    return str(k)

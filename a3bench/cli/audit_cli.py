@@ -35,6 +35,7 @@ def audit_command(
 ) -> None:
     """Audit attacks on a model: binarization test (Zimmermann et al. 2022) and indicators of attack failure (Pintor et al. 2022)."""
     from a3bench.attacks.registry import resolve
+    from a3bench.cli.progress import AuditDrawer
     from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
     from a3bench.errors import AttackError
     from a3bench.eval.audit import AuditSettings, default_audit_path, run_audit
@@ -64,13 +65,13 @@ def audit_command(
     if not quiet:
         err.print(f"[bold]{loaded.name}[/] on {ds_name} ({threat.label}): auditing {', '.join(a.name for a in plan.attacks)}")
 
-    def progress(ev) -> None:
-        if not quiet and ev.stage != "done":
-            what = f" {ev.attack}" if ev.attack else ""
-            err.print(f"  {ev.stage}{what}: {ev.done}/{ev.total}", highlight=False)
-
-    result = run_audit(loaded, data, threat, plan.attacks, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
-                       device=dev, settings=settings, indicators=indicators, progress=progress)
+    drawer = None if quiet else AuditDrawer(err)
+    try:
+        result = run_audit(loaded, data, threat, plan.attacks, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
+                           device=dev, settings=settings, indicators=indicators, progress=drawer)
+    finally:
+        if drawer is not None:
+            drawer.close()
     write_audit(out, result)
     con = console()
     print_audit(con, result)

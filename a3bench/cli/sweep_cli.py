@@ -31,10 +31,12 @@ def sweep_command(
     no_cascade: bool = typer.Option(False, "--no-cascade", help="Attack every example at every eps (naive, slower; exposes non-monotone attacks)."),
     min_norm: bool = typer.Option(False, "--min-norm", help="Add the curve fab-min-norm: one minimum-norm FAB run finds each example's smallest breaking eps and prices the whole grid at once (alone unless --attacks/--steps are given)."),
     min_norm_restarts: int = typer.Option(1, "--min-norm-restarts", help="FAB restarts for --min-norm (random starts after the first)."),
+    engine: str = options.ENGINE,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; the table is still printed."),
 ) -> None:
     """Robust accuracy against eps for each attack and PGD iteration count (curves, table, plot)."""
     from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
+    from a3bench.cli.progress import SweepDrawer
     from a3bench.device import resolve_device
     from a3bench.errors import AttackError
     from a3bench.eval.distributed import current_shard
@@ -61,11 +63,11 @@ def sweep_command(
     if not quiet:
         err.print(f"[bold]{loaded.name}[/] on {ds_name} ({norm_v}), {len(eps_list)} eps, curves: {', '.join(curves)}"
                   + ("" if not no_cascade else " [dim](naive: no cascade)[/]"))
-    drawer = None if quiet else _RichProgress(err)
+    drawer = None if quiet else SweepDrawer(err)
     try:
         result = sweep_eps(loaded, data, norm_v, eps_list, names, n_examples=n_examples or None,
                            seed=seed, batch_size=batch_size, device=dev, progress=drawer, cascade=not no_cascade, spec=model,
-                           min_norm=min_norm, min_norm_restarts=min_norm_restarts)
+                           min_norm=min_norm, min_norm_restarts=min_norm_restarts, data_dir=data_dir, engine=engine)
     finally:
         if drawer is not None:
             drawer.close()
@@ -144,46 +146,3 @@ def print_sweep(con, result) -> None:
         colour = "red" if f.severity == "error" else "yellow"
         con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
 
-
-class _RichProgress:
-    """Draws :class:`~a3bench.eval.sweep.SweepProgress`: an eps bar and a bar for the current attack."""
-
-    def __init__(self, con) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description:<28}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[note]}"),
-            TimeElapsedColumn(),
-            TextColumn("left"),
-            TimeRemainingColumn(),  # estimated from this bar's own pace
-            console=con,
-            transient=False,
-        )
-        self.progress.start()
-        self.eps_task: int | None = None
-        self.attack_task: int | None = None
-
-    def __call__(self, ev) -> None:
-        from a3bench.threat import format_eps
-
-        if ev.stage == "clean" and self.eps_task is None:
-            self.eps_task = self.progress.add_task("eps", total=ev.n_eps, note="")
-        elif ev.stage in ("eps-start", "batch"):
-            desc = f"eps {format_eps(ev.eps)} · {ev.attack}"
-            note = f"robust {ev.robust}/{ev.n}"
-            if self.attack_task is None:
-                self.attack_task = self.progress.add_task(desc, total=max(ev.total, 1), note=note)
-            self.progress.update(self.attack_task, description=desc, completed=ev.done, total=max(ev.total, 1), note=note)
-        elif ev.stage == "min-norm":
-            desc = "min-norm FAB · every eps"
-            if self.attack_task is None:
-                self.attack_task = self.progress.add_task(desc, total=max(ev.total, 1), note="")
-            self.progress.update(self.attack_task, description=desc, completed=ev.done, total=max(ev.total, 1), note="")
-        elif ev.stage == "eps-end" and self.eps_task is not None:
-            self.progress.update(self.eps_task, completed=ev.eps_index + 1, note=f"eps {format_eps(ev.eps)}: worst case {ev.robust}/{ev.n}")
-
-    def close(self) -> None:
-        self.progress.stop()

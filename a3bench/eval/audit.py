@@ -72,6 +72,7 @@ class AuditProgress:
     attack: str | None
     done: int
     total: int
+    eta_total_s: float | None = None  # seconds left in the audit, from the steps done so far
 
 
 ProgressFn = Callable[[AuditProgress], None]
@@ -517,7 +518,7 @@ def audit(
         raise A3BenchError("nothing to audit: no examples")
     positions = (torch.arange(x.shape[0]) if positions is None else positions.clone()).to(x.device)
     t0 = time.perf_counter()
-    report = (lambda *a: progress(AuditProgress(*a))) if progress is not None else (lambda *a: None)
+    report = _eta_reporter(progress, steps=(1 if binarization else 0) + len(attacks) * (int(binarization) + int(indicators)))
     model.eval()
     params = [p for p in model.parameters()]
     compute = {"forward_passes": 0, "backward_passes": 0}
@@ -545,6 +546,23 @@ def audit(
     result.flags = audit_flags(result)
     report("done", None, len(x), len(x))
     return result
+
+
+def _eta_reporter(progress: ProgressFn | None, steps: int) -> Callable:
+    """``report(stage, attack, done, total)`` with the time left: the audit's steps (the
+    features, then each attack's binarization test and indicators) at the pace so far."""
+    if progress is None:
+        return lambda *a: None
+    t0, finished = time.perf_counter(), [0]
+
+    def report(stage: str, attack: str | None, done: int, total: int) -> None:
+        if stage in ("binarization", "indicators") or (stage == "features" and done == total and total):
+            finished[0] += 1
+        elapsed = time.perf_counter() - t0
+        eta = elapsed / finished[0] * max(0, steps - finished[0]) if finished[0] else None
+        progress(AuditProgress(stage, attack, done, total, 0.0 if stage == "done" else eta))
+
+    return report
 
 
 def _binarization(model, features: FeatureMap, x, threat, attacks, positions, seed, batch_size, settings: AuditSettings,

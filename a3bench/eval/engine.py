@@ -25,6 +25,7 @@ The choice is recorded in the record's provenance (``provenance.engine``).
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 import torch
@@ -52,13 +53,40 @@ def _has_conv2d(model: nn.Module) -> bool:
 
 
 class Engine:
-    """The model attacks call (``model``) and how it was made (``describe()``)."""
+    """The model attacks call (``model``) and how it was made (``describe()``).
+
+    It also counts the examples the attacks pass through the model (``passes``) and calls
+    ``on_pass`` at most every ``TICK_S`` seconds while an attack runs: progress inside an
+    attack that reports nothing itself (Square's 5,000 queries, one batch)."""
+
+    TICK_S = 1.0
 
     def __init__(self, model: nn.Module, name: str, device: torch.device, probe: torch.Tensor | None = None) -> None:
         check_engine(name)
         self.name, self.original = name, model
         self.model: nn.Module = model
         self.memory_format, self.compiled, self.note = "as given", False, None
+        self.passes, self.on_pass, self._last_tick = 0, None, 0.0
+        self._choose(model, name, probe)
+        # (not inside a compiled module: a hook there would break its graph)
+        self._hook = None if self.compiled else self.model.register_forward_pre_hook(self._count)
+
+    def _count(self, module: nn.Module, args: tuple) -> None:
+        x = args[0] if args else None
+        self.passes += int(x.shape[0]) if isinstance(x, torch.Tensor) and x.dim() > 0 else 1
+        if self.on_pass is not None:
+            now = time.perf_counter()
+            if now - self._last_tick >= self.TICK_S:
+                self._last_tick = now
+                self.on_pass(self.passes)
+
+    def close(self) -> None:
+        """Remove the counter (on the user's own model under ``plain``)."""
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def _choose(self, model: nn.Module, name: str, probe: torch.Tensor | None) -> None:
         if name == "plain":
             return
         if probe is None or probe.dim() != 4 or not _has_conv2d(model):

@@ -102,7 +102,7 @@ class AttackOptions(EvalOptions):
 class ProgressEvent:
     """What the runner reports to its ``progress`` callback (the CLI draws it)."""
 
-    stage: str  # "clean" | "attack-start" | "batch" | "attack-end" | "skipped" | "failed" | "escalation" | "probe" | "done"
+    stage: str  # "clean" | "attack-start" | "batch" | "tick" (inside a batch) | "attack-end" | "skipped" | "failed" | "escalation" | "probe" | "done"
     attack: str | None
     attack_index: int  # 0-based position in the cascade (-1 for the clean pass; n_attacks for the probe)
     n_attacks: int
@@ -463,17 +463,39 @@ class _Run:
         self.report("attack-start", attack.name, i, done=min(len(todo), cur["batches_done"] * bs), total=len(todo),
                     fwd=rec["forward_passes"], state=state)
 
+        budget = attack.max_passes()
+        per_example = budget[0] if budget and budget[0] else None
+        engine, passes_at_start = self.ev.engine, self.ev.engine.passes
+
+        def fraction() -> float:
+            """Of this attack, done so far: finished batches, or the passes spent against its budget."""
+            total = max(len(todo), 1)
+            by_batches = (cur["batches_done"] - done_at_start) * bs / total
+            by_passes = (engine.passes - passes_at_start) / (per_example * total) if per_example else 0.0
+            left_at_start = 1.0 - done_at_start * bs / total
+            return min(0.999, max(by_batches, by_passes) / max(left_at_start, 1e-9))
+
+        def eta() -> float | None:
+            f = fraction()
+            return (time.perf_counter() - t_attack) / f * (1 - f) if f > 0.01 else None
+
         def on_batch(r: BatchResult) -> None:
             self._apply(attack, r, state, cur)
             self.meter.add(r.forward_passes, r.backward_passes, r.seconds)
             self.save(state)
             done = min(len(todo), (r.batch + 1) * bs)
-            finished_here = (r.batch + 1) - done_at_start
-            left = self.ev.cascade.n_batches(todo) - (r.batch + 1)
-            eta = (time.perf_counter() - t_attack) / finished_here * left if finished_here > 0 else None
-            self.report("batch", attack.name, i, done=done, total=len(todo), fwd=rec["forward_passes"], state=state, eta_attack=eta)
+            self.report("batch", attack.name, i, done=done, total=len(todo), fwd=rec["forward_passes"], state=state, eta_attack=eta())
 
-        end = self.ev.cascade.run(attack, self.ctx, todo, stage=i, start=cur["batches_done"], on_batch=on_batch)
+        def tick(passes: int) -> None:
+            done = min(len(todo), done_at_start * bs + int(fraction() * (len(todo) - done_at_start * bs)))
+            self.report("tick", attack.name, i, done=done, total=len(todo), fwd=rec["forward_passes"] + passes - passes_at_start,
+                        state=state, eta_attack=eta())
+
+        engine.on_pass = tick if self.progress is not None else None
+        try:
+            end = self.ev.cascade.run(attack, self.ctx, todo, stage=i, start=cur["batches_done"], on_batch=on_batch)
+        finally:
+            engine.on_pass = None
         self._finish_attack(i, attack, state, cur, end)
 
     def _record_without_running(self, i: int, attack: Attack, state: ResumeState, status: AttackStatus, note: str) -> None:

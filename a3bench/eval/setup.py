@@ -171,6 +171,7 @@ class Evaluation:
                 yield self
             finally:
                 self.deployed.restore()
+                self.engine.close()
 
     # ------------------------------------------------------------------ before the attacks
 

@@ -63,6 +63,8 @@ class SweepProgress:
     total: int  # examples this (eps, attack) attacks
     robust: int  # examples robust for the worst case at this eps (so far)
     n: int
+    eta_stage_s: float | None = None  # seconds left for this (eps, attack), from its own pace
+    eta_total_s: float | None = None  # seconds left in the sweep, at most: every (eps, curve) left on what is robust now
 
 
 SweepProgressFn = Callable[[SweepProgress], None]
@@ -204,6 +206,8 @@ class _Sweep:
         self.robust = {name: torch.zeros(len(self.eps), self.n, dtype=torch.bool) for name in self.names}
         self.skipped: dict[str, str] = {}
         self.failed: dict[str, str] = {}
+        self._stage_t0 = self._eps_t0 = time.perf_counter()
+        self._attacked_now = 0
         self.per_eps: list[dict[str, Any]] = []
         self.min_norm_dist: torch.Tensor | None = None
         self.min_norm_cost: dict[str, Any] | None = None
@@ -211,7 +215,21 @@ class _Sweep:
 
     def report(self, stage, eps=None, k=-1, attack=None, done=0, total=0, robust=0) -> None:
         if self.progress is not None and self.shard.is_main:
-            self.progress(SweepProgress(stage, eps, k, len(self.eps), attack, done, total, robust, self.n))
+            self.progress(SweepProgress(stage, eps, k, len(self.eps), attack, done, total, robust, self.n, *self._etas(k, done, total)))
+
+    def _etas(self, k: int, done: int, total: int) -> tuple[float | None, float | None]:
+        """(this stage, the whole sweep): the stage from its own pace; the sweep from the
+        seconds per attacked example so far, times every (eps, curve) left on the examples
+        still robust (each curve runs at most on those)."""
+        now = time.perf_counter()
+        stage = (now - self._stage_t0) / done * (total - done) if done and total > done else None
+        spent = sum(c["seconds"] for c in self.per_eps) + (now - self._eps_t0 if k >= 0 else 0.0)
+        attacked = sum(sum(c["attacked"].values()) for c in self.per_eps) + self._attacked_now
+        if k < 0 or not attacked or spent <= 0:
+            return stage, None
+        left_pairs = max(0, (len(self.eps) - k - 1)) * len(self.curve_attacks)
+        robust_now = int(self.clean_correct.sum()) if hasattr(self, "clean_correct") else self.n
+        return stage, (stage or 0.0) + spent / attacked * robust_now * left_pairs
 
     def clean(self) -> None:
         # Randomness and the clean verdicts exactly as in `attack` (eval/setup.py): one rule, one seeding.
@@ -225,7 +243,8 @@ class _Sweep:
         threat = ThreatModel(self.norm, eps)
         ctx = self.ev.context(threat)
         cost = {"eps": eps, "forward_passes": 0, "backward_passes": 0, "seconds": 0.0, "attacked": {}}
-        t_eps = time.perf_counter()
+        t_eps = self._eps_t0 = time.perf_counter()
+        self._attacked_now = 0
         worst_now = self.clean_correct.clone()
         for c, name in enumerate(self.names):
             cost["attacked"][name] = 0
@@ -239,7 +258,9 @@ class _Sweep:
                     self.skipped[name] = reason
                     continue
                 cost["attacked"][name] = int(alive.sum())
+                self._stage_t0 = time.perf_counter()
                 self.report("eps-start", eps, k, name, 0, int(alive.sum()), int((worst_now & alive).sum()))
+                self._attacked_now += int(alive.sum())
                 self._curve(k, c, name, ctx, alive, worst_now, cost)
             self.robust[name][k] = alive
             worst_now &= alive
