@@ -35,6 +35,7 @@ from a3bench.eval.cascade import BatchResult, Cascade
 from a3bench.eval.distributed import current_shard
 from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint, users_model
 from a3bench.eval.provenance import provenance
+from a3bench.eval.strength import strength_of
 from a3bench.schema import (
     AUXILIARY_SUFFIXES,
     AttackRecord,
@@ -568,7 +569,7 @@ class _Run:
         fwd = sum(r.forward_passes for r in per_attack) + n * self.deployed.draws + (probe_record.forward_passes if probe_record else 0)
         bwd = sum(r.backward_passes for r in per_attack) + (probe_record.backward_passes if probe_record else 0)
         seconds = time.perf_counter() - self.t_start
-        verdict, reason = diagnostics.verdict(flags)
+        verdict, reason = diagnostics.verdict(flags, strength_of(per_attack, self.plan.suite, randomised=outcomes.correct_share is not None))
         randomised = None
         if outcomes.correct_share is not None:
             shares = outcomes.correct_share

@@ -45,8 +45,9 @@ def external_href(href: Any) -> str | None:
 
 def md_text(text: Any) -> str:
     """Text for a markdown page, inert: HTML (``<script>``, ``<img onerror>``) shown as text,
-    link brackets and table pipes escaped, newlines folded (a newline would end a table row)."""
-    t = " ".join(str(text).split())
+    link brackets and table pipes escaped, newlines folded (a newline would end a table row).
+    Runs of white space become one space; a space at either end is kept (text runs are joined)."""
+    t = re.sub(r"\s+", " ", str(text))
     t = t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return re.sub(r"([\\`*\[\]|])", r"\\\1", t)
 
