@@ -155,7 +155,7 @@ def test_new_attacks_are_registered_and_in_the_suites():
         built = resolve(suite).attacks
         by_name = {a.name: a for a in built}
         assert isinstance(by_name["attn-scale"], AttentionScale) and isinstance(by_name["aas"], AAS)
-        assert by_name["attn-scale"].reveals == by_name["aas"].reveals == "attention-saturation"
+        assert by_name["attn-scale"].reveals.name == by_name["aas"].reveals.name == "attention-saturation"
     aas = build_attack("aas")[0]
     assert isinstance(aas.base, PGD) and aas.base.steps == 100 and aas.base.loss_name == "ce"  # the documented default
     assert isinstance(build_attack("aas:base=gama-pgd-100")[0].base, GamaPGD)

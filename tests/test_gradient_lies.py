@@ -430,7 +430,7 @@ def test_spsa_budget_box_seed_and_batch_independence(network, data):
     x, y = data
     model = liar(network, "sign", "input")
     attack = build_attack("spsa-4:samples=16")[0]
-    assert attack.kind is AttackKind.BLACK_BOX and attack.reveals == "black-box-beats-white-box"
+    assert attack.kind is AttackKind.BLACK_BOX and attack.reveals.name == "black-box-beats-white-box"
     out = attack(model, x[:8], y[:8], LINF, seed=1, indices=torch.arange(8))
     assert not LINF.violations(out.x_adv, x[:8]).any() and out.backward_passes == 0
     assert 0 < out.forward_passes <= attack.max_passes()[0] * 8

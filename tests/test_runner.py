@@ -262,7 +262,7 @@ def test_black_box_beats_white_box_flag():
     from a3bench.schema import AttackKind
 
     (apgd,), (square,) = build_attack("apgd-ce"), build_attack("square")
-    assert square.kind is AttackKind.BLACK_BOX and square.reveals == "black-box-beats-white-box"
+    assert square.kind is AttackKind.BLACK_BOX and square.reveals.name == "black-box-beats-white-box"
     recs = [AttackRecord("apgd-ce", 50.0, broken=40, n_attacked=90), AttackRecord("renamed", 45.0, broken=5, n_attacked=50, kind="black-box")]
     (flag,) = diagnostics.reveal_flags([apgd, square], recs, 100)
     assert flag.name == "black-box-beats-white-box" and flag.severity == "error" and "renamed" in flag.message

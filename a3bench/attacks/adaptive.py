@@ -38,6 +38,7 @@ from a3bench.attacks.registry import AttackSpec, int_option, loss_option, regist
 from a3bench.attacks.scale_search import A3_SCALE_SEARCH, search_scales
 from a3bench.models.a3 import a3_layers, a3_mode, a3_straight_through, a3_strength_scales
 from a3bench.threat import example_seeds
+from a3bench.flags import TRANSFER_BEATS_WHITE_BOX
 
 NO_A3 = "the model has no A3 layers"
 
@@ -166,7 +167,7 @@ class ModeTransfer(_A3Only, PGD):
     """
 
     kind = AttackKind.TRANSFER
-    reveals = "transfer-beats-white-box"
+    reveals = TRANSFER_BEATS_WHITE_BOX
 
     def __init__(self, steps: int = 50, modes: tuple[str, ...] = ("off", "amplify"), **kw) -> None:
         super().__init__(steps, name=kw.pop("name", "mode-transfer"), **kw)
@@ -340,7 +341,7 @@ class TransferPGD(PGD):
     """PGD-K on a surrogate model (``transfer:SPEC``), judged by the target."""
 
     kind = AttackKind.TRANSFER
-    reveals = "transfer-beats-white-box"
+    reveals = TRANSFER_BEATS_WHITE_BOX
 
     def __init__(self, spec: str, steps: int = 50, **kw) -> None:
         super().__init__(steps, name=kw.pop("name", f"transfer:{spec}"), **kw)

@@ -41,6 +41,7 @@ from a3bench.attacks.scale_search import AAS_SEARCH, ScaleSearch, search_scales
 from a3bench.errors import AttackError
 from a3bench.models.attention import DESATURATED_GAP, attention_layers, attention_scales, desaturating_scales
 from a3bench.models.state import swapped
+from a3bench.flags import ATTENTION_SATURATION
 
 NO_ATTENTION = "the model has no attention layers (no pre-softmax logit_scale to rescale)"
 DEFAULT_BASE = "pgd-100"
@@ -49,7 +50,7 @@ DEFAULT_BASE = "pgd-100"
 class _AttentionScaling(Attack):
     """Craft with ``base`` on the model at pre-softmax scales :meth:`scales`; judge on the model."""
 
-    reveals = "attention-saturation"
+    reveals = ATTENTION_SATURATION
 
     def __init__(self, base: PGD, name: str) -> None:
         self.base, self.name = base, name

@@ -27,6 +27,7 @@ from torch import nn
 from a3bench.attacks.base import Attack, AttackContext, AttackKind, AttackOutput
 from a3bench.errors import AttackError
 from a3bench.threat import ThreatModel
+from a3bench.flags import BLACK_BOX_BEATS_WHITE_BOX
 
 COMPONENTS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 VERSIONS = {"standard": ("apgd-ce", "apgd-t", "fab-t", "square"), "rand": ("apgd-ce", "apgd-dlr")}
@@ -104,7 +105,7 @@ class AutoAttackComponent(Attack):
         self.group = group
         # rand: APGD with EOT over 20 draws; Square queries only, so gradients cannot mislead it
         self.kind = AttackKind.BLACK_BOX if component == "square" else AttackKind.EOT if version == "rand" else AttackKind.WHITE_BOX
-        self.reveals = "black-box-beats-white-box" if component == "square" else None
+        self.reveals = BLACK_BOX_BEATS_WHITE_BOX if component == "square" else None
         self._adversary = None
         self._key: tuple | None = None
         self._counter: PassCounter | None = None

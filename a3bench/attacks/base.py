@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from a3bench.flags import FlagKind
 from a3bench.schema import AttackKind
 from a3bench.threat import ThreatModel
 
@@ -68,7 +69,7 @@ class Attack(ABC):
     # that the white-box attacks before it in the cascade missed (None: it proves nothing
     # by itself). Black-box attacks reveal misleading gradients, transfer attacks masked
     # ones, attention rescaling a saturated softmax (docs/diagnostics.md).
-    reveals: str | None = None
+    reveals: FlagKind | None = None
     # Ask for AttackOutput.loss_trace (a loss per iterate and example). Off by default so
     # nothing costs time unseen; attacks built on pgd_loop honour it, others ignore it.
     trace_loss: bool = False

@@ -35,6 +35,7 @@ from torch import nn
 from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
 from a3bench.attacks.pgd import PGD, MostCorrectDraw, input_grad
 from a3bench.attacks.registry import AttackSpec, int_option, loss_option, register_attack, step_option
+from a3bench.flags import TRANSFER_BEATS_WHITE_BOX
 
 NOT_CROSSMAX = "the model is not a CrossMax self-ensemble or an ensemble of predictors"
 _FIXED_SEED = 911  # fixed draws s, s+1, ...: apart from any seed a user picks for the model
@@ -148,7 +149,7 @@ class PredictorTransfer(_DrawEOT):
     the adversarial example made against any predictor breaks it (default 50 steps, 4 draws)."""
 
     kind = AttackKind.TRANSFER
-    reveals = "transfer-beats-white-box"
+    reveals = TRANSFER_BEATS_WHITE_BOX
 
     def __init__(self, steps: int = 50, samples: int = 4, **kw) -> None:
         super().__init__(steps, samples, name=kw.pop("name", "predictor-transfer"), **kw)

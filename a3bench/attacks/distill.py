@@ -38,6 +38,7 @@ from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
 from a3bench.attacks.pgd import PGD
 from a3bench.errors import AttackError
 from a3bench.threat import ThreatModel
+from a3bench.flags import TRANSFER_BEATS_WHITE_BOX
 
 HOLDOUT = 512  # last training images: never trained on, used to measure agreement
 LABELS = ("soft", "hard")
@@ -152,7 +153,7 @@ class DistillTransfer(PGD):
     """
 
     kind = AttackKind.TRANSFER
-    reveals = "transfer-beats-white-box"
+    reveals = TRANSFER_BEATS_WHITE_BOX
 
     def __init__(self, steps: int = 50, *, train_steps: int = 1000, seconds: float = 600.0, arch: str | None = None,
                  labels: str = "soft", batch: int = 128, lr: float = 1e-3, temperature: float = 1.0, **kw) -> None:

@@ -30,7 +30,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable, Sequence
 
-TRIGGERS = ("gradient-inconsistent", "black-box-beats-white-box")
+from a3bench.flags import BLACK_BOX_BEATS_WHITE_BOX, GRADIENT_INCONSISTENT
+
+TRIGGERS = (GRADIENT_INCONSISTENT.name, BLACK_BOX_BEATS_WHITE_BOX.name)
 
 ATTACKS = ("bpda-graph", "transfer:distill", "spsa-100", "square-20000:restarts=2")
 

@@ -36,6 +36,7 @@ from a3bench.attacks.base import Attack, AttackKind, AttackOutput
 from a3bench.attacks.registry import AttackSpec, int_option, positive_option, register_attack
 from a3bench.errors import AttackError
 from a3bench.threat import ThreatModel, example_seeds
+from a3bench.flags import BLACK_BOX_BEATS_WHITE_BOX
 
 SALT_START, SALT_DIRECTIONS = 6_007, 6_011
 MAX_ROWS = 512  # rows per forward pass (examples × queries): larger batches run slower per row on CPU
@@ -62,7 +63,7 @@ class SPSA(Attack):
     """
 
     kind = AttackKind.BLACK_BOX
-    reveals = "black-box-beats-white-box"
+    reveals = BLACK_BOX_BEATS_WHITE_BOX
 
     def __init__(self, steps: int = 100, *, samples: int = 128, delta: float = 0.01, lr: float = 0.01,
                  random_start: bool = True, name: str | None = None) -> None:

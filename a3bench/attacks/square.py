@@ -20,6 +20,7 @@ from a3bench.attacks.autoattack import PassCounter
 from a3bench.attacks.base import Attack, AttackKind, AttackOutput
 from a3bench.attacks.registry import AttackSpec, int_option, register_attack
 from a3bench.errors import AttackError
+from a3bench.flags import BLACK_BOX_BEATS_WHITE_BOX
 
 
 class SquareQueries(Attack):
@@ -31,7 +32,7 @@ class SquareQueries(Attack):
     """
 
     kind = AttackKind.BLACK_BOX
-    reveals = "black-box-beats-white-box"
+    reveals = BLACK_BOX_BEATS_WHITE_BOX
 
     def __init__(self, queries: int = 20_000, *, restarts: int = 1, p_init: float = 0.8, name: str | None = None) -> None:
         if queries < 1 or restarts < 1:

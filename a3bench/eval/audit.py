@@ -44,6 +44,7 @@ from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext, AttackKind
 from a3bench.errors import A3BenchError, ModelSpecError, one_line
+from a3bench.flags import BINARIZATION_TEST_FAILED, NON_CONVERGING_LOSS, SILENT_SUCCESS, UNCONSTRAINED_ATTACK_FAILURE
 from a3bench.schema import AuditResult, AuditSettings, BinarizationTest, Flag, Indicators, Severity
 from a3bench.io import safe_name
 from a3bench.models.state import swapped
@@ -718,7 +719,7 @@ def binarization_flags(suite: BinarizationTest | None, tests: Sequence[Binarizat
     if suite is None or suite.pass_rate is None or suite.pass_rate >= pass_threshold:
         return []
     per = ", ".join(f"{b.attack} {b.pass_rate:.1f} %" for b in tests if b.pass_rate is not None)
-    return [Flag("binarization-test-failed", ERROR,
+    return [BINARIZATION_TEST_FAILED(
                  f"the attacks found a known adversarial example on {suite.pass_rate:.1f} % of {suite.n_testable} testable "
                  f"example(s) (< {pass_threshold:g} %; {per}): the attacks, not the model, stand between the "
                  "evaluation and a lower number; run attacks that are not fooled (bpda, square, eot)",
@@ -726,11 +727,11 @@ def binarization_flags(suite: BinarizationTest | None, tests: Sequence[Binarizat
 
 
 _INDICATOR_FLAGS = (
-    ("unconstrained_failure", "unconstrained-attack-failure", ERROR,
+    ("unconstrained_failure", UNCONSTRAINED_ATTACK_FAILURE,
      "could not find an adversarial example even with an unbounded eps: it cannot optimise on this model (masked gradients?)"),
-    ("silent_success", "silent-success", WARNING,
+    ("silent_success", SILENT_SUCCESS,
      "recorded successes although its loss never rose above the starting point: the loss does not drive the success"),
-    ("non_converging", "non-converging-loss", WARNING,
+    ("non_converging", NON_CONVERGING_LOSS,
      "ended while its loss was still rising: run more iterations"),
 )
 
@@ -740,7 +741,7 @@ def indicator_flags(indicators: Sequence[Indicators], *, threshold: float = INDI
     (warnings): each when more than ``threshold`` percent of the examples an attack was
     audited on trigger it. ``value``: the highest percentage over attacks."""
     flags: list[Flag] = []
-    for attr, flag, severity, what in _INDICATOR_FLAGS:
+    for attr, flag, what in _INDICATOR_FLAGS:
         hits = []
         for ind in indicators:
             count = ind.count(attr) if ind.status == "ran" else None
@@ -749,7 +750,7 @@ def indicator_flags(indicators: Sequence[Indicators], *, threshold: float = INDI
         if hits:
             worst = max(100.0 * c / m for _, c, m in hits)
             per = ", ".join(f"{a} {c}/{m}" for a, c, m in hits)
-            flags.append(Flag(flag, severity, f"{per} example(s): the attack {what}", value=round(worst, 4)))
+            flags.append(flag(f"{per} example(s): the attack {what}", value=round(worst, 4)))
     return flags
 
 

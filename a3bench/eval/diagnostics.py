@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from a3bench.attacks.pgd import input_grad
+from a3bench import flags as F_
 from a3bench.schema import AttackKind, AttackRecord, AttackStatus, Flag, ProbeRecord, Severity, Strength, Verdict
 from a3bench.threat import Norm, format_eps, parse_norm
 
 WARNING, ERROR = Severity.WARNING, Severity.ERROR
 GAP_POINTS = 1.0  # percentage points: what a later attack may add before a flag fires
-SQUARE_ALPHA = 0.2  # percentage points, AutoAttack's check_square_sr threshold (0.002)
 PROBE_EXAMPLES = 200
 NEAR_CHANCE = 0.1  # clean accuracy within 10 % of the way from chance to 100 % is "near chance"
 # no-saturation: a sound evaluation drives accuracy to about 0 once eps is large enough to
@@ -36,15 +36,6 @@ NEAR_CHANCE = 0.1  # clean accuracy within 10 % of the way from chance to 100 % 
 SATURATION_EPS = {Norm.LINF: 0.5, Norm.L2: 5.0}
 SATURATION_ACC = 5.0  # percent
 
-# What an attack proves when it breaks what the white-box attacks before it missed
-# (``Attack.reveals``): severity, threshold in points, and what it means.
-REVEALS: dict[str, tuple[Severity, float, str]] = {
-    "black-box-beats-white-box": (ERROR, SQUARE_ALPHA, "the gradients are misleading (gradient masking); the white-box numbers "
-                                                       "are unreliable, run adaptive attacks"),
-    "transfer-beats-white-box": (ERROR, GAP_POINTS, "the deployed model's own gradients are masked"),
-    "attention-saturation": (WARNING, GAP_POINTS, "the attention softmax saturates and masks gradients: attacks without "
-                                                  "attention scaling overestimate robustness"),
-}
 
 
 class _Collect:
@@ -83,19 +74,19 @@ def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomiz
     if msgs:
         with torch.no_grad():
             spread = (model(x) - model(x)).abs().nan_to_num(0.0).max().item()
-        flags.append(Flag("randomized-outputs", WARNING if randomized_ok else ERROR,
-                          "the model's outputs change between identical forward passes: gradient attacks see noise; "
+        flags.append(F_.RANDOMIZED_OUTPUTS(
+                          severity=WARNING if randomized_ok else ERROR, message="the model's outputs change between identical forward passes: gradient attacks see noise; "
                           "a3bench judges it by the majority of fresh draws and adds EOT", value=spread))
     msgs = _run_check(lambda log: checks.check_range_output(model, x, logger=log))
     if msgs:
-        flags.append(Flag("softmax-outputs", ERROR, "the model returns probabilities, not logits: CE/DLR gradients vanish; return logits"))
+        flags.append(F_.SOFTMAX_OUTPUTS("the model returns probabilities, not logits: CE/DLR gradients vanish; return logits"))
     xg = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         grad = input_grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
     msgs = _run_check(lambda log: checks.check_zero_gradients(grad, logger=log))
     if msgs:
         frac = (grad.flatten(1).abs().sum(1) == 0).float().mean().item()
-        flags.append(Flag("zero-gradients", WARNING,
+        flags.append(F_.ZERO_GRADIENTS(
                           f"{100 * frac:.1f} % of examples have an exactly zero input gradient: gradient masking or a saturated "
                           "softmax; try loss=logit-scaled or loss=dlr", value=round(100 * frac, 4)))
     # autograd inside forward (check_dynamic). Its call counters are module globals that
@@ -105,7 +96,7 @@ def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomiz
     with torch.no_grad():
         msgs = _run_check(lambda log: checks.check_dynamic(model, x, False, logger=log))
     if msgs:
-        flags.append(Flag("dynamic-defense", WARNING, "the forward pass calls autograd (a test-time optimisation defense?): standard attacks may be insufficient"))
+        flags.append(F_.DYNAMIC_DEFENSE("the forward pass calls autograd (a test-time optimisation defense?): standard attacks may be insufficient"))
     return flags
 
 
@@ -132,14 +123,14 @@ def near_chance_flags(clean_acc: float, num_classes: int) -> list[Flag]:
     chance = 100.0 / max(num_classes, 1)
     if clean_acc > chance + NEAR_CHANCE * (100.0 - chance):
         return []
-    return [Flag("clean-near-chance", WARNING, f"clean accuracy {clean_acc:.2f} % is near chance ({chance:.1f} % for {num_classes} "
+    return [F_.CLEAN_NEAR_CHANCE(f"clean accuracy {clean_acc:.2f} % is near chance ({chance:.1f} % for {num_classes} "
                                                "classes): the model, its weights or the dataset are wrong", value=round(clean_acc, 4))]
 
 
 def nonfinite_flags(count: int) -> list[Flag]:
     if not count:
         return []
-    return [Flag("non-finite-outputs", ERROR, f"{count} verdict(s) met NaN or infinite logits (counted as misclassified): "
+    return [F_.NON_FINITE_OUTPUTS(f"{count} verdict(s) met NaN or infinite logits (counted as misclassified): "
                                               "the model is numerically broken, its numbers mean nothing", value=float(count))]
 
 
@@ -153,25 +144,31 @@ def apgd_warning_flags(messages: Sequence[str]) -> list[Flag]:
     zero = [re.sub(r"\s*See \S+ for details\.?", "", m) for m in messages if "zero gradient" in m]
     if not zero:
         return []
-    return [Flag("zero-gradients-in-apgd", WARNING, f"APGD met zero gradients ({len(zero)} batch(es)): {zero[0]}")]
+    return [F_.ZERO_GRADIENTS_IN_APGD(f"APGD met zero gradients ({len(zero)} batch(es)): {zero[0]}")]
 
 
 def reveal_flags(attacks: Sequence, per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
-    """An attack that declares ``reveals`` broke more than the threshold of examples that
-    every white-box attack before it survived: it shows what the white-box numbers missed."""
+    """An attack that declares ``reveals`` (a :class:`~a3bench.flags.FlagKind`) broke
+    significantly more than the flag's threshold of the examples that every white-box attack
+    before it survived: it shows what the white-box numbers missed. Significantly: the
+    one-sided binomial test at this n (:func:`~a3bench.stats.significantly_above`), so that a
+    count of 2 of 500 against a 0.2 % threshold is not taken for a signal."""
+    from a3bench.stats import significantly_above
+
     flags: dict[str, Flag] = {}
     white_box_before = False
     for attack, rec in zip(attacks, per_attack):
         if rec.status is not AttackStatus.RAN:
             continue
-        name = getattr(attack, "reveals", None)
-        if name and white_box_before and name not in flags:
-            severity, threshold, meaning = REVEALS.get(name, (ERROR, GAP_POINTS, "the attacks before it were misled"))
+        kind = getattr(attack, "reveals", None)
+        if kind is not None and white_box_before and kind.name not in flags:
+            threshold = kind.threshold if kind.threshold is not None else GAP_POINTS
             share = 100.0 * rec.broken / n if n else 0.0
-            if share > threshold:
-                flags[name] = Flag(name, severity, f"{rec.name} broke {rec.broken} example(s) ({share:.2f} %) that every white-box "
-                                                   f"attack before it missed: {meaning}", value=round(share, 4))
-        if rec.kind in (AttackKind.WHITE_BOX, AttackKind.EOT) and not name:
+            if significantly_above(rec.broken, n, threshold / 100.0):
+                flags[kind.name] = kind(f"{rec.name} broke {rec.broken} example(s) ({share:.2f} %) that every white-box attack "
+                                        f"before it missed, significantly more than {threshold:g} %: {kind.advice}",
+                                        value=round(share, 4))
+        if rec.kind in (AttackKind.WHITE_BOX, AttackKind.EOT) and kind is None:
             white_box_before = True
     return list(flags.values())
 
@@ -185,14 +182,14 @@ def unconfirmed_flags(per_attack: Sequence[AttackRecord], unconfirmed: dict[str,
         return []
     total = sum(counts.values())
     per = ", ".join(f"{name} {count}" for name, count in counts.items())
-    flags = [Flag("unconfirmed-successes", WARNING,
+    flags = [F_.UNCONFIRMED_SUCCESSES(
                   f"{total} claimed success(es) not confirmed by a fresh eval-mode forward pass ({per}); they count as robust",
                   value=float(total))]
     aa = sum(counts.get(r.name, 0) for r in per_attack if r.group in ("autoattack", "autoattack-rand"))
     aa_acc = autoattack_accuracy(per_attack)
     if aa and aa_acc is not None and n:
         own = aa_acc - 100.0 * aa / n
-        flags.append(Flag("autoattack-self-report-differs", WARNING,
+        flags.append(F_.AUTOATTACK_SELF_REPORT_DIFFERS(
                           f"AutoAttack's own robust accuracy would be {own:.2f} %, the re-check of its adversarial examples "
                           f"gives {aa_acc:.2f} %: {aa} of its successes do not hold on the deployed model", value=round(aa_acc - own, 4)))
     return flags
@@ -204,13 +201,13 @@ def failed_flags(per_attack: Sequence[AttackRecord]) -> list[Flag]:
     if not failed:
         return []
     what = "; ".join(f"{rec.name} {rec.note}" for rec in failed)
-    return [Flag("attack-failed", WARNING, f"{len(failed)} attack(s) stopped with an error and were left out: {what}",
+    return [F_.ATTACK_FAILED(f"{len(failed)} attack(s) stopped with an error and were left out: {what}",
                  value=float(len(failed)))]
 
 
 def budget_flags(violations: dict[str, int]) -> list[Flag]:
     """Adversarial examples outside the eps-ball or [0,1] (only reported when the runner is not strict)."""
-    return [Flag("budget-violation", ERROR, f"{name}: {count} example(s) outside the threat model; they count as robust", value=float(count))
+    return [F_.BUDGET_VIOLATION(f"{name}: {count} example(s) outside the threat model; they count as robust", value=float(count))
             for name, count in violations.items() if count]
 
 
@@ -242,7 +239,7 @@ def adaptive_flags(per_attack: Sequence[AttackRecord], n: int) -> list[Flag]:
     if share <= GAP_POINTS:
         return []
     top = max(after, key=lambda r: r.broken)
-    return [Flag("adaptive-beats-autoattack", ERROR,
+    return [F_.ADAPTIVE_BEATS_AUTOATTACK(
                  f"the attacks after AutoAttack lowered robust accuracy by {share:.2f} points (most: {top.name}, {top.broken}): "
                  "AutoAttack is unreliable for this model; report the worst case", value=round(share, 4))]
 
@@ -276,7 +273,7 @@ def convergence_flags(attacks, per_attack: Sequence[AttackRecord], n: int) -> li
             if _pgd_family(b) == fam and b.steps >= 2 * a.steps and b.name in ran:
                 share = 100.0 * ran[b.name].broken / n if n else 0.0
                 if share > GAP_POINTS:
-                    flags.append(Flag("not-converged", WARNING,
+                    flags.append(F_.NOT_CONVERGED(
                                       f"{b.name} still broke {share:.2f} % after {a.name}: PGD has not converged; run more iterations",
                                       value=round(share, 4)))
                 break
@@ -307,7 +304,7 @@ def probe_flags(probe: ProbeRecord | None, target_name: str | None, n: int, cand
     share = 100.0 * probe.broken / probe.n_attacked * candidates / n
     if share <= GAP_POINTS:
         return []
-    return [Flag("not-converged", WARNING,
+    return [F_.NOT_CONVERGED(
                  f"probe: {probe.attack} broke {probe.broken} of the {probe.n_attacked} example(s) whose loss was still rising after "
                  f"{target_name} (about {share:.2f} points of accuracy): the numbers overestimate robustness; rerun with more "
                  "iterations or --suite pgd", value=round(share, 4))]
@@ -353,13 +350,13 @@ def sweep_flags(norm, eps: Sequence[float], curves: dict[str, list[float | None]
                 rises.append((b - a, name, eps[i - 1], eps[i]))
     if rises:
         worst = max(rises)
-        flags.append(Flag("not-monotone", WARNING,
+        flags.append(F_.NOT_MONOTONE(
                           f"robust accuracy rises with eps ({len(rises)} time(s); largest: {worst[1]} +{worst[0]:.2f} points "
                           f"from eps {format_eps(worst[2])} to {format_eps(worst[3])}): the attack is weaker at the larger eps; "
                           "use the cascade (the default) or a stronger attack", value=round(worst[0], 4)))
     large = SATURATION_EPS[parse_norm(norm)] if saturation_eps is None else float(saturation_eps)
     if eps and worst_case and eps[-1] >= large and worst_case[-1] > SATURATION_ACC:
-        flags.append(Flag("no-saturation", WARNING,
+        flags.append(F_.NO_SATURATION(
                           f"worst-case accuracy is still {worst_case[-1]:.2f} % at eps {format_eps(eps[-1])} (≥ {format_eps(large)}, "
                           f"where a sound evaluation reaches about 0): gradient masking or a weak attack", value=round(worst_case[-1], 4)))
     return flags

@@ -53,10 +53,11 @@ from a3bench.attacks.finite_diff import (
     noise_floor,
     random_directions,
 )
+from a3bench.flags import GRADIENT_INCONSISTENT
 from a3bench.schema import Flag
 from a3bench.threat import Norm, ThreatModel, example_seeds
 
-FLAG = "gradient-inconsistent"
+FLAG = GRADIENT_INCONSISTENT.name
 THRESHOLD = 0.10  # fraction of checked examples above which the flag fires
 SALT_POINT, SALT_DIRECTION = 4_099, 8_191  # per-example seeds: the perturbed point, the random direction
 
@@ -287,7 +288,7 @@ def gradient_flags(check: GradientCheck, *, threshold: float = THRESHOLD, locati
     pct = 100.0 * check.fraction
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(check.kinds.items(), key=lambda kv: -kv[1]))
     where = f"; where: {location.message}" if location is not None and getattr(location, "found", False) else ""
-    return [Flag(FLAG, "error",
+    return [GRADIENT_INCONSISTENT(
                  f"the autograd gradient disagrees with finite differences on {check.n_inconsistent} of {check.n_checked} "
                  f"checked examples ({pct:.1f} %; {kinds}): the backward pass is not the derivative of the forward pass, "
                  f"white-box attacks follow it; trust bpda-graph, spsa-K and transfer:distill (docs/diagnostics.md){where}",

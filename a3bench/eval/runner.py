@@ -36,6 +36,7 @@ from a3bench.eval.distributed import current_shard
 from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint, users_model
 from a3bench.eval.provenance import provenance
 from a3bench.eval.strength import strength_of
+from a3bench.flags import RANDOMIZED_OUTPUTS
 from a3bench.schema import (
     AUXILIARY_SUFFIXES,
     AttackRecord,
@@ -276,7 +277,7 @@ class _Run:
         n, bs = self.n, self.batch_size
         check_n = min(n, bs, SANITY_EXAMPLES)
         flags = diagnostics.sanity_flags(self.model, self.x[:check_n], self.y[:check_n], randomized_ok=True)
-        randomised = any(f.name == "randomized-outputs" for f in flags)
+        randomised = any(f.name == RANDOMIZED_OUTPUTS.name for f in flags)
         self.deployed.draws = self.draws if randomised else 1
         found, checked = diagnostics.gradient_lies(self.model, self.x[:check_n], self.y[:check_n], self.threat, seed=self.seed,
                                                    positions=self.positions[:check_n], randomised=randomised)
@@ -628,7 +629,7 @@ class _Run:
 
 
 def _randomised(state: ResumeState) -> bool:
-    return any(f.name == "randomized-outputs" for f in state.flags)
+    return any(f.name == RANDOMIZED_OUTPUTS.name for f in state.flags)
 
 
 # --------------------------------------------------------------------------- the output file

@@ -324,9 +324,9 @@ class _Sweep:
         }
         flags = diagnostics.sweep_flags(self.norm, eps, curves, worst_case, saturation_eps=saturation_eps)
         if self.randomised:
-            from a3bench.schema import Flag
+            from a3bench.flags import RANDOMIZED_OUTPUTS
 
-            flags.insert(0, Flag("randomized-outputs", diagnostics.WARNING,
+            flags.insert(0, RANDOMIZED_OUTPUTS(severity=diagnostics.WARNING, message=
                                  f"the model's outputs change between identical forward passes: every verdict is the majority of "
                                  f"{self.draws} fresh draws; use EOT attacks (eot-pgd-K, crossmax-mean) for its curves"))
         flags += diagnostics.failed_flags([_failed_record(name, note) for name, note in self.failed.items()])
