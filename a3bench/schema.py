@@ -337,6 +337,9 @@ class ResultRecord:
         self.strength = evaluation_strength(self)  # what per_attack says, whatever was passed
 
     def to_dict(self) -> dict:
+        from a3bench.eval.strength import evaluation_strength
+
+        self.strength = evaluation_strength(self)  # per_attack may have changed since
         return _plain(self)
 
     @classmethod

@@ -18,7 +18,9 @@ from typer.testing import CliRunner
 from a3bench.cli import app
 from a3bench.schema import AttackRecord, Flag, write_record
 from a3bench.io import write_json_atomic
+from a3bench.flags import all_flags
 from a3bench.report.generate import generate_report
+from a3bench.report.leaderboard import COLUMNS
 from tests.test_report import make_record, write
 from tests.webdriver import Browser, find_browser, require_browser
 
@@ -56,11 +58,13 @@ def site_inputs(tmp_path_factory) -> Path:
     folder = root / "cifar10" / "Linf"
     (folder / "strong.sweep.png").write_bytes(png_bytes())
     write_json_atomic(folder / "strong.sweep.json", {"schema_version": 1, "model": "strong", "dataset": "cifar10", "norm": "Linf",
-                                                     "eps": [0.0, 8 / 255], "curves": {"pgd-20": [85.0, 55.0]}, "plot": "strong.sweep.png", "flags": []})
+                                                     "eps": [0.0, 8 / 255], "curves": {"pgd-20": [85.0, 55.0]}, "plot": "strong.sweep.png", "flags": [],
+                                                     "n_examples": 100})
     secret = root.parent / "secret.png"
     secret.write_bytes(png_bytes())
     write_json_atomic(folder / "weak.sweep.json", {"schema_version": 1, "model": "weak", "dataset": "cifar10", "norm": "Linf",
-                                                   "eps": [0.0], "curves": {"pgd-20": [95.0]}, "plot": "../../../secret.png", "flags": []})
+                                                   "eps": [0.0, 8 / 255], "curves": {"pgd-20": [95.0, 10.0]}, "plot": "../../../secret.png", "flags": [],
+                                                   "n_examples": 100})
     return root
 
 
@@ -116,7 +120,8 @@ def browser():
 
 
 ROWS = "return Array.from(document.querySelectorAll('#board-0 tbody tr')).filter(r => !r.hidden).map(r => r.dataset.model);"
-WORST = "return Array.from(document.querySelectorAll('#board-0 tbody tr')).map(r => parseFloat(r.cells[5].dataset.value));"
+WORST_COL = COLUMNS.index("Worst case (%) [95% CI]")
+WORST = f"return Array.from(document.querySelectorAll('#board-0 tbody tr')).map(r => parseFloat(r.cells[{WORST_COL}].dataset.value));"
 
 
 def test_page_renders(browser, site: Path):
@@ -138,11 +143,12 @@ def test_sorting_by_worst_case_reorders_rows(browser, site: Path):
     before = browser.run(ROWS)
     worst = browser.run(WORST)
     assert worst == sorted(worst, reverse=True)  # ranked, best first
-    browser.click("#board-0 thead th:nth-child(6) button")
+    header = f"#board-0 thead th:nth-child({WORST_COL + 1})"
+    browser.click(header + " button")
     after = browser.run(WORST)
     assert after == sorted(worst) and browser.run(ROWS) != before
-    assert browser.run("return document.querySelector('#board-0 thead th:nth-child(6)').getAttribute('aria-sort')") == "ascending"
-    browser.click("#board-0 thead th:nth-child(6) button")
+    assert browser.run(f"return document.querySelector('{header}').getAttribute('aria-sort')") == "ascending"
+    browser.click(header + " button")
     assert browser.run(WORST) == sorted(worst, reverse=True)
     browser.click("#board-0 thead th:nth-child(1) button")  # by rank (best possible rank), ascending
     ranks = browser.run("return Array.from(document.querySelectorAll('#board-0 tbody tr')).map(r => parseInt(r.cells[0].dataset.value));")
@@ -196,8 +202,9 @@ def test_every_link_resolves_inside_the_site(browser, site: Path):
                 browser.get(page.as_uri())
             if target.suffix == ".html":
                 todo.append(target)
-    assert {p.name for p in seen} >= {"index.html", "cifar10_Linf_strong.html", "cifar10_Linf_masked.html"}
-    assert len(seen) == 1 + 4
+    assert {p.name for p in seen} >= {"index.html", "cifar10_Linf_strong.html", "cifar10_Linf_masked.html", "zero-gradients.html"}
+    assert len([p for p in seen if p.parent.name == "models"]) == 4
+    assert {p.name for p in seen if p.parent.name == "flags"} == {"index.html"} | {f"{name}.html" for name in all_flags()}
     assert "https://example.org/strong-paper" in external
     assert not any("javascript" in u.lower() for u in external)
 
@@ -205,7 +212,7 @@ def test_every_link_resolves_inside_the_site(browser, site: Path):
 def test_model_page(browser, site: Path):
     browser.get((site / "models" / "cifar10_Linf_masked.html").as_uri())
     text = browser.run("return document.body.innerText")
-    assert "The attack cascade" in text and "Which attack broke how many examples" in text
+    assert "Per-attack results" in text and "Which attack broke how many examples" in text
     assert "zero-gradients" in text and "What it means:" in text and "check_zero_gradients" in text  # explained from docs/diagnostics.md
     assert "Provenance" in text
     browser.get((site / "models" / "cifar10_Linf_strong.html").as_uri())

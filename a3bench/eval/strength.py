@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from a3bench.flags import RANDOMIZED_OUTPUTS
 from a3bench.schema import AttackRecord, AttackStatus, ResultRecord, Strength
 
 # The composite names (``AttackRecord.group``) AutoAttack's components are recorded under,
 # the version each one is, and how many components that version has (pyautoattack's
 # ``standard``: apgd-ce, apgd-t, fab-t, square; ``rand``: apgd-ce, apgd-dlr with EOT).
 AUTOATTACK_GROUPS = {"autoattack": ("standard", 4), "autoattack-rand": ("rand", 2)}
-RANDOMISED_FLAG = "randomized-outputs"
 
 
 def needed_version(randomised: bool) -> str:
@@ -44,7 +44,7 @@ def strength_of(per_attack: Sequence[AttackRecord], suite: str | None, *, random
 
 def is_randomised(record: ResultRecord) -> bool:
     """The run found the model randomised: it judged by the majority of draws, or flagged it."""
-    return "randomised" in (record.compute or {}) or any(f.name == RANDOMISED_FLAG for f in record.flags)
+    return "randomised" in (record.compute or {}) or any(f.name == RANDOMIZED_OUTPUTS.name for f in record.flags)
 
 
 def evaluation_strength(record: ResultRecord) -> Strength:
@@ -70,3 +70,13 @@ def strength_label(strength: Strength) -> str:
     if strength.complete:
         return what + (" (AA rand)" if strength.autoattack == "rand" else "")
     return what + " (no full AA)" if strength.attacks else what + " (nothing ran)"
+
+
+def shown_verdict(record: ResultRecord) -> tuple[str, str]:
+    """(verdict, reason) as reports show them: a record written before the strength rule
+    that says ``reliable`` for an evaluation weaker than AutoAttack shows
+    ``not-evaluated-fully`` — never green (docs/report.md#evaluation-strength)."""
+    strength = record.strength or evaluation_strength(record)
+    if record.verdict == "reliable" and not strength.complete:
+        return "not-evaluated-fully", f"the evaluation is weaker than AutoAttack: {shortfall(strength)}"
+    return str(record.verdict), record.verdict_reason

@@ -206,7 +206,7 @@ class FlagEntry:
     severity: str
     message: str
     value: float | None = None
-    href: str | None = None  # where the flag's explanation is
+    more: Text = ()  # where to read what it means: a link, or the command that prints it
     explanation: list = field(default_factory=list)  # blocks: the start of the docs' section (HTML and terminal show it)
     anchor: str | None = None
     kind: ClassVar[str] = "flag_entry"

@@ -58,4 +58,6 @@ def render(page: doc.Page, *, interactive: bool = False) -> str:
 
     script = _asset("site.js") if interactive else None
     template = _environment().get_template("page.html.j2")
-    return template.render(page=page, csp=csp(script), css=Markup(_asset("site.css")), script=Markup(script) if script else None) + "\n"
+    # The policy, the CSS and the script are this module's own text, not data: inserted as they are.
+    return template.render(page=page, csp=Markup(csp(script)), css=Markup(_asset("site.css")),
+                           script=Markup(script) if script else None) + "\n"

@@ -64,7 +64,7 @@ def block(b, level_offset: int = 0) -> list[str]:
         return [fence, b.text.replace("~~~~", "~ ~ ~ ~"), fence, ""]
     if isinstance(b, doc.FlagEntry):
         value = f" (value {b.value:.4g})" if b.value is not None else ""
-        more = " " + inline(doc.Link("What this means", b.href)) if b.href else ""
+        more = " " + line(b.more) if b.more else ""
         return [f"- **{md_text(b.name)}** ({md_text(b.severity)}){value}: {md_text(b.message)}{more}"]
     if isinstance(b, doc.Section):
         out = ["#" * b.level + " " + md_text(b.title), ""] if b.title else []

@@ -77,6 +77,8 @@ def blocks(bs: list) -> Iterator:
             yield head
             yield Padding(Text(b.message), (0, 0, 0, 2))
             yield from (Padding(r, (0, 0, 0, 2)) for r in blocks(b.explanation))
+            if b.more:
+                yield Padding(line(b.more), (0, 0, 0, 2))
         elif isinstance(b, doc.Section):
             if b.title:
                 yield Text("")

@@ -42,7 +42,7 @@
     Array.prototype.forEach.call(tables, function (table) {
       var rows = table.tBodies[0].rows, shown = 0;
       for (var i = 0; i < rows.length; i++) {
-        var have = words(rows[i].textContent);
+        var have = words(Array.prototype.map.call(rows[i].cells, function (c) { return c.textContent; }).join(" "));
         var hit = query.every(function (q) { return have.some(function (w) { return w.indexOf(q) === 0; }); });
         rows[i].hidden = !hit;
         if (hit) shown++;
