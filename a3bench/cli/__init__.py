@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from a3bench.cli import attack_cli, models_cli, train_cli
-from a3bench.cli import audit_cli, check_cli, report_cli, sweep_cli
+from a3bench.cli import audit_cli, check_cli, flags_cli, report_cli, sweep_cli
 
 app = typer.Typer(
     name="a3bench",
@@ -25,6 +25,7 @@ app.command("report")(report_cli.report_command)
 app.command("check")(check_cli.check_command)
 app.command("sweep-eps")(sweep_cli.sweep_command)
 app.command("audit")(audit_cli.audit_command)
+app.command("flags")(flags_cli.flags_command)
 
 
 def _version(value: bool) -> None:

@@ -180,7 +180,7 @@ def print_summary(con, record) -> None:
     colour = {"reliable": "green", "suspicious": "yellow", "unreliable": "red"}.get(record.verdict, "white")
     con.print(f"verdict: [{colour}]{record.verdict}[/] ({record.verdict_reason})")
     if record.flags:
-        con.print("what each flag means and what to run next: docs/diagnostics.md#" + record.flags[0].name)
+        con.print("what each flag means and what to run next: a3bench flags " + record.flags[0].name)
 
 
 class _RichProgress:

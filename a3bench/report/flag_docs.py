@@ -77,6 +77,16 @@ def all_flag_docs() -> list[FlagDoc]:
     return [d for d in (flag_doc(name) for name in all_flags()) if d is not None]
 
 
+def flag_page(d: FlagDoc, back: doc.Link | None = None, footer: doc.Text = ()) -> doc.Page:
+    """One flag: its line from the registry and its whole section of docs/diagnostics.md
+    (the site's flag page, and what ``a3bench flags NAME`` prints)."""
+    blocks: list = [doc.Heading(1, doc.text(d.name)), doc.Para(doc.text((d.severity or "flag") + " · " + d.summary), "meta")]
+    if d.advice:
+        blocks.append(doc.Para(doc.text(doc.Strong("What to do:"), " " + d.advice)))
+    blocks += d.blocks() or [doc.Para(doc.text("No section for this flag in this version's diagnostics guide."))]
+    return doc.Page(f"{d.name} — a3bench diagnostics", blocks, back=back, footer=footer)
+
+
 # --------------------------------------------------------------------------- the guide's markdown as blocks
 
 _INLINE = re.compile(

@@ -15,10 +15,10 @@ VERDICT_STYLES = {"reliable": "bold green", "not-evaluated-fully": "bold blue", 
 SEVERITY_STYLES = {"error": "red", "warning": "yellow"}
 
 
-def line(t: doc.Text):
+def line(t: doc.Text, style: str = ""):
     from rich.text import Text
 
-    out = Text()
+    out = Text(style=style)
     for p in t:
         if isinstance(p, str):
             out.append(p)
@@ -51,39 +51,48 @@ def _table(t: doc.Table):
 
 
 def blocks(bs: list) -> Iterator:
-    from rich.padding import Padding
+    """Each block, a blank line after each paragraph-like one."""
     from rich.text import Text
 
     for b in bs:
-        if isinstance(b, doc.Heading):
+        yield from _block(b)
+        if not isinstance(b, (doc.Heading, doc.Section, doc.FlagEntry)):
             yield Text("")
-            yield line(b.text).stylize("bold underline" if b.level <= 1 else "bold")
-        elif isinstance(b, doc.Para):
-            yield line(b.text).stylize("dim" if b.style in ("meta", "sub") else "bold" if b.style == "strong" else "")
-        elif isinstance(b, doc.Banner):
-            yield line(b.text)
-        elif isinstance(b, doc.Table):
-            yield _table(b)
-        elif isinstance(b, doc.Bullets):
-            for item in b.items:
-                yield Text("• ").append_text(line(item))
-        elif isinstance(b, doc.Figure):
-            yield Text(f"[figure: {b.alt}: {b.src}]", style="dim")
-        elif isinstance(b, doc.CodeBlock):
-            yield Padding(Text(b.text, style="cyan"), (0, 0, 0, 4))
-        elif isinstance(b, doc.FlagEntry):
-            head = Text(b.name, style="bold " + SEVERITY_STYLES.get(b.severity, ""))
-            head.append(f" ({b.severity}" + (f", value {b.value:.4g}" if b.value is not None else "") + ")")
-            yield head
-            yield Padding(Text(b.message), (0, 0, 0, 2))
-            yield from (Padding(r, (0, 0, 0, 2)) for r in blocks(b.explanation))
-            if b.more:
-                yield Padding(line(b.more), (0, 0, 0, 2))
-        elif isinstance(b, doc.Section):
-            if b.title:
-                yield Text("")
-                yield Text(b.title, style="bold")
-            yield from blocks(b.blocks)
+
+
+def _block(b) -> Iterator:
+    from rich.padding import Padding
+    from rich.text import Text
+
+    if isinstance(b, doc.Heading):
+        yield Text("")
+        yield line(b.text, "bold underline" if b.level <= 1 else "bold")
+    elif isinstance(b, doc.Para):
+        yield line(b.text, "dim" if b.style in ("meta", "sub") else "bold" if b.style == "strong" else "")
+    elif isinstance(b, doc.Banner):
+        yield line(b.text)
+    elif isinstance(b, doc.Table):
+        yield _table(b)
+    elif isinstance(b, doc.Bullets):
+        for item in b.items:
+            yield Text("• ").append_text(line(item))
+    elif isinstance(b, doc.Figure):
+        yield Text(f"[figure: {b.alt}: {b.src}]", style="dim")
+    elif isinstance(b, doc.CodeBlock):
+        yield Padding(Text(b.text, style="cyan"), (0, 0, 0, 4))
+    elif isinstance(b, doc.FlagEntry):
+        head = Text(b.name, style="bold " + SEVERITY_STYLES.get(b.severity, ""))
+        head.append(f" ({b.severity}" + (f", value {b.value:.4g}" if b.value is not None else "") + ")")
+        yield head
+        yield Padding(Text(b.message), (0, 0, 0, 2))
+        yield from (Padding(r, (0, 0, 0, 2)) for r in blocks(b.explanation))
+        if b.more:
+            yield Padding(line(b.more), (0, 0, 0, 2))
+    elif isinstance(b, doc.Section):
+        if b.title:
+            yield Text("")
+            yield Text(b.title, style="bold")
+        yield from blocks(b.blocks)
 
 
 def render(page: doc.Page) -> list:
@@ -92,5 +101,5 @@ def render(page: doc.Page) -> list:
 
     out = list(blocks(page.blocks))
     if page.footer:
-        out.append(line(page.footer).stylize("dim"))
+        out.append(line(page.footer, "dim"))
     return out or [Text("")]

@@ -25,7 +25,7 @@ from pathlib import Path
 from a3bench.io import atomic_write_bytes, safe_name, write_text_atomic
 from a3bench.report import doc, render_html
 from a3bench.report.doc import text
-from a3bench.report.flag_docs import FlagDoc, all_flag_docs, flag_doc
+from a3bench.report.flag_docs import FlagDoc, all_flag_docs, flag_doc, flag_page
 from a3bench.report.fmt import external_href
 from a3bench.report.formats import ReportFormat, ReportJob, ReportOutput
 from a3bench.report.leaderboard import BoardLinks, group_results, leaderboard_page
@@ -79,16 +79,6 @@ def flag_file(name: str) -> str | None:
     return f"{safe_name(name)}.html" if flag_doc(name) is not None else None
 
 
-def flag_page(d: FlagDoc, index_name: str) -> doc.Page:
-    """One flag: its line from the registry and its whole section of docs/diagnostics.md."""
-    blocks: list = [doc.Heading(1, text(d.name)), doc.Para(text((d.severity or "flag") + " · " + d.summary), "meta")]
-    if d.advice:
-        blocks.append(doc.Para(text(doc.Strong("What to do:"), " " + d.advice)))
-    blocks += d.blocks() or [doc.Para(text("No section for this flag in this version's diagnostics guide."))]
-    return doc.Page(f"{d.name} — a3bench diagnostics", blocks, back=doc.Link("← leaderboard", f"../{index_name}"),
-                    footer=text("From docs/diagnostics.md, shipped with a3bench; ", doc.Code(f"a3bench flags {d.name}"), " prints it too."))
-
-
 def flags_index(docs: list[FlagDoc], index_name: str) -> doc.Page:
     rows = [doc.TableRow([doc.Cell.of(doc.Link(d.name, f"{safe_name(d.name)}.html")), doc.Cell.of(d.severity or ""), doc.Cell.of(d.summary)])
             for d in docs]
@@ -109,7 +99,9 @@ def write_site(results: list[LoadedResult], out_dir: str | os.PathLike, publishe
     docs = all_flag_docs()
     for d in docs:
         path = out / FLAGS_DIR / f"{safe_name(d.name)}.html"
-        write_text_atomic(path, render_html.render(flag_page(d, index_name)))
+        page = flag_page(d, back=doc.Link("← leaderboard", f"../{index_name}"),
+                         footer=text("From docs/diagnostics.md, shipped with a3bench; ", doc.Code(f"a3bench flags {d.name}"), " prints it too."))
+        write_text_atomic(path, render_html.render(page))
         output.flag_pages.append(path)
     write_text_atomic(out / FLAGS_DIR / INDEX, render_html.render(flags_index(docs, index_name)))
 
