@@ -313,7 +313,7 @@ def test_empty_folder(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     res = runner.invoke(app, ["report", str(tmp_path / "empty")])
     assert res.exit_code == 1
-    assert "no result records found" in res.output
+    assert "no result records found" in res.output and "run `a3bench attack` first" in res.output
 
 
 def test_invalid_record_exits_2(tmp_path: Path):
@@ -654,3 +654,254 @@ def test_report_replaces_its_own_leaderboard(results_dir: Path, tmp_path: Path):
         res = runner.invoke(app, ["report", str(results_dir), "--out", str(out)])
         assert res.exit_code == 0, res.output
     assert out.read_text().startswith("# a3bench leaderboard")
+
+
+# --------------------------------------------------------------------------- what is attached to a record (issue 22 item 3)
+
+SHA = "a" * 64
+
+
+def write_audit_file(path: Path, *, attacks=("apgd-ce", "apgd-t"), n=100, eps=8 / 255, sha: str | None = SHA, flags=(), name="m"):
+    from a3bench.schema import AuditResult, AuditSettings, BinarizationTest, write_audit
+
+    tests = [BinarizationTest(a, passed=[True] * n, n_testable=n, n_passed=n, pass_rate=100.0) for a in attacks]
+    write_audit(path, AuditResult(name=name, dataset="cifar10", norm="Linf", eps=eps, seed=0, n_examples=n, indices=list(range(n)),
+                                  settings=AuditSettings(), features="penultimate", randomized=False, testable=[True] * n, binarization=tests,
+                                  suite=BinarizationTest("suite", pass_rate=42.0), control=BinarizationTest("random-point", pass_rate=0.0),
+                                  indicators=[], flags=list(flags), model={"sha256": sha} if sha else {}))
+
+
+def _audited(tmp_path: Path, **audit) -> tuple[str, str, str]:
+    """(leaderboard, the model's report, report's output) with one record and an audit file beside it."""
+    from a3bench.flags import BINARIZATION_TEST_FAILED
+
+    root = tmp_path / "results"
+    p = write(root, "m", make_record("m", model={"spec": "m", "name": "m", "sha256": SHA}))
+    write_audit_file(p.with_name("m.audit.json"), flags=[BINARIZATION_TEST_FAILED("the attacks missed <b>known</b> examples", value=42.0)], **audit)
+    res = runner.invoke(app, ["report", str(root), "--out", str(tmp_path / "LB.md")])
+    assert res.exit_code == 0, res.output
+    return (tmp_path / "LB.md").read_text(), (tmp_path / "reports" / "cifar10_Linf_m.md").read_text(), " ".join(res.output.split())
+
+
+def test_an_audit_of_the_same_evaluation_is_attached_with_its_flags(tmp_path: Path):
+    board, report, _ = _audited(tmp_path)
+    (row,) = boards(board)[0]
+    assert row["Audit (%)"] == "42.0"
+    assert "binarization-test-failed" in row["Flags"] and "(audit)" in row["Flags"]  # the audit's own flag reaches the Flags column
+    assert "Audited: apgd-ce, apgd-t on the first 100 examples, seed 0; file `m.audit.json`." in report  # what it was run with
+    assert "**binarization-test-failed** (error)" in report and "&lt;b&gt;known&lt;/b&gt;" in report  # in the diagnostics, escaped
+
+
+@pytest.mark.parametrize("audit, why", [
+    ({"n": 50}, "another number of examples (50, the record 100)"),
+    ({"attacks": ("pgd-20", "apgd-ce")}, "it audited attacks this run did not run (pgd-20)"),
+    ({"sha": "b" * 64}, "another model"),
+    ({"sha": None}, "does not record the weights it audited"),
+    ({"eps": 0.5}, "another threat"),
+])
+def test_an_audit_of_another_evaluation_is_not_attached(tmp_path: Path, audit, why):
+    """An audit of other attacks, another n, other weights or another eps says nothing about
+    this record: it is left out, and a warning says why (the committed audits of pgd-20 on
+    the full-suite records showed as "Audit 100 %" before)."""
+    board, report, output = _audited(tmp_path, **audit)
+    (row,) = boards(board)[0]
+    assert row["Audit (%)"] == "—" and "binarization" not in row["Flags"]
+    assert "Attack audit" not in report and "binarization" not in report
+    assert "m.audit.json not shown with" in output and why in output
+
+
+MALFORMED_AUDITS = [
+    "not an object",
+    {"per_attack": ["pgd-20"]},
+    {"pass_rate": 150.0},
+    {"pass_rate": -5},
+    {"n_testable": "many"},
+    {"indicators": {"silent_success": {"deep": [1, 2]}}},
+    {"per_attack": {"pgd-20": 1e300}},
+    [[[[[[[[[[[]]]]]]]]]]],
+]
+
+
+@pytest.mark.parametrize("audit", MALFORMED_AUDITS)
+def test_a_malformed_record_audit_is_a_warning_not_a_traceback(tmp_path: Path, audit):
+    """Issue 24 item 12: ``record.audit`` is untrusted; report reads it through a typed summary."""
+    root = tmp_path / "results"
+    p = write(root, "m", make_record("m"))
+    data = json.loads(p.read_text())
+    data["audit"] = audit
+    p.write_text(json.dumps(data))
+    for fmt, out in (("md", tmp_path / "LB.md"), ("html", tmp_path / "site"), ("term", None)):
+        res = runner.invoke(app, ["report", str(root), "--format", fmt] + (["--out", str(out)] if out else []))
+        assert "Traceback" not in res.output and (res.exception is None or isinstance(res.exception, SystemExit)), res.output
+        if isinstance(audit, dict):  # the record is fine but for its audit: shown without it, a warning says why
+            assert res.exit_code == 0 and "the audit is not shown" in res.output, res.output
+        else:  # not even an object where the schema wants one: the record is refused, in one line
+            assert res.exit_code == 2 and res.output.startswith("error:") and "audit" in res.output and len(res.output.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- untrusted text (issue 24 item 8)
+
+PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "<iframe src=javascript:alert(3)></iframe>"]
+TAGS = re.compile(r"<\s*(script|img|iframe)\b", re.IGNORECASE)
+
+
+def hostile_record() -> ResultRecord:
+    """Every text a record carries — its own fields, its attacks, flags, dicts and its audit — hostile."""
+    h = " ".join(PAYLOADS)
+    rec = make_record("h", title=h, authors=h, venue=h, footnote=h, architecture=h, link="javascript:alert(4)", verdict="suspicious",
+                      verdict_reason=h, notes=[h], flags=[Flag(h, "warning", h, 1.0)], model={"spec": h, "name": h, "sha256": h},
+                      a3={"n_layers": 1, "config": {h: h}}, provenance={h: h, "command": h})
+    rec.per_attack[-1] = AttackRecord(h, rec.robust_acc, broken=1, n_attacked=1, note=h, config={h: h})
+    rec.audit = {"file": h, "pass_rate": 50.0, "per_attack": {p: 10.0 for p in PAYLOADS}, "indicators": {h: 1}, "flags": [h],
+                 "n_testable": 3, "n_not_testable": 0}
+    rec.compute = {**rec.compute, h: h}
+    return rec
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_every_field_of_a_hostile_record_is_escaped(tmp_path: Path, fmt):
+    root = tmp_path / "results"
+    write_record(root / "cifar10" / "Linf" / "h.json", hostile_record())
+    out = tmp_path / ("LB.md" if fmt == "md" else "site")
+    res = runner.invoke(app, ["report", str(root), "--format", fmt, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    from a3bench.report.render_html import TEMPLATES
+
+    own_script = "<script>" + (TEMPLATES / "site.js").read_text() + "</script>"  # the index's sorting and search
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".md", ".html")]
+    assert len(files) >= 2
+    shown = 0
+    for f in files:
+        text = f.read_text()
+        if fmt == "html":
+            text = text.replace(own_script, "")
+            assert not re.search(r"<[^>]*\b(href|src)\s*=\s*[\"']?\s*javascript", text, re.IGNORECASE)  # in a tag, not in text
+        else:
+            text = re.sub(r"(`+)(.+?)\1", "CODE", text)  # a code span shows its content as it is
+        assert not TAGS.search(text), f
+        assert "](javascript" not in text
+        shown += text.count("&lt;script&gt;alert(1)&lt;/script&gt;") + text.count("&lt;iframe src=javascript:alert(3)&gt;")
+    assert shown >= 10  # shown as text, in many places
+
+
+# --------------------------------------------------------------------------- RobustBench's files, hostile (issue 24 item 12)
+
+def _deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
+@pytest.mark.parametrize("name, body", [
+    ("deep nesting", '{"clean_acc": ' + _deep(100_000) + "}"),
+    ("a 5,000-digit number", '{"clean_acc": ' + "9" * 5000 + "}"),
+    ("a 5,000-digit string", json.dumps({"clean_acc": "9" * 5000, "autoattack_acc": "1"})),
+    ("150", json.dumps({"clean_acc": "150", "autoattack_acc": "50"})),
+    ("-5", json.dumps({"clean_acc": "90", "autoattack_acc": "-5"})),
+    ("1e300", json.dumps({"clean_acc": "90", "autoattack_acc": "1e300"})),
+    ("NaN", '{"clean_acc": NaN}'),
+    ("a name that is a list", json.dumps({"clean_acc": "90", "autoattack_acc": "50", "name": [1, [2]]})),
+    ("eps as an object", json.dumps({"clean_acc": "90", "autoattack_acc": "50", "eps": {"x": 1}})),
+    ("forward passes 10**30", json.dumps({"clean_acc": "90", "autoattack_acc": "50", "number_forward_passes": 10 ** 30})),
+])
+def test_hostile_robustbench_entries_are_one_error_line(results_dir: Path, tmp_path: Path, name, body):
+    bad = tmp_path / "rb" / "cifar10" / "Linf"
+    bad.mkdir(parents=True)
+    (bad / "X.json").write_text(body)
+    res = runner.invoke(app, ["report", str(results_dir), "--robustbench", str(tmp_path / "rb"), "--out", str(tmp_path / "x.md")])
+    assert res.exit_code == 2 and res.exception is None or isinstance(res.exception, SystemExit), (name, res.output)
+    assert res.output.startswith("error:") and len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output, (name, res.output)
+    assert not (tmp_path / "x.md").exists()
+
+
+def test_export_footnote_names_only_the_attacks_that_ran():
+    from a3bench.report.load import LoadedResult
+
+    rec = make_record("x", 90.0, 40.0)
+    rec.per_attack.insert(4, AttackRecord("bpda", 41.0, status="skipped", note="no zero-gradient module"))
+    rec.per_attack.insert(5, AttackRecord("crossmax-mean", 41.0, status="failed", note="boom"))
+    rec.attacks = ["autoattack", "bpda", "crossmax-mean", "a3-adaptive"]
+    info = model_info(LoadedResult(rec, Path("x.json")))
+    assert "(apgd-ce, apgd-t, fab-t, square, a3-adaptive)" in info["footnote"]
+    assert "bpda" not in info["footnote"] and "crossmax-mean" not in info["footnote"]
+
+
+# --------------------------------------------------------------------------- flag explanations that exist (issue 22 item 11)
+
+def test_markdown_flag_links_point_to_docs_that_exist(results_dir: Path, tmp_path: Path, monkeypatch):
+    """In a folder without docs/ (a pip user's), a report does not link to a
+    docs/diagnostics.md that is not there: it names the command that explains the flag."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "LB.md"
+    res = runner.invoke(app, ["report", str(results_dir), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    texts = [out.read_text()] + [p.read_text() for p in (tmp_path / "reports").iterdir()]
+    assert not any("diagnostics.md" in t for t in texts)
+    masked = (tmp_path / "reports" / "cifar10_Linf_masked.md").read_text()
+    assert "What this means: `a3bench flags zero-gradients`" in masked
+    # Every relative link of the markdown resolves to a file.
+    for path in [out] + list((tmp_path / "reports").iterdir()):
+        for href in re.findall(r"(?<!\\)\]\(([^)]+)\)", path.read_text()):
+            if not href.startswith(("http://", "https://")):
+                assert (path.parent / href.split("#")[0]).exists(), (path.name, href)
+
+
+def test_pyautoattack_pointer_to_its_own_docs_does_not_leak():
+    """pyautoattack's "See flags_doc.md for details." names a file a3bench's user does not have."""
+    import torch
+
+    from a3bench._compat import import_autoattack
+    from a3bench.eval.diagnostics import apgd_warning_flags
+
+    logged = []
+
+    class Log:
+        def warning(self, msg):
+            logged.append(msg)
+
+    import_autoattack().checks.check_zero_gradients(torch.zeros(3, 4), logger=Log())
+    assert logged and "flags_doc.md" in logged[0]  # what pyautoattack says
+    (flag,) = apgd_warning_flags(logged)
+    assert "flags_doc" not in flag.message and "zero gradient" in flag.message
+
+
+# --------------------------------------------------------------------------- the output formats, one registry (issue 20)
+
+@pytest.mark.parametrize("name", __import__("a3bench.report.formats", fromlist=["x"]).format_names())
+def test_every_registered_format_writes_the_results(results_dir: Path, tmp_path: Path, name):
+    from a3bench.report.formats import get_format
+
+    fmt = get_format(name)
+    assert fmt.name == name
+    out = None if fmt.out_is == "none" else tmp_path / "out" / ("LB.md" if fmt.out_is == "file" else "folder")
+    res = runner.invoke(app, ["report", str(results_dir), "--format", name] + (["--out", str(out)] if out else []))
+    assert res.exit_code == 0, res.output
+    if out is None:
+        assert "strong" in res.output and "Worst case" in res.output  # the boards, on the terminal
+        assert not (tmp_path / "out").exists()
+    else:
+        written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+        assert written and any("strong" in p.name or "strong" in p.read_text(errors="ignore") for p in written)
+
+
+def test_eps_has_one_rule():
+    """report/fmt.py formats eps with a3bench.threat.format_eps, not a copy of it."""
+    from a3bench.report import fmt
+    from a3bench.threat import format_eps
+
+    assert not hasattr(fmt, "format_eps")
+    for eps in (8 / 255, 0.1, 0.25, 1 / 3, 2e-3, 1.5):
+        assert fmt.eps_text(make_record(eps=eps)) == format_eps(eps)
+
+
+def test_total_time_counts_every_resume():
+    """A record resumed before the runner summed time across resumes (the committed CrossMax
+    record said 1.4 s for about 65 minutes of attacks) shows the attacks' total, said so."""
+    from a3bench.report.load import LoadedResult
+    from a3bench.report.sections import total_time
+
+    rec = make_record("x")
+    rec.compute = {"seconds": 1.45}
+    for a, s in zip(rec.per_attack, (1200.0, 1300.0, 600.0, 800.0, 3.0)):
+        a.seconds = s
+    assert total_time(LoadedResult(rec, Path("x.json"))).startswith("1.1 h (the attacks' times; the record's own total, 1.4 s")
+    rec.compute = {"seconds": 4000.0}
+    assert total_time(LoadedResult(rec, Path("x.json"))) == "1.1 h"

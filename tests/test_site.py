@@ -236,3 +236,71 @@ def test_site_out_as_html_file(site_inputs: Path, tmp_path: Path):
     assert out.leaderboard == tmp_path / "s" / "board.html" and out.leaderboard.is_file()
     page = (tmp_path / "s" / "models" / "cifar10_Linf_strong.html").read_text()
     assert 'href="../board.html"' in page and "index.html" not in page
+
+
+# --------------------------------------------------------------------------- issue 22: strength, filters, flag pages (in the browser)
+
+
+@pytest.fixture(scope="module")
+def strength_site(tmp_path_factory) -> Path:
+    """Two full evaluations (one unreliable), a PGD-20-only one that an old run called
+    reliable, and an audit of the honest model's evaluation with a flag of its own."""
+    from a3bench.flags import BINARIZATION_TEST_FAILED
+    from tests.test_report import write_audit_file
+
+    root = tmp_path_factory.mktemp("strength") / "results"
+    honest = write(root, "honest", make_record("honest", 90.0, 50.0, model={"spec": "honest", "name": "m", "sha256": "a" * 64}))
+    write_audit_file(honest.with_name("honest.audit.json"), flags=[BINARIZATION_TEST_FAILED("missed known examples", value=42.0)])
+    write(root, "masked", make_record("masked", 90.0, 60.0, flags=[Flag("adaptive-beats-autoattack", "error", "m")], verdict="unreliable"))
+    write(root, "quick", make_record("quick", 90.0, 76.0, weak=True, verdict="reliable"))
+    out = root.parent / "site"
+    res = runner.invoke(app, ["report", str(root), "--format", "html", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _rows(browser, table: str) -> list[str]:
+    return browser.run(f"return Array.from(document.querySelectorAll('#{table} tbody tr')).filter(r => !r.hidden).map(r => r.dataset.model);")
+
+
+def test_weaker_evaluation_is_listed_apart_and_never_green(browser, strength_site: Path):
+    browser.get((strength_site / "index.html").as_uri())
+    assert _rows(browser, "board-0") == ["masked", "honest"] and _rows(browser, "board-0-apart") == ["quick"]
+    heads = browser.run("return Array.from(document.querySelectorAll('#board-0 thead th')).map(th => th.textContent.trim());")
+    assert heads == COLUMNS  # suite and n per row
+    cells = browser.run("return Array.from(document.querySelector('#board-0-apart tbody tr').cells).map(c => c.textContent.trim());")
+    row = dict(zip(COLUMNS, cells))
+    assert row["Suite"] == "quick (no full AA)" and row["n"] == "100" and row["Rank"] == "—" and row["Verdict"] == "not-evaluated-fully"
+    green = browser.run("return getComputedStyle(document.querySelector('tr.measured .verdict-reliable')).backgroundColor")
+    weak = browser.run("return getComputedStyle(document.querySelector('#board-0-apart .verdict')).backgroundColor")
+    assert green == "rgb(26, 127, 55)" and weak != green
+    # The audit of the honest model's own evaluation: its rate and its flag, marked as the audit's.
+    honest = browser.run("return Array.from(document.querySelector('#board-0 tr[data-model=\"honest\"]').cells).map(c => c.textContent.trim());")
+    assert dict(zip(COLUMNS, honest))["Audit (%)"] == "42.0" and "binarization-test-failed (audit)" in dict(zip(COLUMNS, honest))["Flags"]
+
+
+def test_filter_matches_words_not_parts_of_words(browser, strength_site: Path):
+    """Issue 22 item 13: "reliable" must not find "unreliable"."""
+    browser.get((strength_site / "index.html").as_uri())
+    browser.type("#search", "reliable")
+    assert _rows(browser, "board-0") == ["honest"] and _rows(browser, "board-0-apart") == []
+    browser.clear("#search")
+    browser.type("#search", "unreliable")
+    assert _rows(browser, "board-0") == ["masked"]
+    browser.clear("#search")
+    browser.type("#search", "hon")  # a word being typed still finds its row
+    assert _rows(browser, "board-0") == ["honest"]
+
+
+def test_flag_pages_render_the_docs_tables_as_tables(browser, strength_site: Path):
+    """Issue 22 item 11: a page per flag, from the docs shipped with a3bench; tables are tables."""
+    browser.get((strength_site / "flags" / "gradient-inconsistent.html").as_uri())
+    text = browser.run("return document.body.innerText")
+    assert "gradient-inconsistent" in text and "finite difference" in text and "What to do:" in text
+    assert "|---" not in text and "| kind" not in text
+    heads = browser.run("return Array.from(document.querySelectorAll('table thead th')).map(th => th.textContent);")
+    assert heads == ["kind", "what the check saw", "typical cause"]
+    assert browser.run("return document.querySelectorAll('table tbody tr').length") == 5
+    browser.get((strength_site / "flags" / "index.html").as_uri())
+    listed = browser.run("return Array.from(document.querySelectorAll('tbody tr td:first-child')).map(td => td.textContent);")
+    assert listed == list(all_flags())
