@@ -695,8 +695,8 @@ def test_an_audit_of_the_same_evaluation_is_attached_with_its_flags(tmp_path: Pa
 @pytest.mark.parametrize("audit, why", [
     ({"n": 50}, "another number of examples (50, the record 100)"),
     ({"attacks": ("pgd-20", "apgd-ce")}, "it audited attacks this run did not run (pgd-20)"),
-    ({"sha": "b" * 64}, "another model"),
-    ({"sha": None}, "does not record the weights it audited"),
+    ({"sha": "b" * 64}, "another model (the weights differ)"),
+    ({"sha": None}, "does not record which weights it ran on"),
     ({"eps": 0.5}, "another threat"),
 ])
 def test_an_audit_of_another_evaluation_is_not_attached(tmp_path: Path, audit, why):

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from a3bench.eval.strength import shown_verdict, strength_label
 from a3bench.report import doc
 from a3bench.report.doc import Cell, Column, Table, TableRow, text
-from a3bench.report.fmt import DASH, ci, delta, eps_text, pct
+from a3bench.report.fmt import DASH, ci, delta, eps_text, external_href, pct
 from a3bench.report.load import LoadedResult
 from a3bench.report.robustbench import PublishedEntry
 from a3bench.report.sections import audit_only_flags
@@ -247,7 +247,8 @@ def _model_cell(row: Row, links: BoardLinks) -> Cell:
         e = row.published
         return Cell.of(text(doc.Link(row.name, e.link), f" · {e.venue or 'N/A'}, {PUBLISHED}"), row.name.lower())
     paper = links.paper(row.link)
-    return Cell.of(text(doc.Link(row.name, links.report(row.result)), (" · ", doc.Link("paper", paper)) if paper else None), row.name.lower())
+    label = "paper" if external_href(paper) else "model"  # a card's link is a paper, or the model's own folder
+    return Cell.of(text(doc.Link(row.name, links.report(row.result)), (" · ", doc.Link(label, paper)) if paper else None), row.name.lower())
 
 
 def _flags_cell(row: Row, links: BoardLinks) -> Cell:

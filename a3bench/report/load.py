@@ -122,13 +122,15 @@ class LoadedResult:
         return f"name:{self.path.stem}"
 
 
-def same_model(res: LoadedResult, sha256: Any, name: Any) -> bool:
-    """Whether a sweep or an audit (its model's sha256 and name) is of the record's model:
-    the weights' sha256 when either side records one, else the name."""
+def model_mismatch(res: LoadedResult, sha256: Any, name: Any) -> str | None:
+    """Why a sweep or an audit (its model's sha256 and name) is not of the record's model;
+    None when it is: the weights' sha256 when either side records one, else the name."""
     mine = (res.record.model or {}).get("sha256")
+    if mine and not sha256:
+        return "it does not record which weights it ran on (sha256; made before a3bench recorded them): run it again"
     if mine or sha256:
-        return isinstance(mine, str) and mine == sha256
-    return isinstance(name, str) and name in res.names
+        return None if isinstance(mine, str) and mine == sha256 else "another model (the weights differ)"
+    return None if isinstance(name, str) and name in res.names else f"another model ({name})"
 
 
 def find_json(paths: Sequence[str | os.PathLike], suffix: str = ".json") -> list[Path]:
@@ -174,8 +176,9 @@ def sweep_mismatch(res: LoadedResult, s: LoadedSweep) -> str | None:
     r, sr = res.record, s.record
     if (sr.dataset, sr.norm) != (r.dataset, r.norm):
         return f"another dataset or norm ({sr.dataset} {sr.norm})"
-    if not same_model(res, (sr.model_info or {}).get("sha256"), sr.model):
-        return "another model (weights or name differ)"
+    why = model_mismatch(res, (sr.model_info or {}).get("sha256"), sr.model)
+    if why:
+        return why
     if s.path.parent.resolve() != res.path.parent.resolve():
         return f"another folder ({s.path.parent})"
     if sr.n_examples != r.n_examples:
@@ -231,8 +234,9 @@ def audit_mismatch(res: LoadedResult, audit) -> str | None:
     r = res.record
     if (audit.dataset, audit.norm) != (r.dataset, r.norm) or not math.isclose(audit.eps, r.eps, rel_tol=0, abs_tol=EPS_TOL):
         return f"another threat ({audit.dataset} {audit.norm} eps {audit.eps:g})"
-    if not same_model(res, (audit.model or {}).get("sha256"), audit.name):
-        return "another model, or the audit does not record the weights it audited (sha256)"
+    why = model_mismatch(res, (audit.model or {}).get("sha256"), audit.name)
+    if why:
+        return why
     if audit.n_examples != r.n_examples:
         return f"another number of examples ({audit.n_examples}, the record {r.n_examples})"
     ran = set(r.strength.attacks if r.strength else [])

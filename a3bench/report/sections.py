@@ -113,7 +113,8 @@ def cascade(res: LoadedResult) -> doc.Section:
                       Cell.of(a.note or "")]) for a in r.per_attack]
     intro = doc.Para(text("Attacks ran in this order, each only on the examples every earlier attack failed on; ",
                           doc.Emph("Robust after"), " is the cumulative robust accuracy over all examples."))
-    return doc.Section("Per-attack results", [intro, Table(cols, rows)], "cascade")
+    notes = [doc.Bullets([text(n) for n in r.notes])] if r.notes else []
+    return doc.Section("Per-attack results", [intro, Table(cols, rows)] + ([doc.Para(text("Notes on this run:"))] + notes if notes else []), "cascade")
 
 
 @dataclass
