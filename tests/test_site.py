@@ -304,3 +304,15 @@ def test_flag_pages_render_the_docs_tables_as_tables(browser, strength_site: Pat
     browser.get((strength_site / "flags" / "index.html").as_uri())
     listed = browser.run("return Array.from(document.querySelectorAll('tbody tr td:first-child')).map(td => td.textContent);")
     assert listed == list(all_flags())
+
+
+def test_site_of_the_committed_results(tmp_path: Path):
+    """The records the project ships build a site: a page per record, the sweep's plot copied."""
+    from a3bench.report.load import find_json
+
+    records = find_json([REPO / "results"])
+    out = generate_report([REPO / "results"], tmp_path / "site", "html")
+    assert len(out.reports) == len(records) >= 1
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert all(f'data-model="{p.stem}"' in index for p in records)
+    assert list((tmp_path / "site" / "img").glob("*.sweep.png"))

@@ -22,8 +22,8 @@ def flags_command(
     from rich.table import Table
     from rich.text import Text
 
+    from a3bench.cli.report_cli import print_page
     from a3bench.report.flag_docs import all_flag_docs, flag_doc, flag_page
-    from a3bench.report.render_term import render
 
     con = console()
     if name is None:
@@ -47,5 +47,4 @@ def flags_command(
     if markdown:
         typer.echo(f"## {d.name}\n{d.markdown}")
         return
-    for item in render(flag_page(d)):
-        print_table(con, item) if isinstance(item, Table) else con.print(item)
+    print_page(con, flag_page(d))

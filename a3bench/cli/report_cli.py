@@ -57,12 +57,16 @@ def report_command(
 
 
 def _show(pages: list) -> None:
-    """Pages on stdout; tables at their natural width outside a terminal (a log is not 80 columns)."""
+    con = console()
+    for page in pages:
+        print_page(con, page)
+
+
+def print_page(con, page) -> None:
+    """A report page on ``con``; tables at their natural width outside a terminal (a log is not 80 columns)."""
     from rich.table import Table
 
     from a3bench.report.render_term import render
 
-    con = console()
-    for page in pages:
-        for item in render(page):
-            print_table(con, item) if isinstance(item, Table) else con.print(item)
+    for item in render(page):
+        print_table(con, item) if isinstance(item, Table) else con.print(item)
