@@ -905,3 +905,19 @@ def test_total_time_counts_every_resume():
     assert total_time(LoadedResult(rec, Path("x.json"))).startswith("1.1 h (the attacks' times; the record's own total, 1.4 s")
     rec.compute = {"seconds": 4000.0}
     assert total_time(LoadedResult(rec, Path("x.json"))) == "1.1 h"
+
+
+def test_an_audit_made_by_a3bench_audit_attaches_to_the_record_of_its_weights(tmp_path: Path):
+    """End to end: `a3bench audit` records the weights it audited, so its file joins the
+    record `a3bench attack` wrote of the same model, attacks and examples."""
+    common = ["--model", "smallcnn.pgdat_fmnist", "--attacks", "pgd-3", "-n", "16", "--device", "cpu", "--eps", "0.1"]
+    record = tmp_path / "r" / "m.json"
+    res = runner.invoke(app, ["attack", *common, "--batch-size", "16", "--out", str(record), "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["audit", *common, "--out", str(record.with_name("m.audit.json"))])
+    assert res.exit_code == 0, res.output
+    assert json.loads(record.with_name("m.audit.json").read_text())["model"]["sha256"] == json.loads(record.read_text())["model"]["sha256"]
+    res = runner.invoke(app, ["report", str(tmp_path / "r"), "--out", str(tmp_path / "LB.md")])
+    assert res.exit_code == 0 and "not shown" not in res.output, res.output
+    ((row,),) = [rows for rows in boards((tmp_path / "LB.md").read_text()) if rows]
+    assert row["Audit (%)"] != "—" and row["Verdict"] == "not-evaluated-fully" and row["Suite"] == "pgd-3 (no full AA)"

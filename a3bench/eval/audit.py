@@ -44,6 +44,7 @@ from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext, AttackKind
 from a3bench.errors import A3BenchError, ModelSpecError, one_line
+from a3bench.eval.judge import model_fingerprint
 from a3bench.flags import BINARIZATION_TEST_FAILED, NON_CONVERGING_LOSS, SILENT_SUCCESS, UNCONSTRAINED_ATTACK_FAILURE
 from a3bench.schema import AuditResult, AuditSettings, BinarizationTest, Flag, Indicators, Severity
 from a3bench.io import safe_name
@@ -770,5 +771,8 @@ def run_audit(loaded_model, dataset, threat: ThreatModel, attacks: Sequence[Atta
     x, y = data.tensors(torch.device(device))
     positions = getattr(data, "positions", None)
     positions = positions.clone() if positions is not None else torch.arange(len(data))
-    return audit(model, x, y, threat, attacks, positions=positions, seed=seed, batch_size=batch_size,
-                 dataset=data.info.name, name=getattr(loaded_model, "name", None), **kwargs)
+    result = audit(model, x, y, threat, attacks, positions=positions, seed=seed, batch_size=batch_size,
+                   dataset=data.info.name, name=getattr(loaded_model, "name", None), **kwargs)
+    # The weights audited, as a record names them: a report attaches the audit only to a record of these weights.
+    result.model = {"spec": getattr(loaded_model, "name", None), "sha256": model_fingerprint(model)}
+    return result
