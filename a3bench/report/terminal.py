@@ -9,7 +9,8 @@ from a3bench.report.sections import PageLinks, model_page
 
 
 def write(job: ReportJob) -> ReportOutput:
-    pages = [leaderboard_page(group_results(job.results, job.published, job.rank_all), BoardLinks())]
+    # No links in a terminal: a paper or folder link would only add its label.
+    pages = [leaderboard_page(group_results(job.results, job.published, job.rank_all), BoardLinks(paper=lambda link: None))]
     if len(job.results) == 1:
         res = job.results[0]
         pages.append(model_page(res, PageLinks(record=str(res.path))))
