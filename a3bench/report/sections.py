@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from a3bench.eval.strength import shortfall, shown_verdict
+from a3bench.io import safe_name
 from a3bench.report import doc
 from a3bench.report.doc import Cell, Column, Table, TableRow, text
 from a3bench.report.flag_docs import flag_doc
@@ -232,13 +233,7 @@ def flag_entry(f: Flag, links: PageLinks, note: str = "") -> doc.FlagEntry:
     href = links.flag_href(f.name)
     more = text(doc.Link(links.more_label, href)) if href else text("What this means: ", doc.Code(f"a3bench flags {f.name}")) if d else ()
     return doc.FlagEntry(f.name, str(f.severity), message, number(f.value), more, d.lead() if d and links.explain_flags else [],
-                         anchor=f"flag-{_anchor(f.name)}")
-
-
-def _anchor(name: str) -> str:
-    from a3bench.io import safe_name
-
-    return safe_name(name)
+                         anchor=f"flag-{safe_name(f.name)}")
 
 
 def flags(res: LoadedResult, links: PageLinks) -> doc.Section:
