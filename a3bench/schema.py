@@ -535,6 +535,7 @@ class ResumeState:
     diagnostics: dict[str, Any] = field(default_factory=dict)  # gradient check and lie location, before the cascade
     escalation: dict[str, Any] | None = None  # the escalation plan, once one fired (its attacks join the plan)
     rising: list[int] = field(default_factory=list)  # examples whose loss still rose at the end of the probed PGD
+    elapsed: float = 0.0  # seconds the evaluation has run so far, over every session that resumed it
     state_version: int = STATE_VERSION
 
     def to_dict(self) -> dict:

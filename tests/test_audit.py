@@ -383,10 +383,9 @@ def test_the_readout_solved_in_the_points_space_is_the_same_readout(monkeypatch,
     z0, z1 = torch.randn(4, 31, d, generator=gen), torch.randn(4, d, generator=gen) + 0.5
     dual = audit_module.fit_readouts(z0, z1, AuditSettings())
     threads = torch.get_num_threads()
-    monkeypatch.setattr(audit_module, "PRIMAL", True)
     try:
         torch.set_num_threads(1)
-        primal = audit_module.fit_readouts(z0, z1, AuditSettings())
+        primal = audit_module.fit_readouts(z0, z1, AuditSettings(), primal=True)
     finally:
         torch.set_num_threads(threads)
     assert bool(primal[2].all()) and torch.equal(primal[2], dual[2])

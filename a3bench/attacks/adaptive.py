@@ -132,6 +132,8 @@ class BPDA(PGD):
     transformations written inside another module's ``forward`` cannot be found this way.
     """
 
+    needs_input_gradient = False  # it replaces what blocks the gradient: it decides in applies_to
+
     def __init__(self, steps: int = 50, **kw) -> None:
         super().__init__(steps, name=kw.pop("name", "bpda"), **kw)
         self._found: dict[int, list[str]] = {}
@@ -330,6 +332,10 @@ class EOTPGD(PGD):
 
         return grad_fn
 
+    def max_passes(self) -> tuple[int, int, int]:
+        f, b, once = super().max_passes()
+        return f * self.samples, b * self.samples, once
+
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
         out = super().run(model, x, y, threat, seed=seed, indices=indices)
         out.forward_passes *= self.samples
@@ -381,24 +387,24 @@ def _common(spec: AttackSpec, default_steps: int) -> dict:
 
 @register_attack("mode-transfer", help="PGD-50 crafted on A3 modes off and amplify, judged in attenuate", options=_PGD_OPTIONS, example="mode-transfer:steps=3")
 def _mode_transfer(spec: AttackSpec) -> ModeTransfer:
-    return ModeTransfer(**_common(spec, 50), name=spec.text.lower())
+    return ModeTransfer(**_common(spec, 50))
 
 
 @register_attack("bpda-a3", help="PGD-50 with each A3 layer the identity in the backward pass (BPDA)", options=_PGD_OPTIONS, example="bpda-a3:steps=3")
 def _bpda(spec: AttackSpec) -> BPDAA3:
-    return BPDAA3(**_common(spec, 50), name=spec.text.lower())
+    return BPDAA3(**_common(spec, 50))
 
 
 @register_attack("bpda", help="PGD-50 with every zero-gradient module (quantiser, rounding, detach) the identity in the backward pass", options=_PGD_OPTIONS,
                  example="bpda:steps=3")
 def _bpda_generic(spec: AttackSpec) -> BPDA:
-    return BPDA(**_common(spec, 50), name=spec.text.lower())
+    return BPDA(**_common(spec, 50))
 
 
 @register_attack("a3-scale", help="AAS on A3: PGD-50 on adversarially rescaled A3 strengths (10-step search)", options=_PGD_OPTIONS + ("search_steps",),
                  example="a3-scale:steps=3:search_steps=2")
 def _a3_scale(spec: AttackSpec) -> A3Scale:
-    return A3Scale(**_common(spec, 50), search_steps=int_option(spec, "search_steps", 10), name=spec.text.lower())
+    return A3Scale(**_common(spec, 50), search_steps=int_option(spec, "search_steps", 10))
 
 
 @register_attack("eot-pgd-K", pattern=r"eot-pgd-(\d+)", help="PGD-K with gradients averaged over n samples (EOT); option n", options=("loss", "restarts", "step", "n"),
@@ -406,7 +412,7 @@ def _a3_scale(spec: AttackSpec) -> A3Scale:
 def _eot(spec: AttackSpec) -> EOTPGD:
     kw = _common(spec, int(spec.match.group(1)))
     kw["steps"] = int(spec.match.group(1))
-    return EOTPGD(samples=int_option(spec, "n", 10), **kw, name=spec.text.lower())
+    return EOTPGD(samples=int_option(spec, "n", 10), **kw)
 
 
 @register_attack("pre-softmax", help="PGD-50 (CW loss) on the input of a final softmax layer (models that return probabilities)", options=_PGD_OPTIONS,
@@ -415,7 +421,7 @@ def _pre_softmax(spec: AttackSpec) -> PreSoftmax:
     kw = _common(spec, 50)
     if spec.option("loss") is None:
         kw["loss"] = "cw"
-    return PreSoftmax(**kw, name=spec.text.lower())
+    return PreSoftmax(**kw)
 
 
 @register_attack("transfer:SPEC", pattern=r"transfer", raw_arg=True, example="transfer:{model}",
@@ -426,10 +432,6 @@ def _transfer(spec: AttackSpec) -> PGD:
 
     if not spec.arg:
         raise AttackError("transfer needs a surrogate: transfer:SPEC (any --model SPEC) or transfer:distill")
-    if spec.arg.strip().split(":")[0].strip().lower() == "distill":
-        from a3bench.attacks.distill import distill_attack
-
-        return distill_attack(spec)
     return TransferPGD(spec.arg.strip())
 
 

@@ -187,7 +187,7 @@ def _attn_scale(spec: AttackSpec) -> AttentionScale:
     if spec.option("gap") is not None and not auto:
         raise AttackError(f"attack {spec.text!r}: gap only applies to s=auto")
     gap = float_option(spec, "gap", DESATURATED_GAP, low=0.0, open_low=True)
-    return AttentionScale(scale, base_from_spec(spec), name=spec.text.lower().replace(" ", ""), gap=gap)
+    return AttentionScale(scale, base_from_spec(spec), gap=gap)
 
 
 @register_attack(
@@ -200,4 +200,4 @@ def _aas(spec: AttackSpec) -> AAS:
     from dataclasses import replace
 
     search = replace(AAS_SEARCH, steps=int_option(spec, "search_steps", AAS_SEARCH.steps))
-    return AAS(base_from_spec(spec), search, name=spec.text.lower().replace(" ", ""))
+    return AAS(base_from_spec(spec), search)

@@ -106,12 +106,26 @@ class AutoAttackComponent(Attack):
         # rand: APGD with EOT over 20 draws; Square queries only, so gradients cannot mislead it
         self.kind = AttackKind.BLACK_BOX if component == "square" else AttackKind.EOT if version == "rand" else AttackKind.WHITE_BOX
         self.reveals = BLACK_BOX_BEATS_WHITE_BOX if component == "square" else None
+        self.queries_only = component == "square"
         self._adversary = None
         self._key: tuple | None = None
         self._counter: PassCounter | None = None
 
     def config(self) -> dict[str, Any]:
         return {"component": self.component, "version": self.version, "implementation": "pyautoattack"}
+
+    def max_passes(self) -> tuple[int, int, int]:
+        """AutoAttack's own budgets per example (pyautoattack's standard and rand settings):
+        APGD 100 iterations (rand: EOT over 20 draws), APGD-T and FAB-T 9 target classes of
+        100 iterations (FAB: two forward passes and a backward pass each), Square 5,000 queries."""
+        c = self.component
+        if c == "square":
+            return 5_001, 0, 0
+        targets = 9 if c.endswith("-t") else 1
+        eot = 20 if self.version == "rand" else 1
+        if c.startswith("fab"):
+            return targets * 100 * 2 + 2, targets * 100, 0
+        return targets * 101 * eot + 1, targets * 100 * eot, 0
 
     def setup(self, ctx: AttackContext) -> None:
         self._build(ctx.model, ctx.threat, ctx.seed, ctx.device, ctx.num_classes)

@@ -73,6 +73,25 @@ class Attack(ABC):
     # Ask for AttackOutput.loss_trace (a loss per iterate and example). Off by default so
     # nothing costs time unseen; attacks built on pgd_loop honour it, others ignore it.
     trace_loss: bool = False
+    # A component of AutoAttack itself (its version, "standard" or "rand"), set by the
+    # composite that AutoAttack is registered as: AutoAttack's number is read off these.
+    autoattack: str | None = None
+    # Runs on query answers only (Square, SPSA): the execution layer may answer its forward
+    # passes in inference mode (docs/performance.md).
+    queries_only: bool = False
+
+    @property
+    def needs_input_gradient(self) -> bool:
+        """Follows the deployed model's own input gradient: skipped, with the reason, when
+        the model's output has no autograd path from its input
+        (docs/diagnostics.md#no-input-gradient). Attacks that bridge or replace the
+        gradient (bpda, bpda-graph) and those that never use it (black-box, transfer) say False."""
+        return self.kind in (AttackKind.WHITE_BOX, AttackKind.EOT)
+
+    @property
+    def handles_randomness(self) -> bool:
+        """Averages its gradient over the model's randomness (EOT, AutoAttack rand)."""
+        return self.kind is AttackKind.EOT
 
     def applies_to(self, ctx: AttackContext) -> str | None:
         """None if the attack applies to ``ctx.model``; else the reason it is skipped.
@@ -88,6 +107,11 @@ class Attack(ABC):
     def config(self) -> dict[str, Any]:
         """The options that define this attack (stored in the record and the resume state)."""
         return {}
+
+    def max_passes(self) -> tuple[int, int, int] | None:
+        """(forward, backward) passes per example at most, and fixed forward passes independent
+        of the examples — for projected costs and ETAs; None when the attack cannot say."""
+        return None
 
     def record_note(self) -> str | None:
         """What the attack learned about the model during the run, for its record's note

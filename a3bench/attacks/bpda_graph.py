@@ -42,6 +42,8 @@ class GraphBPDA(PGD):
         location: the :class:`~a3bench.attacks.graph.LieLocation` it bridges (for the record).
     """
 
+    needs_input_gradient = False  # it replaces what blocks the gradient: it decides in applies_to
+
     def __init__(self, steps: int = 50, **kw) -> None:
         super().__init__(steps, name=kw.pop("name", "bpda-graph"), **kw)
         self.location: LieLocation | None = None
@@ -102,4 +104,4 @@ class GraphBPDA(PGD):
                  help="PGD-50 through straight-through bridges over every located gradient lie (graph-level BPDA)")
 def _bpda_graph(spec: AttackSpec) -> GraphBPDA:
     return GraphBPDA(int_option(spec, "steps", 50), step_size=step_option(spec), restarts=int_option(spec, "restarts", 1),
-                     loss=loss_option(spec), name=spec.text.lower().replace(" ", ""))
+                     loss=loss_option(spec))

@@ -36,6 +36,7 @@ from torch import nn
 
 from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
 from a3bench.attacks.pgd import PGD
+from a3bench.attacks.registry import AttackSpec, int_option, loss_option, positive_option, register_attack, step_option
 from a3bench.errors import AttackError
 from a3bench.threat import ThreatModel
 from a3bench.flags import TRANSFER_BEATS_WHITE_BOX
@@ -234,17 +235,13 @@ class DistillTransfer(PGD):
 OPTIONS = ("steps", "restarts", "loss", "step", "train_steps", "seconds", "arch", "labels", "batch", "lr", "temperature")
 
 
-def distill_attack(spec) -> DistillTransfer:
-    """``transfer:distill[:KEY=VALUE...]`` → :class:`DistillTransfer` (called by the ``transfer:SPEC`` factory)."""
-    from a3bench.attacks.registry import AttackSpec, int_option, loss_option, parse_options, positive_option, step_option
-
-    rest = spec.arg.strip()[len("distill"):].lstrip(":")
-    options = parse_options(rest, spec.text)
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise AttackError(f"attack {spec.text!r}: unknown option(s) {', '.join(unknown)} (valid for transfer:distill: {', '.join(OPTIONS)})")
-    sub = AttackSpec(spec.text, spec.head, rest or None, spec.match, options)
-
+@register_attack("transfer:distill", pattern=r"transfer", arg_head="distill", options=OPTIONS,
+                 example="transfer:distill:train_steps=3:steps=2:batch=8",
+                 help="PGD-50 on a surrogate distilled from the target's outputs (training images and random perturbations; "
+                      "options train_steps, seconds, arch, labels, steps)")
+def distill_attack(sub: AttackSpec) -> DistillTransfer:
+    """``transfer:distill[:KEY=VALUE...]`` → :class:`DistillTransfer`."""
+    spec = sub
     labels = (sub.option("labels") or "soft").lower()
     if labels not in LABELS:
         raise AttackError(f"attack {spec.text!r}: labels must be one of {', '.join(LABELS)}")
@@ -259,5 +256,4 @@ def distill_attack(spec) -> DistillTransfer:
     return DistillTransfer(
         int_option(sub, "steps", 50), restarts=int_option(sub, "restarts", 1), loss=loss_option(sub), step_size=step_option(sub),
         train_steps=int_option(sub, "train_steps", 1000), seconds=positive_option(sub, "seconds", 600.0), arch=arch, labels=labels,
-        batch=int_option(sub, "batch", 128), lr=positive_option(sub, "lr", 1e-3), temperature=positive_option(sub, "temperature", 1.0),
-        name=spec.text.lower().replace(" ", ""))
+        batch=int_option(sub, "batch", 128), lr=positive_option(sub, "lr", 1e-3), temperature=positive_option(sub, "temperature", 1.0))

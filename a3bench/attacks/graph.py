@@ -81,6 +81,20 @@ class _Point:
     version: int
 
 
+@dataclass
+class _Cut:
+    """An operation whose input carries the input's gradient and whose output does not
+    (``x > t``, ``detach``, an integer cast, a ``no_grad`` block): where the path is cut."""
+
+    near: _Point  # the input that still carries the gradient
+    op: str
+    far: list[_Point] = field(default_factory=list)  # floating tensors computed from the cut output, in order
+
+
+class GraphChanged(RuntimeError):
+    """The forward graph differs between two passes (data-dependent control flow or shapes)."""
+
+
 class _Tracer(TorchFunctionMode):
     """Numbers every torch call of a forward pass; records points, perturbs one, bridges gaps."""
 
@@ -96,6 +110,10 @@ class _Tracer(TorchFunctionMode):
         self.bridge_starts = {start for start, _ in bridges}
         self.captured: dict[Locator, torch.Tensor] = {}
         self.module_stack: list[str] = []
+        self.cuts: list[_Cut] = []
+        self._cut_of: dict[int, _Cut] = {}  # id of a tensor computed from a cut output → that cut
+        self._keep: list[torch.Tensor] = []  # keeps those tensors alive, so their ids stay theirs
+        self.perturbed = False
 
     def note(self, loc: Locator, t: torch.Tensor, op: str) -> None:
         if self.record and _candidate(t, self.n) and id(t) not in self._seen:
@@ -108,7 +126,10 @@ class _Tracer(TorchFunctionMode):
         if not isinstance(t, torch.Tensor):
             return t
         if self.perturb is not None and self.perturb[0] == loc:
+            if tuple(t.shape) != tuple(self.perturb[1].shape):
+                raise GraphChanged(f"a tensor of shape {tuple(t.shape)} where the previous pass had {tuple(self.perturb[1].shape)}")
             t = t + self.perturb[1]
+            self.perturbed = True
         if loc in self.bridge_ends:
             near = self.captured.get(self.bridge_ends[loc])
             if near is not None and near.shape == t.shape:
@@ -140,8 +161,35 @@ class _Tracer(TorchFunctionMode):
             for k, v in enumerate(outs):
                 if isinstance(v, torch.Tensor):
                     self.note(("out", j, k), v, op)
+            if self.record:
+                self._note_cuts(j, op, leaves, outs)
             out = tree_unflatten(outs, ospec)
         return out
+
+    def _note_cuts(self, j: int, op: str, leaves: list, outs: list) -> None:
+        """Outputs that lost the input's gradient, and what is computed from them."""
+        tensors = [(k, v) for k, v in enumerate(leaves) if isinstance(v, torch.Tensor)]
+        carrier = next(((k, v) for k, v in tensors if v.requires_grad and v.is_floating_point()), None)
+        inherited = next((self._cut_of[id(v)] for _, v in tensors if id(v) in self._cut_of), None)
+        cut = None
+        for k, v in enumerate(outs):
+            if not isinstance(v, torch.Tensor) or v.requires_grad:
+                continue
+            if carrier is not None:
+                if cut is None:
+                    module = self.module_stack[-1] if self.module_stack else ""
+                    cut = _Cut(_Point(("in", j, carrier[0]), carrier[1], op, module, carrier[1]._version), op)
+                    self.cuts.append(cut)
+                owner = cut
+            elif inherited is not None:
+                owner = inherited
+            else:
+                continue
+            self._cut_of[id(v)] = owner
+            self._keep.append(v)
+            if v.is_floating_point() and v.dim() >= 1 and v.shape[0] == self.n:
+                module = self.module_stack[-1] if self.module_stack else ""
+                owner.far.append(_Point(("out", j, k), v, op, module, v._version))
 
 
 def _run(model: nn.Module, x: torch.Tensor, tracer: _Tracer) -> torch.Tensor:
@@ -329,9 +377,12 @@ class _Probe:
             if id(logits) not in {id(p.tensor) for p in pts} and logits.requires_grad:
                 pts.append(_Point(("y",), logits, "output", "", logits._version))
             pts = [p for p in pts if p.tensor._version == p.version]  # changed in place later: not what autograd saw
-            grads = torch.autograd.grad(loss.sum(), [p.tensor for p in pts], allow_unused=True)
+            # no autograd path from the input to the output: the path is cut (tracer.cuts say where)
+            self.cut = not loss.requires_grad
+            grads = [None] * len(pts) if self.cut else torch.autograd.grad(loss.sum(), [p.tensor for p in pts], allow_unused=True)
+        self.tracer = tracer
         self.fwd += n
-        self.bwd += n
+        self.bwd += 0 if self.cut else n
         self.loss = loss.detach()
         self.floor = noise_floor(logits)
         self.points, self.grads = [], []
@@ -358,8 +409,11 @@ class _Probe:
 
         def measured(scale: float) -> torch.Tensor:
             delta = (scale * step).view(shape) * u
+            tracer = _Tracer(perturb=(p.loc, delta), bridges=self.bridges)
             with torch.no_grad():
-                out = _run(self.model, self.x, _Tracer(perturb=(p.loc, delta), bridges=self.bridges))
+                out = _run(self.model, self.x, tracer)
+            if not tracer.perturbed and p.loc != ("x",) and p.loc != ("y",):
+                raise GraphChanged(f"the point {p.loc} of one pass is not there in the next")
             self.fwd += n
             return margin_loss(out, self.y) - self.loss
 
@@ -396,13 +450,49 @@ def locate_lie(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None,
     with torch.no_grad():
         y = model(x).argmax(1) if y is None else y[:n]
     fwd = n
+    try:
+        return _locate(model, x, y, seed, n, fwd, max_gaps)
+    except GraphChanged as e:
+        return LieLocation(found=False, message=f"the forward graph changes from one pass to the next ({e}): a lie cannot be "
+                                                "located on it, and no bridge can be placed", n_examples=n, forward_passes=fwd)
+
+
+def _bridge_cuts(probe: "_Probe", inputs: dict, outputs: dict) -> tuple[list[Gap], list[tuple[Locator, Locator]], set]:
+    """Bridge every cut of the input's gradient path by the first floating tensor after it
+    with the same shape as the tensor that entered the cut (``(x > t).float()``: the
+    threshold becomes the identity in the backward pass, BPDA's approximation). Returns the
+    gaps, the bridges, and the points upstream of them (their gradients now pass a bridge)."""
+    gaps, bridges, upstream = [], [], set()
+    for cut in probe.tracer.cuts:
+        far = next((f for f in cut.far if tuple(f.tensor.shape) == tuple(cut.near.tensor.shape)), None)
+        end = far or (cut.far[0] if cut.far else None)
+        after = _describe(end, inputs, outputs, "after") if end is not None else f"the output of `{cut.op}`"
+        gap = Gap(kind="is cut", before=_describe(cut.near, inputs, outputs, "before"), after=after, through=[f"{cut.op}"],
+                  shape_preserving=far is not None, start=list(cut.near.loc), end=list(far.loc) if far is not None else [])
+        gaps.append(gap)
+        if far is not None:
+            bridges.append((cut.near.loc, far.loc))
+            upstream |= {p.loc for p in probe.tracer.points if p.loc[1] <= far.loc[1]}
+    return gaps, bridges, upstream
+
+
+def _locate(model, x, y, seed, n, fwd, max_gaps) -> LieLocation:
     bwd = 0
     gaps: list[Gap] = []
     bridges: list[tuple[Locator, Locator]] = []
-    excluded: set[int] = set()
+    excluded: set = set()
     points_out: list[GraphPoint] = []
     for _ in range(max_gaps):
         probe = _Probe(model, x, y, bridges, seed)
+        if probe.cut:
+            fwd += probe.fwd
+            cut_gaps, cut_bridges, upstream = _bridge_cuts(probe, probe.inputs, probe.outputs)
+            gaps += cut_gaps
+            if not cut_bridges or any(not g.shape_preserving for g in cut_gaps):
+                break
+            bridges += cut_bridges
+            excluded |= upstream | {("x",)}
+            continue
         verdicts: dict[int, tuple[float, float]] = {}
 
         def bad(i: int) -> bool:
@@ -447,7 +537,10 @@ def locate_lie(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None,
         if start.loc == ("x",):
             break
     if gaps:
-        message = "; ".join(g.sentence for g in gaps)
+        sentences: dict[str, int] = {}
+        for g in gaps:
+            sentences[g.sentence] = sentences.get(g.sentence, 0) + 1
+        message = "; ".join(f"{s} ({k} times)" if k > 1 else s for s, k in sentences.items())
         if not gaps[-1].shape_preserving:
             message += " — the two sides differ in shape, so no straight-through bridge fits"
     else:

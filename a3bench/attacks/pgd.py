@@ -170,6 +170,12 @@ class PGD(Attack):
     def config(self) -> dict:
         return {"steps": self.steps, "step_size": self.step_size, "restarts": self.restarts, "loss": self.loss_name, "random_start": self.random_start}
 
+    def max_passes(self) -> tuple[int, int, int]:
+        """(forward, backward) passes per example at most (each restart: K steps and a last
+        check; a surrogate is judged by the model each step), and no fixed cost."""
+        judge = 2 if self.surrogate is not None else 1
+        return self.restarts * (self.steps + 1) * judge, self.restarts * self.steps, 0
+
     def step_rule(self, threat: ThreatModel) -> float | Callable[[int], float]:
         """The step size for this threat model, or a schedule t -> size (subclasses)."""
         return self.step_size if self.step_size is not None else default_step_size(threat, self.steps)

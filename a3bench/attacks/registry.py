@@ -58,14 +58,27 @@ class _Entry:
     help: str
     options: tuple[str, ...]  # accepted option keys (); ("*",) = the raw text after ':' goes to the factory
     example: str  # a cheap instance ("pgd-3"): the tests run every registered attack through it
+    arg_head: str | None = None  # matches only when the text after the head starts with this ("transfer:distill")
+    autoattack: str | None = None  # a composite that is AutoAttack itself: its version ("standard", "rand")
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A named list of attack names run in order as one cascade."""
+
+    name: str
+    attacks: tuple[str, ...]
+    help: str
+    escalates: bool = False  # spends more (docs/attacks.md, escalation) when the gradients are found to lie
 
 
 _ATTACKS: dict[str, _Entry] = {}
-_SUITES: dict[str, tuple[tuple[str, ...], str]] = {}
+_SUITES: dict[str, Suite] = {}
 
 # Modules that register more attacks/suites; imported on the first lookup (not when
-# a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here.
-ATTACK_MODULES: list[str] = ["a3bench.attacks.adaptive", "a3bench.attacks.crossmax", "a3bench.attacks.bpda_graph", "a3bench.attacks.spsa",
+# a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here (an entry with
+# ``arg_head`` before the catch-all entry of the same head).
+ATTACK_MODULES: list[str] = ["a3bench.attacks.distill", "a3bench.attacks.adaptive", "a3bench.attacks.crossmax", "a3bench.attacks.bpda_graph", "a3bench.attacks.spsa",
                               "a3bench.attacks.square", "a3bench.attacks.gama", "a3bench.attacks.attention",
                               "a3bench.attacks.suites"]  # suites last: they name the others
 _loaded = False
@@ -85,28 +98,57 @@ def _load_modules() -> None:
 
 
 def register_attack(name: str, factory: Factory | None = None, *, pattern: str | None = None, help: str = "", options: Sequence[str] = (),
-                    raw_arg: bool = False, example: str | None = None):
+                    raw_arg: bool = False, example: str | None = None, arg_head: str | None = None, autoattack: str | None = None):
     """Register ``factory`` under ``name`` (a display name like ``pgd-K``).
 
     ``pattern`` is a regex the head must match in full (default: the name itself).
     ``options`` are the accepted ``KEY=VALUE`` keys; with ``raw_arg`` the text after the
-    first ``:`` is handed over unparsed (``transfer:SPEC``). ``example`` is a cheap instance
+    first ``:`` is handed over unparsed (``transfer:SPEC``). ``arg_head``: the entry matches
+    only when that text starts with it (``transfer:distill``, registered before the
+    catch-all ``transfer:SPEC``); its options follow it. ``example`` is a cheap instance
     the tests run (``pgd-3``; ``{model}`` stands for a surrogate checkpoint); it defaults to
-    the name itself. Usable as a decorator.
+    the name itself. ``autoattack``: this composite is AutoAttack in that version — what the
+    runner swaps for a randomised model and the diagnostics read AutoAttack's number from.
+    The factory's attack is named once here, by the text as written (lower case, no spaces).
+    Usable as a decorator.
     """
 
     def add(f: Factory) -> Factory:
         regex = re.compile(pattern if pattern is not None else re.escape(name))
         opts = ("*",) if raw_arg else tuple(options)
-        _ATTACKS[name] = _Entry(name, regex, f, help, opts, example or name)
+        _ATTACKS[name] = _Entry(name, regex, f, help, opts, example or name, arg_head, autoattack)
         return f
 
     return add(factory) if factory is not None else add
 
 
-def register_suite(name: str, attacks: Sequence[str], *, help: str = "") -> None:
-    """A suite is a named list of attack names, run in order as one cascade."""
-    _SUITES[name] = (tuple(attacks), help)
+def register_suite(name: str, attacks: Sequence[str], *, help: str = "", escalates: bool = False) -> None:
+    """A suite is a named list of attack names, run in order as one cascade; ``escalates``:
+    it promises an adaptive evaluation, so it spends more when the gradients are found to lie."""
+    _SUITES[name] = Suite(name, tuple(attacks), help, escalates)
+
+
+def get_suite(name: str) -> Suite:
+    _load_modules()
+    key = name.strip().lower()
+    if key not in _SUITES:
+        raise AttackError(f"unknown suite {name!r} (valid: {', '.join(_SUITES)})")
+    return _SUITES[key]
+
+
+def autoattack_composites() -> dict[str, str]:
+    """Composite name → AutoAttack version, for every composite that is AutoAttack
+    (records name them in ``AttackRecord.group``)."""
+    _load_modules()
+    return {e.display: e.autoattack for e in _ATTACKS.values() if e.autoattack}
+
+
+def autoattack_composite(version: str) -> str:
+    """The composite that runs AutoAttack in ``version``."""
+    for name, v in autoattack_composites().items():
+        if v == version:
+            return name
+    raise KeyError(version)
 
 
 def list_attacks() -> dict[str, str]:
@@ -122,8 +164,9 @@ def attack_examples() -> dict[str, str]:
 
 
 def list_suites() -> dict[str, tuple[tuple[str, ...], str]]:
+    """Suite name → (attack names, one-line help)."""
     _load_modules()
-    return dict(_SUITES)
+    return {name: (s.attacks, s.help) for name, s in _SUITES.items()}
 
 
 def _valid_names() -> str:
@@ -151,6 +194,11 @@ def parse_attack(text: str) -> tuple[_Entry, AttackSpec]:
         m = entry.regex.fullmatch(head)
         if m is None:
             continue
+        if entry.arg_head is not None:
+            sub, _, rest = (arg or "").partition(":")
+            if sub.strip().lower() != entry.arg_head:
+                continue
+            arg = rest
         if entry.options == ("*",):
             return entry, AttackSpec(text, head, arg or None, m, {})
         options = parse_options(arg, text)
@@ -162,13 +210,24 @@ def parse_attack(text: str) -> tuple[_Entry, AttackSpec]:
     raise AttackError(f"unknown attack {text!r} (valid: {_valid_names()})")
 
 
+def canonical_name(text: str) -> str:
+    """The name an attack is recorded under: as written, lower case, no spaces — except a
+    raw argument (``transfer:SPEC``: a path keeps its case)."""
+    entry, spec = parse_attack(text)
+    if entry.options == ("*",) and spec.arg:
+        return f"{spec.head}:{spec.arg.strip()}"
+    return "".join(spec.text.lower().split())
+
+
 def build_attack(text: str) -> list[Attack]:
-    """One attack name → its Attack objects (a composite gives several)."""
+    """One attack name → its Attack objects (a composite gives several, named by their factory)."""
     entry, spec = parse_attack(text)
     made = entry.factory(spec)
     attacks = made if isinstance(made, list) else [made]
     if not attacks or not all(isinstance(a, Attack) for a in attacks):
         raise TypeError(f"attack factory for {entry.display} must return an Attack or a list of them")
+    if not isinstance(made, list):
+        made.name = canonical_name(text)
     return attacks
 
 
@@ -180,36 +239,45 @@ def split_names(text: str | Iterable[str]) -> list[str]:
     return names
 
 
-@dataclass
+@dataclass(frozen=True)
 class AttackPlan:
-    """What a run will do: the names asked for, the suite (if any) and the cascade."""
+    """What a run will do: the names asked for, the suite (if any) and the cascade.
+    Frozen: a run that adapts the plan gets a new one (:meth:`with_attacks`)."""
 
     names: list[str]
     attacks: list[Attack]
     suite: str | None = None
+    escalates: bool = False  # the suite promises an adaptive evaluation (Suite.escalates)
+
+    def with_attacks(self, attacks: Sequence[Attack]) -> "AttackPlan":
+        return AttackPlan(names=list(self.names), attacks=list(attacks), suite=self.suite, escalates=self.escalates)
 
 
 def resolve(suite: str | None = None, attacks: str | Sequence[str] | None = None) -> AttackPlan:
-    """``--suite`` or ``--attacks`` (not both) → the cascade; default suite ``quick``."""
+    """``--suite`` or ``--attacks`` (not both) → the cascade; default suite ``quick``.
+
+    A suite that names an attack twice (``full``: AutoAttack's Square and the adaptive
+    suite's) runs it once, where it first appears; a list given by hand must not."""
     if suite and attacks:
         raise AttackError("give --suite or --attacks, not both")
+    chosen = None
     if attacks:
         names = split_names(attacks)
     else:
-        _load_modules()
-        suite = (suite or "quick").strip().lower()
-        if suite not in _SUITES:
-            raise AttackError(f"unknown suite {suite!r} (valid: {', '.join(_SUITES)})")
-        names = list(_SUITES[suite][0])
+        chosen = get_suite(suite or "quick")
+        names = list(chosen.attacks)
     built: list[Attack] = []
+    seen: dict[str, Attack] = {}
     for name in names:
-        built.extend(build_attack(name))
-    seen: set[str] = set()
-    for a in built:
-        if a.name in seen:
-            raise AttackError(f"attack {a.name!r} appears twice in the cascade")
-        seen.add(a.name)
-    return AttackPlan(names=names, attacks=built, suite=None if attacks else suite)
+        for a in build_attack(name):
+            if a.name in seen:
+                if chosen is not None and type(seen[a.name]) is type(a) and seen[a.name].config() == a.config():
+                    continue
+                raise AttackError(f"attack {a.name!r} appears twice in the cascade")
+            seen[a.name] = a
+            built.append(a)
+    return AttackPlan(names=names, attacks=built, suite=chosen.name if chosen else None,
+                      escalates=chosen.escalates if chosen else False)
 
 
 # --------------------------------------------------------------------------- built-ins
@@ -287,16 +355,14 @@ def _pgd(spec: AttackSpec) -> Attack:
     steps = int(spec.match.group(1))
     if steps < 1:
         raise AttackError(f"attack {spec.text!r}: K must be ≥ 1")
-    return PGD(steps, step_size=step_option(spec), restarts=int_option(spec, "restarts", 1), loss=loss_option(spec), name=spec.text.lower().replace(" ", ""))
+    return PGD(steps, step_size=step_option(spec), restarts=int_option(spec, "restarts", 1), loss=loss_option(spec))
 
 
 @register_attack("fgsm", help="FGSM, one step of size eps (Goodfellow et al. 2015); option loss", options=("loss",))
 def _fgsm(spec: AttackSpec) -> Attack:
     from a3bench.attacks.pgd import FGSM
 
-    attack = FGSM(loss=loss_option(spec))
-    attack.name = spec.text.lower().replace(" ", "")
-    return attack
+    return FGSM(loss=loss_option(spec))
 
 
 def _component(component: str, help: str) -> None:
@@ -315,18 +381,24 @@ _component("fab-t", "targeted FAB, 9 target classes, via pyautoattack")
 _component("square", "Square Attack, black-box, 5000 queries (Andriushchenko et al. 2020), via pyautoattack")
 
 
-@register_attack("autoattack", help="AutoAttack standard: apgd-ce, apgd-t, fab-t, square (pyautoattack)")
+@register_attack("autoattack", help="AutoAttack standard: apgd-ce, apgd-t, fab-t, square (pyautoattack)", autoattack="standard")
 def _autoattack(spec: AttackSpec) -> list[Attack]:
-    from a3bench.attacks.autoattack import VERSIONS, AutoAttackComponent
-
-    return [AutoAttackComponent(c, version="standard", group="autoattack") for c in VERSIONS["standard"]]
+    return _components(spec, "standard")
 
 
-@register_attack("autoattack-rand", help="AutoAttack rand (randomised defenses): apgd-ce, apgd-dlr with EOT over 20 samples")
+@register_attack("autoattack-rand", help="AutoAttack rand (randomised defenses): apgd-ce, apgd-dlr with EOT over 20 samples",
+                 autoattack="rand")
 def _autoattack_rand(spec: AttackSpec) -> list[Attack]:
+    return _components(spec, "rand")
+
+
+def _components(spec: AttackSpec, version: str) -> list[Attack]:
     from a3bench.attacks.autoattack import VERSIONS, AutoAttackComponent
 
-    return [AutoAttackComponent(c, version="rand", group="autoattack-rand") for c in VERSIONS["rand"]]
+    made = [AutoAttackComponent(c, version=version, group=spec.head) for c in VERSIONS[version]]
+    for a in made:
+        a.autoattack = version
+    return made
 
 
 register_suite("quick", ["pgd-20"], help="PGD-20: a first look, seconds on CPU")

@@ -63,6 +63,7 @@ class SPSA(Attack):
     """
 
     kind = AttackKind.BLACK_BOX
+    queries_only = True
     reveals = BLACK_BOX_BEATS_WHITE_BOX
 
     def __init__(self, steps: int = 100, *, samples: int = 128, delta: float = 0.01, lr: float = 0.01,
@@ -149,5 +150,4 @@ def _spsa(spec: AttackSpec) -> SPSA:
     samples = int_option(spec, "samples", 128)
     if samples < 2:
         raise AttackError(f"attack {spec.text!r}: samples must be ≥ 2")
-    return SPSA(steps, samples=samples, delta=positive_option(spec, "delta", 0.01), lr=positive_option(spec, "lr", 0.01),
-                name=spec.text.lower().replace(" ", ""))
+    return SPSA(steps, samples=samples, delta=positive_option(spec, "delta", 0.01), lr=positive_option(spec, "lr", 0.01))

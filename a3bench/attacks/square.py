@@ -32,6 +32,7 @@ class SquareQueries(Attack):
     """
 
     kind = AttackKind.BLACK_BOX
+    queries_only = True
     reveals = BLACK_BOX_BEATS_WHITE_BOX
 
     def __init__(self, queries: int = 20_000, *, restarts: int = 1, p_init: float = 0.8, name: str | None = None) -> None:
@@ -67,4 +68,4 @@ def _square(spec: AttackSpec) -> SquareQueries:
     queries = int(spec.match.group(1))
     if queries < 1:
         raise AttackError(f"attack {spec.text!r}: Q must be ≥ 1")
-    return SquareQueries(queries, restarts=int_option(spec, "restarts", 1), name=spec.text.lower().replace(" ", ""))
+    return SquareQueries(queries, restarts=int_option(spec, "restarts", 1))

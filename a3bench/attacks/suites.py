@@ -27,5 +27,7 @@ ADAPTIVE = [
     "square",
 ]
 
-register_suite("adaptive", ADAPTIVE, help="attacks on A3's mechanism, gradient masking, CrossMax ensembles and ViT attention, margin/logit-scaled losses, Square (black-box)")
-register_suite("full", ["autoattack"] + [a for a in ADAPTIVE if a != "square"], help="standard + adaptive in one worst-case cascade")
+register_suite("adaptive", ADAPTIVE, escalates=True,
+               help="attacks on A3's mechanism, gradient masking, CrossMax ensembles and ViT attention, margin/logit-scaled losses, Square (black-box)")
+# AutoAttack's own Square is the adaptive suite's too: the plan runs it once, inside AutoAttack.
+register_suite("full", ["autoattack", *ADAPTIVE], escalates=True, help="standard + adaptive in one worst-case cascade")

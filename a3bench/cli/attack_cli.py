@@ -54,6 +54,8 @@ def attack_command(
     keep_state: bool = typer.Option(False, "--keep-state", help="Keep the resume state after the record is written: a later --resume with more attacks after these extends this evaluation."),
     no_probe: bool = typer.Option(False, "--no-probe", help="Skip the convergence probe (docs/diagnostics.md#not-converged)."),
     draws: int = typer.Option(10, "--draws", help="Fresh forward passes per verdict when the model turns out to be randomised (majority rule)."),
+    engine: str = options.ENGINE,
+    max_passes: Optional[int] = typer.Option(None, "--max-passes", help="The most forward + backward passes the escalation may spend (projected before it runs; what does not fit is left out and flagged escalation-capped). Default: no cap."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (CI logs); the summary is still printed."),
 ) -> None:
     """Attack a model with a suite (worst case over attacks, per-example) and write a JSON record.
@@ -66,7 +68,7 @@ def attack_command(
     from a3bench.device import resolve_device
     from a3bench.errors import AttackError
     from a3bench.eval.distributed import current_shard
-    from a3bench.eval.runner import check_output_path, evaluate
+    from a3bench.eval.runner import AttackOptions, check_output_path, evaluate
     from a3bench.schema import default_result_path, settings_differ
     from a3bench.threat import ThreatModel, parse_eps, parse_norm
 
@@ -75,13 +77,16 @@ def attack_command(
     eps_v = parse_eps(eps) if eps is not None else None
     plan = resolve(suite=suite, attacks=attacks)
     check_counts(batch_size, n_examples)
-    if draws < 1:
-        raise AttackError(f"--draws must be ≥ 1, got {draws}")
     if audit and audit_n < 1:
         raise AttackError(f"--audit-n must be ≥ 1, got {audit_n}")
+    # every option of the run, checked once, before anything heavy
+    opts = AttackOptions(n_examples=n_examples or None, seed=seed, batch_size=batch_size, device=device, draws=draws,
+                         spec=model, data_dir=data_dir, engine=engine, out=out, resume=resume, probe=not no_probe,
+                         keep_state=keep_state, audit=audit_n if audit else None, max_passes=max_passes)
     if out is not None:
         check_output_path(out)
     dev = resolve_device(device)
+    opts.device = dev
     main_rank = current_shard(dev).is_main
     quiet = quiet or not main_rank
 
@@ -94,7 +99,7 @@ def attack_command(
     con = console()
     err = console(stderr=True)
     if out is None:
-        out = default_result_path(ds_name, norm_v, loaded.name)
+        out = opts.out = default_result_path(ds_name, norm_v, loaded.name)
         n_eff = len(data) if not n_examples else min(n_examples, len(data))
         settings = {"suite": plan.suite, "attacks": list(plan.names), "eps": threat.eps, "norm": norm_v,
                     "n_examples": n_eff, "seed": seed}
@@ -103,6 +108,7 @@ def attack_command(
             # never replace a different (often longer) evaluation by default
             kept = out
             out = default_result_path(ds_name, norm_v, loaded.name, root="runs")
+            opts.out = out
             if main_rank:
                 err.print(f"{kept} holds a different evaluation ({', '.join(diff)}): kept; this record goes to {out} "
                           f"(--out {kept} replaces it)", soft_wrap=True)
@@ -111,9 +117,7 @@ def attack_command(
                   f"{', '.join(a.name for a in plan.attacks)}")
     drawer = None if quiet else _RichProgress(err)
     try:
-        result = evaluate(loaded, data, threat, plan, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
-                          device=dev, out=out, resume=resume, progress=drawer, spec=model, probe=not no_probe, draws=draws, keep_state=keep_state,
-                          audit=audit_n if audit else None, data_dir=data_dir)
+        result = evaluate(loaded, data, threat, plan, options=opts, progress=drawer)
     finally:
         if drawer is not None:
             drawer.close()

@@ -14,6 +14,7 @@ NORM = typer.Option("Linf", "--norm", help="Linf or L2.")
 N_EXAMPLES = typer.Option(1000, "--n-examples", "-n", help="First N test examples (0 = all).")
 BATCH_SIZE = typer.Option(256, "--batch-size", "-b", help="Examples per attack call.")
 DEVICE = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N.")
+ENGINE = typer.Option("auto", "--engine", help="How attacks call the model: auto (a channels_last copy where it agrees with the model; the judge always uses the model as given), compile (+ torch.compile), plain (the model as given). docs/performance.md.")
 def _check_seed(value: int) -> int:
     """--seed within what every generator accepts: a huge one would overflow mid-attack."""
     from a3bench.cli.common import fail

@@ -44,7 +44,7 @@ from torch import nn
 
 from a3bench.attacks.base import Attack, AttackContext, AttackKind
 from a3bench.errors import A3BenchError, ModelSpecError, one_line
-from a3bench.eval.judge import model_fingerprint
+from a3bench.eval.judge import DeployedModel, detect_randomness
 from a3bench.flags import BINARIZATION_TEST_FAILED, NON_CONVERGING_LOSS, SILENT_SUCCESS, UNCONSTRAINED_ATTACK_FAILURE
 from a3bench.schema import AuditResult, AuditSettings, BinarizationTest, Flag, Indicators, Severity
 from a3bench.io import safe_name
@@ -141,7 +141,8 @@ class FeatureMap(nn.Module):
     readout is fitted on features averaged over ``draws`` passes (:func:`audit`).
     """
 
-    def __init__(self, model: nn.Module, probe: torch.Tensor, feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+    def __init__(self, model: nn.Module, probe: torch.Tensor, feature_fn: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 randomized: bool | None = None) -> None:
         super().__init__()
         self.model = model
         self.feature_fn = feature_fn
@@ -153,9 +154,10 @@ class FeatureMap(nn.Module):
         else:
             self._find_layers(probe)
         with torch.no_grad():
-            a, b = self(probe), self(probe)
-        self.dim = int(a.shape[1])
-        self.randomized = not torch.equal(a, b)
+            self.dim = int(self(probe).shape[1])
+            if randomized is None:  # the one rule (eval/judge.py), on the model's own predictions
+                randomized = detect_randomness(model, probe, model(probe).argmax(1)).randomised
+        self.randomized = bool(randomized)
 
     def _find_layers(self, probe: torch.Tensor) -> None:
         names = {m: n for n, m in self.model.named_modules()}
@@ -267,14 +269,8 @@ def attack_groups(x: torch.Tensor, threat: ThreatModel, batch_size: int) -> list
     return [torch.tensor(g, dtype=torch.long) for g in groups]
 
 
-# Solve each Newton step in the points' space when the features (+ bias) outnumber the points
-# (always, in practice: 33 points, 128+ features). The d×d system is both large (163 GB for a
-# CrossMax model's concatenated heads) and, batched, unreliable: torch's multi-threaded
-# batched LU returned garbage or raised on 301×301 systems here. Tests set it to force a path.
-PRIMAL = False
-
-
-def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings, *,
+                 primal: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One logistic-regression readout per example, fitted all at once.
 
     ``z0``: B×M×d features of class 0 (x and the inner points); ``z1``: B×d (the boundary
@@ -283,7 +279,10 @@ def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) ->
     L2 penalty ``readout_l2``. The optimum is found by ``readout_steps`` Newton steps (the
     problem is strictly convex: no learning rate, no dependence on an optimiser's state);
     with more features than points each step is solved through an (M+1)×(M+1) system
-    instead of the d×d Hessian (the same step, exact arithmetic aside; see ``PRIMAL``).
+    instead of the d×d Hessian (the same step, exact arithmetic aside). ``primal`` forces the
+    d×d Hessian (the reference the test compares with, on one thread): the d×d system is both
+    large (163 GB for a CrossMax model's concatenated heads) and, batched, unreliable — torch's
+    multi-threaded batched LU returned garbage or raised on 301×301 systems here.
     Returns (weight B×d, bias B, separable B): for separable examples the readout is
     rescaled so the boundary point scores +1 and the highest class-0 point −1 (the
     threshold halfway between them); for the others weight and bias are zero.
@@ -301,7 +300,7 @@ def fit_readouts(z0: torch.Tensor, z1: torch.Tensor, settings: AuditSettings) ->
     ridge = torch.full((d + 1,), 2 * settings.readout_l2, dtype=torch.float64)
     ridge[-1] = 1e-8  # the bias is not penalised (a tiny ridge keeps the Hessian invertible)
     theta = torch.zeros(b, d + 1, dtype=torch.float64)
-    dual = d + 1 > m + 1 and not PRIMAL
+    dual = d + 1 > m + 1 and not primal
     eye = torch.eye(m + 1, dtype=torch.float64)
     for _ in range(settings.readout_steps):
         p = torch.sigmoid(torch.bmm(zn, theta[:, :, None]).squeeze(2))
@@ -499,6 +498,7 @@ def audit(
     dataset: str | None = None,
     name: str | None = None,
     progress: ProgressFn | None = None,
+    judge: DeployedModel | None = None,
 ) -> AuditResult:
     """Binarization test and indicators of attack failure of ``attacks`` on ``model``.
 
@@ -508,6 +508,9 @@ def audit(
         positions: the examples' positions in the test split (per-example seeds; default 0..N−1).
         settings: :class:`AuditSettings`. binarization / indicators: which tests to run.
         feature_fn: what the readout reads, when the default (:class:`FeatureMap`) does not fit.
+        judge: the deployed model's judge (an :class:`~a3bench.eval.setup.Evaluation` passes its
+            own): a success of the real model counts only when the judge confirms it — majority
+            of draws for a randomised model, A3 modes restored. Default: one built here.
     Returns an :class:`AuditResult`; :func:`audit_flags` are already in ``result.flags``.
     """
     if x.shape[0] == 0:
@@ -518,15 +521,19 @@ def audit(
     model.eval()
     params = [p for p in model.parameters()]
     compute = {"forward_passes": 0, "backward_passes": 0}
+    if judge is None:
+        judge = DeployedModel(model)
+        if detect_randomness(model, x[: min(16, len(x))], y[: min(16, len(x))]).randomised:
+            judge.draws = settings.draws
     with swapped(params, "requires_grad", False):
-        features = FeatureMap(model, x[: min(16, len(x))], feature_fn)
+        features = FeatureMap(model, x[: min(16, len(x))], feature_fn, randomized=judge.draws > 1)
         try:
             if binarization:
                 testable, tests, suite, control = _binarization(model, features, x, threat, attacks, positions, seed, batch_size,
                                                                 settings, dataset, report, compute)
             else:
                 testable, tests, suite, control = [False] * len(x), [], None, None
-            inds = _indicators(model, x, y, threat, attacks, positions, seed, batch_size, settings, dataset, report, compute) if indicators else []
+            inds = _indicators(model, judge, x, y, threat, attacks, positions, seed, batch_size, settings, dataset, report, compute) if indicators else []
         finally:
             features.close()
     compute["seconds"] = round(time.perf_counter() - t0, 3)
@@ -615,7 +622,8 @@ class Unbounded:
 
 def unconstrained_failures(attack: Attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor,
                            threat: ThreatModel, *, positions: torch.Tensor, seed: int = 0, batch_size: int = 256,
-                           num_classes: int | None = None, dataset: str | None = None) -> Unbounded:
+                           num_classes: int | None = None, dataset: str | None = None,
+                           judge: DeployedModel | None = None) -> Unbounded:
     """Pintor et al.'s unconstrained attack failure for the examples ``idx`` (give those
     the bounded attack left robust: a success inside eps is one at every larger eps).
 
@@ -637,18 +645,20 @@ def unconstrained_failures(attack: Attack, model: nn.Module, x: torch.Tensor, y:
         xb, _, _, fwd, bwd = _run_batches(attack, model, x, y, big, _chunks(idx, batch_size), seed=seed, positions=positions)
     finally:
         attack.setup(context(threat))
-    failed = ~_confirmed(model, xb[idx], x[idx], y[idx], big)
-    return Unbounded(failed, big.eps, fwd + int(idx.numel()), bwd)
+    judge = judge or DeployedModel(model)
+    failed = ~_confirmed(judge, xb[idx], x[idx], y[idx], big)
+    return Unbounded(failed, big.eps, fwd + int(idx.numel()) * judge.draws, bwd)
 
 
-def _indicators(model, x, y, threat, attacks, positions, seed, batch_size, settings: AuditSettings, dataset, report, compute) -> list[Indicators]:
+def _indicators(model, judge: DeployedModel, x, y, threat, attacks, positions, seed, batch_size, settings: AuditSettings, dataset,
+                report, compute) -> list[Indicators]:
     n = x.shape[0]
-    with torch.no_grad():
-        logits = torch.cat([model(c) for c in torch.split(x, batch_size)])
-    compute["forward_passes"] += n
-    correct = logits.argmax(1) == y
+    verdicts = [judge.judge(xc, yc) for xc, yc in zip(torch.split(x, batch_size), torch.split(y, batch_size))]
+    compute["forward_passes"] += n * judge.draws
+    correct = torch.cat([~v.wrong for v in verdicts]) if verdicts else torch.zeros(0, dtype=torch.bool)
     todo = correct.nonzero().flatten()
-    num_classes = int(logits.shape[1])
+    with torch.no_grad():
+        num_classes = int(judge.forward(x[:1]).shape[1])
     ctx = AttackContext(model=model, threat=threat, device=x.device, seed=int(seed), batch_size=batch_size,
                         num_classes=num_classes, dataset=dataset, probe=x[:16])
     out: list[Indicators] = []
@@ -665,8 +675,8 @@ def _indicators(model, x, y, threat, attacks, positions, seed, batch_size, setti
                 with swapped([attack], "trace_loss", True):
                     x_adv, claimed, trace, fwd, bwd = _run_batches(attack, model, x, y, threat, _chunks(todo, batch_size),
                                                                    seed=seed, positions=positions)
-                ok = _confirmed(model, x_adv[todo], x[todo], y[todo], threat)
-                ind.forward_passes, ind.backward_passes = fwd + len(todo), bwd
+                ok = _confirmed(judge, x_adv[todo], x[todo], y[todo], threat)
+                ind.forward_passes, ind.backward_passes = fwd + len(todo) * judge.draws, bwd
                 ind.bounded_success = _spread(ok, todo, n)
                 if trace is not None:
                     silent, nonconv = loss_indicators(trace[:, todo.cpu()], claimed[todo], settings)
@@ -674,7 +684,7 @@ def _indicators(model, x, y, threat, attacks, positions, seed, batch_size, setti
                     ind.non_converging = None if nonconv is None else _spread(nonconv, todo, n)
                 left = todo[~ok.to(todo.device)]
                 unb = unconstrained_failures(attack, model, x, y, left, threat, positions=positions, seed=seed,
-                                             batch_size=batch_size, num_classes=num_classes, dataset=dataset)
+                                             batch_size=batch_size, num_classes=num_classes, dataset=dataset, judge=judge)
                 ind.forward_passes += unb.forward_passes
                 ind.backward_passes += unb.backward_passes
                 failed = _spread(unb.failed, left, n)
@@ -691,10 +701,13 @@ def _indicators(model, x, y, threat, attacks, positions, seed, batch_size, setti
     return out
 
 
-def _confirmed(model, x_adv, x, y, threat) -> torch.Tensor:
-    """In the threat model and misclassified by a fresh forward pass."""
-    with torch.no_grad():
-        wrong = model(x_adv).argmax(1) != y
+def _confirmed(judge: DeployedModel, x_adv, x, y, threat) -> torch.Tensor:
+    """In the threat model and misclassified by the judge (the deployed model's fresh
+    forward passes, by majority for a randomised model): the judge of ``a3bench attack``."""
+    try:
+        wrong = judge.judge(x_adv, y).wrong
+    finally:
+        judge.restore()
     return (wrong & ~threat.violations(x_adv, x)).cpu()
 
 
@@ -765,14 +778,21 @@ def default_audit_path(dataset: str, norm: str, model_name: str, root: str | os.
 
 def run_audit(loaded_model, dataset, threat: ThreatModel, attacks: Sequence[Attack], *, n_examples: int | None = None,
               seed: int = 0, batch_size: int = 256, device: str | torch.device = "cpu", **kwargs) -> AuditResult:
-    """:func:`audit` on the first ``n_examples`` of a dataset split (a LoadedModel or a bare module)."""
-    model = getattr(loaded_model, "model", loaded_model).to(device).eval()
-    data = dataset.first(n_examples)
-    x, y = data.tensors(torch.device(device))
-    positions = getattr(data, "positions", None)
-    positions = positions.clone() if positions is not None else torch.arange(len(data))
-    result = audit(model, x, y, threat, attacks, positions=positions, seed=seed, batch_size=batch_size,
-                   dataset=data.info.name, name=getattr(loaded_model, "name", None), **kwargs)
+    """:func:`audit` on the first ``n_examples`` of a dataset split (a LoadedModel or a bare
+    module), prepared by the one evaluation set-up (:class:`~a3bench.eval.setup.Evaluation`)."""
+    from a3bench.eval.setup import EvalOptions, Evaluation
+
+    ev = Evaluation(loaded_model, dataset, EvalOptions(n_examples=n_examples, seed=seed, batch_size=batch_size, device=device))
+    return audit_evaluation(ev, threat, attacks, **kwargs)
+
+
+def audit_evaluation(ev, threat: ThreatModel, attacks: Sequence[Attack], *, n_examples: int | None = None, **kwargs) -> AuditResult:
+    """:func:`audit` on the examples of a prepared evaluation (the first ``n_examples``),
+    judged by its judge."""
+    k = ev.n if n_examples is None else min(n_examples, ev.n)
+    ev.detect_randomness()
+    result = audit(ev.model, ev.x[:k], ev.y[:k], threat, attacks, positions=ev.positions[:k], seed=ev.seed, batch_size=ev.batch_size,
+                   dataset=ev.info.name, name=getattr(ev.loaded, "name", None), judge=ev.deployed, **kwargs)
     # The weights audited, as a record names them: a report attaches the audit only to a record of these weights.
-    result.model = {"spec": getattr(loaded_model, "name", None), "sha256": model_fingerprint(model)}
+    result.model = {"spec": getattr(ev.loaded, "name", None), "sha256": ev.fingerprint}
     return result

@@ -16,8 +16,8 @@ killed run resumes at the next batch). What it decides about an attack that rais
 
 Each batch's global RNG is seeded from (seed, stage, batch), so an attack or model that
 draws from it gives the same numbers whichever process runs the batch, and after a resume.
-Under ``torchrun`` batch ``b`` runs on rank ``b mod world`` and each round's results are
-gathered on every rank (:mod:`a3bench.eval.distributed`).
+Under ``torchrun`` the ranks claim batches from a shared counter, a round at a time, and
+each round's results are gathered on every rank (:mod:`a3bench.eval.distributed`).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from a3bench.eval.judge import DeployedModel, recheck
 from a3bench.schema import AttackStatus
 
 RISING_TOLERANCE = 0.05  # relative: a loss counts as still rising above 5 % over its earlier best
+ROUND_BATCHES = 4  # batches per rank between two gathers under torchrun (and resume-state saves)
 
 
 @dataclass
@@ -101,11 +102,14 @@ class Cascade:
     the test split, for per-example seeds), judged by ``deployed``."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor, deployed: DeployedModel, *,
-                 batch_size: int, seed: int, strict: bool = True, shard: Shard | None = None) -> None:
+                 batch_size: int, seed: int, strict: bool = True, shard: Shard | None = None,
+                 attacked: DeployedModel | None = None) -> None:
         self.x, self.y, self.positions = x, y, positions
         self.deployed = deployed
+        self.attacked = attacked  # the engine's copy the attacks call (its A3 modes restored after every batch too)
         self.batch_size, self.seed, self.strict = int(batch_size), int(seed), strict
         self.shard = shard or Shard()
+        self._calls = 0  # run() calls so far: keys the shared counters (the same on every rank)
 
     def n_batches(self, todo: list[int]) -> int:
         return (len(todo) + self.batch_size - 1) // self.batch_size
@@ -113,24 +117,46 @@ class Cascade:
     def run(self, attack: Attack, ctx: AttackContext, todo: list[int], *, stage: int, start: int = 0,
             on_batch: Callable[[BatchResult], None]) -> StageEnd:
         """Attack ``todo`` (positions in x) from batch ``start`` on; ``on_batch`` gets every
-        result in batch order on every rank. ``stage`` numbers the attack within the run (seeds)."""
+        result in batch order on every rank. ``stage`` numbers the attack within the run (seeds).
+
+        One process: batch after batch, each handed over at once. Several (torchrun): rounds
+        of ``ROUND_BATCHES`` batches per rank; within a round each rank claims the next batch
+        from a shared counter as soon as it is free, so a rank that drew cheap batches does
+        not wait for one that drew slow ones; the round's results are gathered and handed
+        over in batch order (a batch is computed the same on any rank: its seed is its own)."""
         n_batches = self.n_batches(todo)
+        if self.shard.world == 1:
+            for b in range(start, n_batches):
+                r = self._batch(attack, ctx, todo, b, stage, setup=b == start)
+                end = self._hand_over([r], n_batches, on_batch)
+                if end is not None:
+                    return end
+            return StageEnd(AttackStatus.RAN)
+        self._calls += 1
         set_up = False
-        for first in range(start, n_batches, self.shard.world):
-            mine = first + self.shard.rank
-            result = None
-            if mine < n_batches:
-                result = self._batch(attack, ctx, todo, mine, stage, setup=not set_up)
+        size = ROUND_BATCHES * self.shard.world
+        for first in range(start, n_batches, size):
+            last = min(n_batches, first + size)
+            claims = self.shard.claimer(f"a3bench/{self._calls}/{first}")
+            mine = []
+            while (b := first + claims.next()) < last:
+                mine.append(self._batch(attack, ctx, todo, b, stage, setup=not set_up))
                 set_up = True
-            for r in self.shard.gather(result):
-                if r is None:
-                    continue
-                if r.fatal is not None:
-                    _raise(r.fatal)
-                if r.error is not None:
-                    return StageEnd(AttackStatus.FAILED, f"failed after {r.batch} of {n_batches} batch(es): {r.error}")
-                on_batch(r)
+            results = sorted((r for part in self.shard.gather(mine) for r in part), key=lambda r: r.batch)
+            end = self._hand_over(results, n_batches, on_batch)
+            if end is not None:
+                return end
         return StageEnd(AttackStatus.RAN)
+
+    @staticmethod
+    def _hand_over(results: list[BatchResult], n_batches: int, on_batch) -> StageEnd | None:
+        for r in results:
+            if r.fatal is not None:
+                _raise(r.fatal)
+            if r.error is not None:
+                return StageEnd(AttackStatus.FAILED, f"failed after {r.batch} of {n_batches} batch(es): {r.error}")
+            on_batch(r)
+        return None
 
     def _batch(self, attack: Attack, ctx: AttackContext, todo: list[int], b: int, stage: int, *, setup: bool) -> BatchResult:
         examples = todo[b * self.batch_size : (b + 1) * self.batch_size]
@@ -158,6 +184,8 @@ class Cascade:
         finally:
             aa_log.removeHandler(sink)
             self.deployed.restore()
+            if self.attacked is not None:
+                self.attacked.restore()
         result.seconds = time.perf_counter() - t0
         result.broken = rc.broken.cpu().tolist()
         result.pred = rc.pred.cpu().tolist()

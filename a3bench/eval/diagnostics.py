@@ -15,6 +15,7 @@ as they are: their warnings are collected instead of printed and become flags.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import torch
@@ -59,36 +60,49 @@ def _run_check(check: Callable[[_Collect], object]) -> list[str]:
 # --------------------------------------------------------------------------- the model itself
 
 
-def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomized_ok: bool = False) -> list[Flag]:
-    """AutoAttack's checks on one batch: randomised outputs, softmax instead of logits,
-    zero gradients, dynamic (autograd inside forward) defense.
+@dataclass
+class Sanity:
+    """What the checks before any attack found."""
 
-    ``randomized_ok``: the suite handles randomness (EOT, ``autoattack-rand``); a
-    randomised model is then noted as a warning, not an error.
-    """
+    flags: list[Flag]
+    diagnostics: dict  # kept in the record (where the input's gradient path is cut)
+
+
+def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomised: bool, threat=None, seed: int = 0) -> Sanity:
+    """AutoAttack's checks on one batch — randomised outputs (decided by the caller with
+    :func:`~a3bench.eval.judge.detect_randomness`; a warning: the runner handles it with
+    EOT and majority-of-draws judging), softmax instead of logits, zero gradients, a
+    dynamic (autograd inside forward) defense — and whether the output depends
+    differentiably on the input at all (``no-input-gradient``; then where the path is cut,
+    when :func:`~a3bench.attacks.graph.locate_lie` can find it)."""
     from a3bench._compat import import_autoattack
 
     checks = import_autoattack().checks
     flags: list[Flag] = []
-    msgs = _run_check(lambda log: checks.check_randomized(model, x, y, bs=x.shape[0], logger=log))
-    if msgs:
+    kept: dict = {}
+    if randomised:
         with torch.no_grad():
             spread = (model(x) - model(x)).abs().nan_to_num(0.0).max().item()
         flags.append(F_.RANDOMIZED_OUTPUTS(
-                          severity=WARNING if randomized_ok else ERROR, message="the model's outputs change between identical forward passes: gradient attacks see noise; "
-                          "a3bench judges it by the majority of fresh draws and adds EOT", value=spread))
+            "the model's outputs change between identical forward passes: gradient attacks see noise; "
+            "a3bench judges it by the majority of fresh draws and adds EOT", value=spread, severity=WARNING))
     msgs = _run_check(lambda log: checks.check_range_output(model, x, logger=log))
     if msgs:
         flags.append(F_.SOFTMAX_OUTPUTS("the model returns probabilities, not logits: CE/DLR gradients vanish; return logits"))
     xg = x.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        grad = input_grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
-    msgs = _run_check(lambda log: checks.check_zero_gradients(grad, logger=log))
-    if msgs:
+        loss = F.cross_entropy(model(xg), y, reduction="sum")
+        grad = input_grad(loss, xg) if loss.requires_grad else None
+    if grad is None:
+        where = _cut_location(model, x, threat, seed)
+        kept["input_gradient"] = {"present": False, "where": where}
+        flags.append(F_.NO_INPUT_GRADIENT(
+            "the output does not depend differentiably on the input (no autograd path from the input to the logits"
+            + (f"; {where}" if where else "") + "): " + F_.NO_INPUT_GRADIENT.advice))
+    elif _run_check(lambda log: checks.check_zero_gradients(grad, logger=log)):
         frac = (grad.flatten(1).abs().sum(1) == 0).float().mean().item()
-        flags.append(F_.ZERO_GRADIENTS(
-                          f"{100 * frac:.1f} % of examples have an exactly zero input gradient: gradient masking or a saturated "
-                          "softmax; try loss=logit-scaled or loss=dlr", value=round(100 * frac, 4)))
+        flags.append(F_.ZERO_GRADIENTS(f"{100 * frac:.1f} % of examples have an exactly zero input gradient: "
+                                       + F_.ZERO_GRADIENTS.advice, value=round(100 * frac, 4)))
     # autograd inside forward (check_dynamic). Its call counters are module globals that
     # never reset, so one dynamic model would flag every later one: reset them first.
     for key in checks.funcs:
@@ -97,24 +111,48 @@ def sanity_flags(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, randomiz
         msgs = _run_check(lambda log: checks.check_dynamic(model, x, False, logger=log))
     if msgs:
         flags.append(F_.DYNAMIC_DEFENSE("the forward pass calls autograd (a test-time optimisation defense?): standard attacks may be insufficient"))
-    return flags
+    return Sanity(flags, kept)
+
+
+def _cut_location(model: nn.Module, x: torch.Tensor, threat, seed: int) -> str | None:
+    """Where the input's gradient path is cut, in words; None when the lie location cannot say."""
+    from a3bench.attacks.graph import locate_lie
+
+    try:
+        loc = locate_lie(model, x[:8], threat=threat, seed=seed)
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception:  # noqa: BLE001 — a finding about the model; where exactly is a bonus
+        return None
+    return loc.message if loc.found else None
 
 
 def gradient_lies(model: nn.Module, x: torch.Tensor, y: torch.Tensor, threat, *, seed: int, positions: torch.Tensor,
-                  randomised: bool) -> tuple[list[Flag], dict]:
+                  randomised: bool, input_gradient: bool = True) -> tuple[list[Flag], dict]:
     """Is the gradient the gradient? autograd against finite differences per example
     (:mod:`a3bench.eval.gradcheck`); when it is not, where it stops matching
-    (:func:`a3bench.attacks.graph.locate_lie`). Returns the flags and what the record keeps."""
+    (:func:`a3bench.attacks.graph.locate_lie`). Returns the flags and what the record keeps.
+    A model without an input gradient is not checked (``no-input-gradient`` says it all)."""
     from a3bench.attacks.graph import locate_lie
     from a3bench.eval.gradcheck import check_gradients, gradient_flags
 
+    if not input_gradient:
+        return [], {"gradient_check": {"skipped": "the output does not depend differentiably on the input"}}
     check = check_gradients(model, x, y, threat, seed=seed, indices=positions, randomized=randomised)
     kept: dict = {"gradient_check": check.to_dict()}
     flags = gradient_flags(check)
     if flags:
-        location = locate_lie(model, x[:16], threat=threat, seed=seed)
-        kept["lie_location"] = location.to_dict()
-        flags = gradient_flags(check, location=location)
+        try:
+            location = locate_lie(model, x[:16], threat=threat, seed=seed)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 — the lie stands; only where it sits is unknown
+            from a3bench.errors import one_line
+
+            kept["lie_location"] = {"found": False, "message": f"the lie could not be located: {type(e).__name__}: {one_line(e)}"}
+        else:
+            kept["lie_location"] = location.to_dict()
+            flags = gradient_flags(check, location=location)
     return flags, kept
 
 

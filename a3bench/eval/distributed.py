@@ -1,9 +1,10 @@
 """One evaluation over several processes: ``torchrun`` ranks through ``torch.distributed``.
 
 ``torchrun --nproc_per_node N a3bench attack …`` (or ``sweep-eps``) starts N copies of the
-command. Each loads the same model and examples; the cascade hands batch ``b`` of every
-attack to rank ``b mod N`` and gathers each round's results on every rank, in batch order,
-so every rank holds the same state and rank 0 writes the one record. A batch is computed
+command. Each loads the same model and examples; the cascade hands out the batches of every
+attack from a shared counter (a rank that is done takes the next batch: work stealing, so a
+round no longer waits for its slowest turn) and gathers each round's results on every rank,
+in batch order, so every rank holds the same state and rank 0 writes the one record. A batch is computed
 exactly as in a single process (same examples, same seeds), so the per-example outcomes
 are byte-identical to a one-process run with the same ``--batch-size`` and seed — also
 for AutoAttack, whose randomness is per batch.
@@ -65,11 +66,40 @@ class Shard:
             raise ShardError(f"rank {self.rank}: rank 0 of the sharded run failed or left ({_short(e)})") from None
         return box[0]
 
+    def claimer(self, key: str) -> "Claims":
+        """A shared counter for handing out work: every rank calls ``next()`` and gets a
+        number no other rank got (0, 1, 2 … in the order asked), so a rank that finishes
+        early takes the next piece instead of waiting for its turn (work stealing)."""
+        return Claims(self, key)
+
     def same_everywhere(self, value: Any, what: str) -> None:
         """The ranks must agree on ``value`` (settings, examples, weights): else a ShardError."""
         values = self.gather(value)
         if any(v != values[0] for v in values[1:]):
             raise ShardError(f"the ranks of the sharded run disagree on {what}: give every rank the same command and files")
+
+
+class Claims:
+    """:meth:`Shard.claimer`'s counter: torch.distributed's key-value store (the one torchrun
+    set up for the process group), an atomic add per claim; a plain counter in one process."""
+
+    def __init__(self, shard: Shard, key: str) -> None:
+        self.shard, self.key, self.local = shard, key, 0
+        self.store = None
+        if shard.world > 1:
+            import torch.distributed.distributed_c10d as c10d
+
+            self.store = c10d._get_default_store()
+
+    def next(self) -> int:
+        if self.store is None:
+            self.local += 1
+            return self.local - 1
+        try:
+            return int(self.store.add(self.key, 1)) - 1
+        except RuntimeError as e:
+            raise ShardError(f"rank {self.shard.rank}: the sharded run's store is gone ({_short(e)}); "
+                             "no record was written; rerun with --resume to continue") from None
 
 
 def _short(e: BaseException) -> str:

@@ -58,6 +58,28 @@ def users_model(what: str) -> Iterator[None]:
 
 
 @dataclass
+class Randomness:
+    """Whether identical forward passes of a model disagree, and by how much."""
+
+    randomised: bool
+    spread: float  # the largest logit difference between two of the passes
+
+
+def detect_randomness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, passes: int = 5) -> Randomness:
+    """AutoAttack's rule (``check_randomized``), the one a3bench uses everywhere: ``passes``
+    forward passes of the same inputs; randomised when the number of correct predictions
+    differs between passes or two L2-normalised outputs differ by more than 1e-4 (so a
+    model whose float reductions wobble in the last bit is not taken for a random one)."""
+    with torch.no_grad():
+        outs = [model(x) for _ in range(passes)]
+    correct = {int((o.argmax(1) == y).sum()) for o in outs}
+    unit = [o / (o.flatten(1).norm(dim=1).view(-1, *([1] * (o.dim() - 1))) + 1e-10) for o in outs]
+    diff = max(((a - b).flatten(1).norm(dim=1).max().item() for i, a in enumerate(unit) for b in unit[i + 1 :]), default=0.0)
+    spread = max(((a - b).abs().nan_to_num(0.0).max().item() for i, a in enumerate(outs) for b in outs[i + 1 :]), default=0.0)
+    return Randomness(len(correct) > 1 or diff > 1e-4, spread)
+
+
+@dataclass
 class Verdicts:
     """The deployed model's verdict on a batch."""
 

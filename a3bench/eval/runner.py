@@ -1,4 +1,4 @@
-"""The worst-case evaluation behind ``a3bench attack`` (DESIGN §3).
+"""The worst-case evaluation behind ``a3bench attack`` (docs/architecture.md#the-cascade).
 
 A clean pass, then each attack of the plan on the examples still robust (the one
 :class:`~a3bench.eval.cascade.Cascade`); an example is robust only if it survives every
@@ -6,8 +6,9 @@ attack, and the record says which attack broke it. Everything an attack returns 
 re-checked by the judge (:mod:`a3bench.eval.judge`): inside the eps-ball and [0,1], and
 misclassified by a fresh eval-mode fp32 forward pass of the deployed model (over R draws,
 by majority, for a randomised model). The flags (:mod:`a3bench.eval.diagnostics`) roll up
-into the verdict. The resume state is saved after every batch; ``torchrun`` shards the
-batches over processes with the same per-example outcomes.
+into the verdict. The set-up is the one :class:`~a3bench.eval.setup.Evaluation` every
+command shares; the resume state is saved after every round of batches; ``torchrun``
+shards the batches over processes with the same per-example outcomes.
 
 >>> from a3bench.eval.runner import evaluate
 >>> res = evaluate(load_model("smallcnn.pgdat_fmnist"), load_dataset("fmnist", "test"),
@@ -17,64 +18,92 @@ batches over processes with the same per-example outcomes.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
-
-from a3bench.attacks.base import Attack, AttackContext
-from a3bench.errors import AttackError, ResultError
+from a3bench.attacks.base import Attack
+from a3bench.errors import AttackError, ResultError, one_line
 from a3bench.eval import diagnostics
-from a3bench.eval.cascade import BatchResult, Cascade
-from a3bench.eval.distributed import current_shard
-from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint, users_model
+from a3bench.eval.cascade import BatchResult
+from a3bench.eval.judge import users_model
 from a3bench.eval.provenance import provenance
 from a3bench.eval.strength import strength_of
-from a3bench.flags import RANDOMIZED_OUTPUTS
+from a3bench.eval.outputs import OutputLock, check_output_path  # noqa: F401 — check_output_path re-exported
+from a3bench.eval.setup import DEFAULT_DRAWS, SANITY_EXAMPLES, EvalOptions, Evaluation  # noqa: F401 — re-exported
+from a3bench.flags import ESCALATION_CAPPED, NO_INPUT_GRADIENT, RANDOMIZED_OUTPUTS
 from a3bench.schema import (
-    AUXILIARY_SUFFIXES,
     AttackRecord,
     AttackStatus,
     Flag,
+    ModelCard,
     Outcomes,
     ProbeRecord,
-    ModelCard,
     ResultRecord,
     ResumeState,
     audit_path,
     outcomes_path,
-    read_json,
     read_state,
     state_path,
-    write_outcomes,
     write_audit,
+    write_outcomes,
     write_record,
     write_state,
 )
-from a3bench.device import resolve_device
 from a3bench.stats import wilson_interval
 from a3bench.threat import ThreatModel, format_eps
 
-SANITY_EXAMPLES = 100  # AutoAttack's checks run on one batch; 100 examples detect the same and cost little
-DEFAULT_DRAWS = 10  # fresh forward passes per verdict on a randomised model
-ESCALATING_SUITES = ("adaptive", "full")  # suites that spend more when the gradients are found to lie
 PROBE_STAGE = 10_000  # seeds of the convergence probe never meet an attack's
+EOT_FOR_RANDOMISED = "eot-pgd-20:n=10"  # added for a randomised model whose plan averages over nothing
 
 
 # --------------------------------------------------------------------------- public types
 
 
 @dataclass
+class AttackOptions(EvalOptions):
+    """:class:`~a3bench.eval.setup.EvalOptions` plus what only ``a3bench attack`` decides.
+
+    out: record path; the outcomes (``<stem>.outcomes.json``), and while running the
+    resume state (``<stem>.state.json``) and a lock, sit beside it. resume: continue from
+    the state file at ``out`` (refused if the weights, examples, threat, seed or batch size
+    differ, or if its attacks are not the plan's first ones). probe: run the convergence
+    probe when the losses say it could matter (docs/diagnostics.md#not-converged).
+    keep_state: keep the resume state after the record is written, so that a later
+    ``--resume`` with more attacks after these extends this evaluation. adapt_plan: adapt
+    the plan to a randomised model (autoattack-rand for autoattack, EOT-PGD added) and
+    escalate when gradients lie (suites that escalate); False runs exactly the plan given.
+    audit: after the cascade, audit the plan's attacks on the first ``audit`` examples
+    (docs/audit.md). max_passes: the most forward passes the escalation may spend
+    (projected before it runs; what does not fit is left out, listed in the record and
+    flagged ``escalation-capped``); None: no cap.
+    """
+
+    out: str | Path | None = None
+    resume: bool = False
+    probe: bool = True
+    keep_state: bool = False
+    adapt_plan: bool = True
+    audit: int | None = None
+    max_passes: int | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.audit is not None and (isinstance(self.audit, bool) or not isinstance(self.audit, int) or self.audit < 1):
+            raise AttackError(f"--audit needs a number of examples ≥ 1, got {self.audit!r}")
+        if self.max_passes is not None and (isinstance(self.max_passes, bool) or not isinstance(self.max_passes, int) or self.max_passes < 0):
+            raise AttackError(f"--max-passes must be an integer ≥ 0, got {self.max_passes!r}")
+        if self.resume and self.out is None:
+            raise AttackError("--resume needs --out (the state file sits beside the record)")
+
+
+@dataclass
 class ProgressEvent:
     """What the runner reports to its ``progress`` callback (the CLI draws it)."""
 
-    stage: str  # "clean" | "attack-start" | "batch" | "attack-end" | "skipped" | "failed" | "probe" | "done"
+    stage: str  # "clean" | "attack-start" | "batch" | "attack-end" | "skipped" | "failed" | "escalation" | "probe" | "done"
     attack: str | None
     attack_index: int  # 0-based position in the cascade (-1 for the clean pass; n_attacks for the probe)
     n_attacks: int
@@ -84,6 +113,8 @@ class ProgressEvent:
     n: int
     forward_passes: int = 0  # this stage so far (summed over examples): iterations × examples
     note: str | None = None
+    eta_attack_s: float | None = None  # seconds left in this attack (measured rate), None: not known yet
+    eta_total_s: float | None = None  # seconds left in the whole run, at most (each remaining attack's budget)
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -96,79 +127,37 @@ class EvaluationResult:
     path: Path | None = None  # where the record was written
 
 
-def evaluate(
-    loaded_model,
-    dataset,
-    threat: ThreatModel,
-    attacks=None,
-    *,
-    suite: str | None = None,
-    n_examples: int | None = None,
-    seed: int = 0,
-    batch_size: int = 256,
-    device: str | torch.device | None = "auto",
-    out: str | Path | None = None,
-    resume: bool = False,
-    progress: ProgressFn | None = None,
-    strict: bool = True,
-    spec: str | None = None,
-    probe: bool = True,
-    draws: int = DEFAULT_DRAWS,
-    keep_state: bool = False,
-    adapt_plan: bool = True,
-    audit: int | None = None,
-    data_dir: str | Path | None = None,
-) -> EvaluationResult:
+def evaluate(loaded_model, dataset, threat: ThreatModel, attacks=None, *, suite: str | None = None,
+             options: AttackOptions | None = None, progress: ProgressFn | None = None, **kwargs: Any) -> EvaluationResult:
     """Run the worst-case cascade and build the result record.
 
     Args:
         loaded_model: a :class:`~a3bench.models.LoadedModel` or a bare ``nn.Module`` on [0,1] inputs.
-        dataset: an :class:`~a3bench.data.ImageDataset` (the test split); the first
-            ``n_examples`` are evaluated (all when None).
+        dataset: an :class:`~a3bench.data.ImageDataset` (the test split).
         threat: norm and eps. attacks: names (``"pgd-20,autoattack"`` or a list), an
             :class:`~a3bench.attacks.registry.AttackPlan`, or Attack objects; None with
             ``suite`` None means suite ``quick``.
-        seed: every random choice derives from it. batch_size: examples per attack call
-            (AutoAttack's outcome depends on it, as in AutoAttack itself).
-        out: record path; the outcomes (``<stem>.outcomes.json``), and while running the
-            resume state (``<stem>.state.json``, saved after every batch) and a lock, sit beside it.
-        resume: continue from the state file at ``out``: refused if the weights, examples,
-            threat, seed or batch size differ, or if its attacks are not the plan's first ones.
+        options: an :class:`AttackOptions`; or its fields as keyword arguments
+            (``n_examples=``, ``seed=``, ``out=``, ``resume=`` …).
         progress: called with :class:`ProgressEvent`; raising in it (KeyboardInterrupt) stops the run, the state stays.
-        strict: a perturbation outside the threat model raises BudgetViolation (default);
-            with False it only counts as robust and flags the record unreliable.
-        spec: the --model SPEC as typed (for the record).
-        probe: run the convergence probe when the losses say it could matter (docs/diagnostics.md#not-converged).
-        draws: fresh forward passes per verdict when the model turns out to be randomised.
-        keep_state: keep the resume state after the record is written, so that a later
-            ``--resume`` with more attacks after these extends this evaluation.
-        adapt_plan: adapt the plan to a randomised model (autoattack-rand for autoattack,
-            EOT-PGD added; each said in ``record.notes``). False runs exactly the plan given
-            (an ablation that must compare one attack across model variants).
-        audit: after the cascade, audit the plan's attacks on the first ``audit`` examples
-            (binarization test and indicators of attack failure, docs/audit.md): the audit
-            file goes beside the record, its summary into ``record.audit``, its flags into the verdict.
-        data_dir: where the dataset's files are (attacks that train a surrogate read its training split).
     """
-    run = _Run(loaded_model, dataset, threat, attacks, suite=suite, n_examples=n_examples, seed=seed, batch_size=batch_size,
-               device=device, out=out, progress=progress, strict=strict, spec=spec, draws=draws, adapt_plan=adapt_plan, data_dir=data_dir)
-    if resume and run.out is None:
-        raise AttackError("--resume needs --out (the state file sits beside the record)")
-    with _OutputLock(run.out if run.shard.is_main else None, run.loaded):
-        with frozen_parameters(run.model):
-            try:
-                state = run.initial_state(resume)
+    if options is None:
+        options = AttackOptions(**kwargs)
+    elif kwargs:
+        raise TypeError("give options= or keyword options, not both")
+    run = _Run(Evaluation(loaded_model, dataset, options), _as_plan(attacks, suite), threat, options, progress)
+    with OutputLock(run.out if run.ev.shard.is_main else None, run.ev.loaded):
+        with run.ev.frozen():
+            state = run.initial_state()
+            run.cascade_all(state)
+            if run.escalate_after(state):
                 run.cascade_all(state)
-                if run.escalate_after(state):
-                    run.cascade_all(state)
-                probe_record = run.probe(state) if probe else None
-            finally:
-                run.deployed.restore()
-        audited = run.audit(dataset, audit) if audit else None
-        return run.finish(state, probe_record, probe_asked=probe, keep_state=keep_state, audited=audited)
+            probe_record = run.probe(state) if options.probe else None
+        audited = run.audit(dataset, options.audit) if options.audit else None
+        return run.finish(state, probe_record, audited=audited)
 
 
-# --------------------------------------------------------------------------- one run
+# --------------------------------------------------------------------------- the plan
 
 
 def _as_plan(attacks, suite: str | None):
@@ -184,6 +173,25 @@ def _as_plan(attacks, suite: str | None):
     return AttackPlan(names=[a.name for a in built], attacks=built, suite=suite)
 
 
+def for_randomised_model(plan):
+    """The plan for a randomised model: AutoAttack's version for randomised defenses in
+    place of the standard one, and EOT-PGD when nothing in the plan averages over the
+    randomness. Returns (a new plan, the notes that say so); the plan given is not changed."""
+    from a3bench.attacks.registry import autoattack_composite, build_attack
+
+    attacks, notes = list(plan.attacks), []
+    standard = [a for a in attacks if a.autoattack == "standard"]
+    if standard and not any(a.autoattack == "rand" for a in attacks):
+        first = attacks.index(standard[0])
+        attacks = attacks[:first] + build_attack(autoattack_composite("rand")) + [a for a in attacks[first:] if a.autoattack != "standard"]
+        notes.append("the model is randomised: AutoAttack ran as autoattack-rand (its version for randomised "
+                     "defenses, EOT over 20 draws) instead of standard")
+    if not any(a.handles_randomness for a in attacks):
+        attacks += build_attack(EOT_FOR_RANDOMISED)
+        notes.append(f"the model is randomised: {EOT_FOR_RANDOMISED} was added (gradients averaged over 10 draws)")
+    return plan.with_attacks(attacks), notes
+
+
 def _stamp(a: Attack) -> dict:
     """What identifies an attack in the resume state (unchanged since state version 1)."""
     return {"name": a.name, "type": type(a).__name__, "config": a.config(), "group": a.group}
@@ -193,75 +201,96 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))  # as it reads back from disk (tuples → lists)
 
 
-class _Run:
-    """The pieces of one evaluation, prepared once: model, examples, plan, judge, cascade."""
+# --------------------------------------------------------------------------- one run
 
-    def __init__(self, loaded_model, dataset, threat, attacks, *, suite, n_examples, seed, batch_size, device, out,
-                 progress, strict, spec, draws, adapt_plan=True, data_dir=None) -> None:
-        self.loaded = as_loaded_model(loaded_model, dataset, batch_size)
-        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-            raise AttackError(f"draws must be an integer ≥ 1, got {draws!r}")
-        self.plan = _as_plan(attacks, suite)
-        self.threat, self.seed, self.batch_size, self.strict, self.spec = threat, int(seed), int(batch_size), strict, spec
-        self.draws, self.progress, self.adapt_plan = int(draws), progress, adapt_plan
-        self.dev = resolve_device(device)
-        self.shard = current_shard(self.dev)
-        self.model = self.loaded.model.to(self.dev).eval()
-        data = dataset.first(n_examples)
-        self.n = len(data)
-        self.x, self.y = data.tensors(self.dev)
-        # Positions in the test split: per-example seeds and outcomes refer to them, so a
-        # subset gives each example the same randomness as the full set.
-        self.positions = data.positions.clone()
-        self.info = data.info
-        check_model_matches(self.model, self.x, self.info.num_classes, self.info.name)
-        self.out = Path(out) if out is not None else None
+
+class _Run:
+    """One ``a3bench attack`` run on a prepared :class:`Evaluation`."""
+
+    def __init__(self, ev: Evaluation, plan, threat: ThreatModel, options: AttackOptions, progress: ProgressFn | None) -> None:
+        self.ev, self.plan, self.threat, self.options, self.progress = ev, plan, threat, options, progress
+        self.n = ev.n
+        self.out = Path(options.out) if options.out is not None else None
         self.state_file = state_path(self.out) if self.out is not None else None
         self.identity = _jsonable({
-            "model": model_fingerprint(self.model),
-            "dataset": self.info.name,
+            "model": ev.fingerprint,
+            "dataset": ev.info.name,
             "n_examples": self.n,
-            "positions": hashlib.sha256(self.positions.numpy().astype("int64").tobytes()).hexdigest()[:16],
+            "positions": ev.positions_digest,
             "norm": threat.norm.value,
             "eps": threat.eps,
-            "seed": self.seed,
-            "batch_size": self.batch_size,
+            "seed": ev.seed,
+            "batch_size": ev.batch_size,
         })
-        self.shard.same_everywhere(self.identity, "the model, examples and settings")
-        self.deployed = DeployedModel(self.model)
-        self.cascade = Cascade(self.x, self.y, self.positions, self.deployed, batch_size=self.batch_size, seed=self.seed,
-                               strict=strict, shard=self.shard)
-        self.ctx = AttackContext(model=self.model, threat=threat, device=self.dev, seed=self.seed, batch_size=self.batch_size,
-                                 num_classes=self.info.num_classes, dataset=self.info.name, loaded=self.loaded, probe=self.x[:16],
-                                 data_dir=str(data_dir) if data_dir is not None else None)
+        ev.shard.same_everywhere(self.identity, "the model, examples and settings")
+        self.ctx = ev.context(threat)
         self.notes: list[str] = []
+        self.probe_target = None
         self.t_start = time.perf_counter()
+        self.meter = _Meter()
 
     # ------------------------------------------------------------------ progress and state
 
-    def report(self, stage, attack=None, index=-1, done=0, total=0, robust=None, fwd=0, note=None, state=None) -> None:
-        if self.progress is None or not self.shard.is_main:
+    def report(self, stage, attack=None, index=-1, done=0, total=0, robust=None, fwd=0, note=None, state=None,
+               eta_attack=None) -> None:
+        if self.progress is None or not self.ev.shard.is_main:
             return
         if robust is None:
             robust = sum(b is None for b in state.broken_by) if state is not None else 0
-        self.progress(ProgressEvent(stage, attack, index, len(self.plan.attacks), done, total, robust, self.n, fwd, note))
+        eta_total = self._eta_total(index, robust, eta_attack) if state is not None else None
+        self.progress(ProgressEvent(stage, attack, index, len(self.plan.attacks), done, total, robust, self.n, fwd, note,
+                                    eta_attack, eta_total))
+
+    def _eta_total(self, index: int, robust: int, eta_attack: float | None) -> float | None:
+        """The remaining attacks' budgets (forward-pass equivalents per still-robust example)
+        at the rate measured so far: an upper bound, since broken examples stop early."""
+        rate = self.meter.rate()
+        if rate is None:
+            return None
+        rest = 0.0
+        for attack in self.plan.attacks[index + 1 :]:
+            budget = attack.max_passes()
+            if budget is None:
+                return None
+            f, b, once = budget
+            rest += (f + 2 * b) * robust + once
+        return (eta_attack or 0.0) + rest / rate
 
     def save(self, state: ResumeState) -> None:
-        if self.state_file is not None and self.shard.is_main:
+        if self.state_file is not None and self.ev.shard.is_main:
+            state.elapsed = self.elapsed(state)
             write_state(self.state_file, state)
 
-    def initial_state(self, resume: bool) -> ResumeState:
-        """Rank 0 reads the resume state or makes a fresh one (sanity checks, clean pass); every rank gets it."""
-        state = None
-        if self.shard.is_main:
-            if resume and self.state_file is not None and self.state_file.is_file():
+    def elapsed(self, state: ResumeState) -> float:
+        """Seconds this evaluation has run, over every session that resumed it."""
+        return self.elapsed_before + (time.perf_counter() - self.t_start)
+
+    def initial_state(self) -> ResumeState:
+        """The resume state (rank 0 reads it) or a fresh one: rank 0 runs the checks, every
+        rank its share of the clean pass; every rank ends with the same state."""
+        shard = self.ev.shard
+        self.elapsed_before = 0.0
+        resuming = shard.broadcast(bool(self.options.resume and self.state_file is not None and self.state_file.is_file()))
+        if resuming:
+            state = None
+            if shard.is_main:
                 state = read_state(self.state_file)
                 self._check_identity(state)
-            else:
+            state = shard.broadcast(state)
+            self.elapsed_before = state.elapsed
+        else:
+            checks = None
+            if shard.is_main:
                 with users_model("the clean pass"):
-                    state = self._fresh_state()
-        state = self.shard.broadcast(state)
-        self.deployed.draws = self.draws if _randomised(state) else 1
+                    checks = self.ev.model_checks(self.threat)
+            checks = shard.broadcast(checks)
+            self.ev.randomised = checks.randomised
+            self.ev.detect_randomness()
+            with users_model("the clean pass"):
+                state = self._fresh_state(checks)
+        self.ev.randomised = _randomised(state)
+        self.ev.detect_randomness()  # sets the judge's draws from the state's verdict
+        self.ev.input_gradient = not any(f.name == NO_INPUT_GRADIENT.name for f in state.flags)
         self._finalise_plan(state)
         self.save(state)
         return state
@@ -273,111 +302,97 @@ class _Run:
             raise ResultError(f"cannot resume from {self.state_file}: it was made with a different {', '.join(diff)}; "
                               "rerun without --resume (or with the same settings)")
 
-    def _fresh_state(self) -> ResumeState:
-        n, bs = self.n, self.batch_size
-        check_n = min(n, bs, SANITY_EXAMPLES)
-        flags = diagnostics.sanity_flags(self.model, self.x[:check_n], self.y[:check_n], randomized_ok=True)
-        randomised = any(f.name == RANDOMIZED_OUTPUTS.name for f in flags)
-        self.deployed.draws = self.draws if randomised else 1
-        found, checked = diagnostics.gradient_lies(self.model, self.x[:check_n], self.y[:check_n], self.threat, seed=self.seed,
-                                                   positions=self.positions[:check_n], randomised=randomised)
-        flags += found
-        self.report("clean", total=n, robust=0)
-        preds, shares, nonfinite, correct = [], [], 0, 0
-        for s in range(0, n, bs):
-            torch.manual_seed(self.seed * 7_919 + s)  # the clean verdicts of a randomised model are seeded too
-            v = self.deployed.judge(self.x[s : s + bs], self.y[s : s + bs])
-            preds.append(v.pred)
-            shares.append(v.correct_share)
-            nonfinite += v.nonfinite
-            correct += int((~v.wrong).sum())
-            self.report("clean", done=min(n, s + bs), total=n, robust=correct)
-        clean_pred = torch.cat(preds).tolist() if preds else []
-        self.deployed.restore()
+    def _fresh_state(self, checks) -> ResumeState:
+        self.report("clean", total=self.n, robust=0)
+        t0 = time.perf_counter()
+        clean = self.ev.clean_pass(lambda done, correct: self.report("clean", done=done, total=self.n, robust=correct))
+        self.meter.add(self.n * self.ev.deployed.draws, 0, time.perf_counter() - t0)
         return ResumeState(
             identity=self.identity,
-            clean_pred=clean_pred,
-            broken_by=[None if p == t else "clean" for p, t in zip(clean_pred, self.y.tolist())],
-            adv_pred=[None] * n,
-            adv_distance=[None] * n,
-            flags=flags,
-            correct_share=torch.cat(shares).tolist() if self.deployed.draws > 1 and shares else None,
-            nonfinite=nonfinite,
-            diagnostics=checked,
+            clean_pred=clean.pred,
+            broken_by=[None if ok else "clean" for ok in clean.correct(self.ev.labels)],
+            adv_pred=[None] * self.n,
+            adv_distance=[None] * self.n,
+            flags=checks.flags,
+            correct_share=clean.correct_share,
+            nonfinite=clean.nonfinite,
+            diagnostics=checks.diagnostics,
         )
 
     def _finalise_plan(self, state: ResumeState) -> None:
-        """Add EOT for a randomised model the plan does not handle; check a resumed state's
-        attacks are the plan's first ones (a plan may only add attacks after them)."""
-        plan = self.plan
-        if _randomised(state) and self.adapt_plan:
-            self._for_randomised_model(plan)
+        """Adapt the plan to the model (randomised, escalation already decided); check a
+        resumed state's attacks are the plan's first ones (a plan may only add attacks after them)."""
+        if _randomised(state) and self.options.adapt_plan:
+            self.plan, notes = for_randomised_model(self.plan)
+            self.notes += notes
         if self._escalates():
             self._escalate(state, state.flags)
-        stamps = _jsonable([_stamp(a) for a in plan.attacks])
+        stamps = _jsonable([_stamp(a) for a in self.plan.attacks])
         started = len(state.finished) + (1 if state.current else 0)
         done = state.identity.get("attacks", stamps)[:started]
         if done != stamps[: len(done)] or len(done) < started:
             raise ResultError(f"cannot resume from {self.state_file}: it was made with different attacks "
                               f"({', '.join(a['name'] for a in done)}); rerun without --resume (or with the same attacks)")
         state.identity = {**state.identity, "attacks": stamps}
-        for rec, attack in zip(state.finished, plan.attacks):  # records from before kinds existed
+        for rec, attack in zip(state.finished, self.plan.attacks):  # records from before kinds existed
             rec.kind = attack.kind
-        self.probe_target = diagnostics.probe_target(plan.attacks)
+        self.probe_target = diagnostics.probe_target(self.plan.attacks)
         if self.probe_target is not None:
             self.probe_target.trace_loss = True  # the probe reads its losses (no extra pass)
 
-    def _for_randomised_model(self, plan) -> None:
-        """A randomised model gets AutoAttack's own version for randomised defenses in place
-        of the standard one, and EOT-PGD when the plan has no EOT attack (DESIGN §3)."""
-        from a3bench.attacks.registry import build_attack
-
-        groups = [a.group for a in plan.attacks]
-        if "autoattack" in groups and "autoattack-rand" not in groups:
-            first = groups.index("autoattack")
-            rand = build_attack("autoattack-rand")
-            plan.attacks = [a for a in plan.attacks[:first]] + rand + [a for a in plan.attacks[first:] if a.group != "autoattack"]
-            self.notes.append("the model is randomised: AutoAttack ran as autoattack-rand (its version for randomised "
-                              "defenses, EOT over 20 draws) instead of standard")
-        if not any(a.kind.value == "eot" for a in plan.attacks):
-            from a3bench.attacks.adaptive import EOTPGD
-
-            plan.attacks = [*plan.attacks, EOTPGD(20, samples=10, name="eot-pgd-20:n=10")]
-            self.notes.append("the model is randomised: eot-pgd-20:n=10 was added (gradients averaged over 10 draws)")
-
-    def _escalate(self, state: ResumeState, flags) -> bool:
-        """When the gradients are found to lie (``gradient-inconsistent`` before the cascade,
-        ``black-box-beats-white-box`` after it), add the attacks that are not fooled, within
-        a stated budget (docs/diagnostics.md#escalation). Kept in the state: a resumed run
-        escalates the same way. Returns whether attacks were added now."""
-        from a3bench.attacks.escalation import escalation
-        from a3bench.attacks.registry import build_attack
-
-        added = False
-        if state.escalation is None:
-            plan_e = escalation(flags, already=[a.name for a in self.plan.attacks])
-            if plan_e is None:
-                return False
-            state.escalation = plan_e.to_dict()
-            added = True
-        names = {a.name for a in self.plan.attacks}
-        for name in state.escalation.get("attacks", []):
-            for attack in build_attack(name):
-                if attack.name not in names:
-                    self.plan.attacks.append(attack)
-                    names.add(attack.name)
-        if added or not any(n.startswith("escalation:") for n in self.notes):
-            self.notes.append(f"escalation: {state.escalation.get('reason')}")
-        return added
+    # ------------------------------------------------------------------ escalation
 
     def _escalates(self) -> bool:
         """Escalation belongs to the suites that promise an adaptive evaluation; a plan of
         named attacks runs exactly what it names."""
-        return self.adapt_plan and self.plan.suite in ESCALATING_SUITES
+        return self.options.adapt_plan and self.plan.escalates
+
+    def _escalate(self, state: ResumeState, flags) -> bool:
+        """When the gradients are found to lie (before the cascade: ``gradient-inconsistent``,
+        ``no-input-gradient``; after it: ``black-box-beats-white-box``), add the attacks that
+        are not fooled, within a stated budget (docs/diagnostics.md#escalation). The decision
+        is kept in the state: a resumed run escalates the same way. Returns whether attacks were added now."""
+        from a3bench.attacks.escalation import escalation
+
+        added = False
+        if state.escalation is None:
+            robust = sum(b is None for b in state.broken_by)
+            plan_e = escalation(flags, already=[a.name for a in self.plan.attacks], robust=robust, rate=self.meter.rate(),
+                                max_passes=self.options.max_passes)
+            if plan_e is None:
+                return False
+            state.escalation = plan_e.to_dict()
+            added = True
+            self.report("escalation", note=plan_e.reason, state=state)
+        attacks, names = list(self.plan.attacks), {a.name for a in self.plan.attacks}
+        for name in state.escalation.get("attacks", []):
+            for attack in self._build_or_fail(name, state):
+                if attack.name not in names:
+                    attacks.append(attack)
+                    names.add(attack.name)
+        self.plan = self.plan.with_attacks(attacks)
+        if added or not any(n.startswith("escalation:") for n in self.notes):
+            self.notes.append(f"escalation: {state.escalation.get('reason')}")
+        return added
+
+    def _build_or_fail(self, name: str, state: ResumeState) -> list[Attack]:
+        """An escalation attack that cannot even be built is recorded as failed (the run goes on)."""
+        from a3bench.attacks.registry import build_attack
+
+        try:
+            return build_attack(name)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 — the failure policy covers building too
+            note = f"could not be built: {type(e).__name__}: {one_line(e)}"
+            if not any(r.name == name for r in state.finished):
+                state.finished.append(AttackRecord(name, self._acc(state), status=AttackStatus.FAILED, note=note))
+            return []
 
     def escalate_after(self, state: ResumeState) -> bool:
-        """After the cascade: Square broke what the white-box attacks missed, and nothing
-        escalated yet → add the escalation attacks (they run on what is still robust)."""
+        """After the cascade: a gradient-free attack broke significantly more than the white-box
+        attacks missed, and nothing escalated yet → add the escalation attacks (they run on
+        what is still robust)."""
         if not self._escalates() or state.escalation is not None:
             return False
         fired = diagnostics.reveal_flags(self.plan.attacks, state.finished, self.n)
@@ -394,14 +409,24 @@ class _Run:
             if i >= len(state.finished):
                 self.attack(i, attack, state)
 
+    def _skip_reason(self, attack: Attack) -> str | None:
+        """Why ``attack`` does not run on this model (None: it runs). Asking is part of the
+        attack, so an attack that raises here fails like one that raises while attacking."""
+        if attack.needs_input_gradient and not self.ev.input_gradient:
+            return "the model's output does not depend differentiably on its input (no-input-gradient): a gradient attack cannot run"
+        return attack.applies_to(self.ctx)
+
     def attack(self, i: int, attack: Attack, state: ResumeState) -> None:
-        reason = attack.applies_to(self.ctx)
+        try:
+            reason = self._skip_reason(attack)
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 — the failure policy covers every step of an attack
+            self._record_without_running(i, attack, state, AttackStatus.FAILED,
+                                         f"failed before its first batch: {type(e).__name__}: {one_line(e)}")
+            return
         if reason:
-            state.finished.append(AttackRecord(attack.name, self._acc(state), status=AttackStatus.SKIPPED, note=reason,
-                                               group=attack.group, config=attack.config(), kind=attack.kind))
-            state.current = None
-            self.save(state)
-            self.report("skipped", attack.name, i, note=reason, state=state)
+            self._record_without_running(i, attack, state, AttackStatus.SKIPPED, reason)
             return
         cur = state.current if state.current and state.current.get("index") == i else None
         if cur is None:
@@ -410,17 +435,30 @@ class _Run:
             cur = {"index": i, "todo": todo, "batches_done": 0, "record": _jsonable(asdict(rec)), "unconfirmed": 0}
             state.current = cur
         rec, todo = cur["record"], cur["todo"]
-        self.report("attack-start", attack.name, i, done=min(len(todo), cur["batches_done"] * self.batch_size), total=len(todo),
+        bs = self.ev.batch_size
+        t_attack, done_at_start = time.perf_counter(), cur["batches_done"]
+        self.report("attack-start", attack.name, i, done=min(len(todo), cur["batches_done"] * bs), total=len(todo),
                     fwd=rec["forward_passes"], state=state)
 
         def on_batch(r: BatchResult) -> None:
             self._apply(attack, r, state, cur)
+            self.meter.add(r.forward_passes, r.backward_passes, r.seconds)
             self.save(state)
-            self.report("batch", attack.name, i, done=min(len(todo), (r.batch + 1) * self.batch_size), total=len(todo),
-                        fwd=rec["forward_passes"], state=state)
+            done = min(len(todo), (r.batch + 1) * bs)
+            finished_here = (r.batch + 1) - done_at_start
+            left = self.ev.cascade.n_batches(todo) - (r.batch + 1)
+            eta = (time.perf_counter() - t_attack) / finished_here * left if finished_here > 0 else None
+            self.report("batch", attack.name, i, done=done, total=len(todo), fwd=rec["forward_passes"], state=state, eta_attack=eta)
 
-        end = self.cascade.run(attack, self.ctx, todo, stage=i, start=cur["batches_done"], on_batch=on_batch)
+        end = self.ev.cascade.run(attack, self.ctx, todo, stage=i, start=cur["batches_done"], on_batch=on_batch)
         self._finish_attack(i, attack, state, cur, end)
+
+    def _record_without_running(self, i: int, attack: Attack, state: ResumeState, status: AttackStatus, note: str) -> None:
+        state.finished.append(AttackRecord(attack.name, self._acc(state), status=status, note=note, group=attack.group,
+                                           config=_safe_config(attack), kind=attack.kind))
+        state.current = None
+        self.save(state)
+        self.report("skipped" if status is AttackStatus.SKIPPED else "failed", attack.name, i, note=note, state=state)
 
     def _apply(self, attack: Attack, r: BatchResult, state: ResumeState, cur: dict) -> None:
         rec = cur["record"]
@@ -491,10 +529,10 @@ class _Run:
             rec.forward_passes += r.forward_passes
             rec.backward_passes += r.backward_passes
             rec.seconds += r.seconds
-            self.report("probe", attack.name, index, done=min(len(todo), (r.batch + 1) * self.batch_size), total=len(todo),
+            self.report("probe", attack.name, index, done=min(len(todo), (r.batch + 1) * self.ev.batch_size), total=len(todo),
                         fwd=rec.forward_passes, state=state)
 
-        end = self.cascade.run(attack, self.ctx, todo, stage=PROBE_STAGE, on_batch=on_batch)
+        end = self.ev.cascade.run(attack, self.ctx, todo, stage=PROBE_STAGE, on_batch=on_batch)
         rec.seconds = round(rec.seconds, 3)
         rec.note = (f"diagnostic only: {attack.name} on the {len(todo)} example(s) (of {len(candidates)}) whose loss was still "
                     f"rising at the end of {target.name}")
@@ -507,26 +545,22 @@ class _Run:
     def audit(self, dataset, n: int):
         """The binarization test and the indicators of attack failure of the plan's attacks
         on the first ``n`` examples (rank 0 only: the other ranks write nothing)."""
-        from a3bench.eval.audit import run_audit
+        from a3bench.eval.audit import audit_evaluation
 
-        if not self.shard.is_main:
+        if not self.ev.shard.is_main:
             return None
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise AttackError(f"--audit needs a number of examples ≥ 1, got {n!r}")
-        return run_audit(self.loaded, dataset, self.threat, self.plan.attacks, n_examples=min(n, self.n), seed=self.seed,
-                         batch_size=self.batch_size, device=self.dev)
+        return audit_evaluation(self.ev, self.threat, self.plan.attacks, n_examples=min(n, self.n))
 
     # ------------------------------------------------------------------ the record
 
-    def finish(self, state: ResumeState, probe_record: ProbeRecord | None, *, probe_asked: bool, keep_state: bool = False,
-               audited=None) -> EvaluationResult:
+    def finish(self, state: ResumeState, probe_record: ProbeRecord | None, *, audited=None) -> EvaluationResult:
         n = self.n
         per_attack = [AttackRecord(**{**r.__dict__, "robust_acc": round(r.robust_acc, 4) if r.robust_acc is not None else None})
                       for r in state.finished]
-        labels = self.y.tolist()
+        labels = self.ev.labels
         outcomes = Outcomes(
             robust=[b is None for b in state.broken_by],
-            indices=self.positions.tolist(),
+            indices=self.ev.positions.tolist(),
             labels=labels,
             clean_pred=state.clean_pred,
             clean_correct=[p == t for p, t in zip(state.clean_pred, labels)],
@@ -535,25 +569,26 @@ class _Run:
             adv_distance=state.adv_distance,
             correct_share=state.correct_share,
         )
-        flags = diagnostics.run_flags(self.plan.attacks, per_attack, state, n=n, num_classes=self.info.num_classes,
+        flags = diagnostics.run_flags(self.plan.attacks, per_attack, state, n=n, num_classes=self.ev.info.num_classes,
                                       clean_acc=100.0 * sum(outcomes.clean_correct) / n if n else 0.0, probe=probe_record)
+        flags += _escalation_flags(state)
         if audited is not None:
             flags += audited.flags
         record = self._record(per_attack, outcomes, flags, probe_record, state)
         if audited is not None:
             record.audit = {"file": audit_path(self.out).name if self.out is not None else None, **audited.summary()}
             record.compute["audit_seconds"] = round(float(audited.compute.get("seconds", 0.0)), 3)
-        if not probe_asked:
+        if not self.options.probe:
             record.compute["probe"] = "off (--no-probe)"
         path = None
-        if self.out is not None and self.shard.is_main:
+        if self.out is not None and self.ev.shard.is_main:
             opath = outcomes_path(self.out)
             record.outcomes_file = opath.name
             write_outcomes(opath, outcomes)
             if audited is not None:
                 write_audit(audit_path(self.out), audited)
             write_record(self.out, record)
-            if not keep_state:
+            if not self.options.keep_state:
                 self.state_file.unlink(missing_ok=True)
             path = self.out
         self.report("done", robust=sum(outcomes.robust), total=n)
@@ -562,24 +597,23 @@ class _Run:
     def _record(self, per_attack, outcomes: Outcomes, flags: list[Flag], probe_record, state) -> ResultRecord:
         from a3bench.models.a3 import a3_summary, has_a3
 
-        loaded, model, n = self.loaded, self.model, self.n
+        ev, loaded, model, n = self.ev, self.ev.loaded, self.ev.model, self.n
         card, meta = loaded.card or ModelCard(), loaded.meta or {}
         n_clean, n_robust = sum(outcomes.clean_correct), sum(outcomes.robust)
         pct = lambda k: round(100.0 * k / n, 4) if n else 0.0  # noqa: E731
         lo, hi = wilson_interval(n_robust, n)
-        fwd = sum(r.forward_passes for r in per_attack) + n * self.deployed.draws + (probe_record.forward_passes if probe_record else 0)
+        fwd = sum(r.forward_passes for r in per_attack) + n * ev.deployed.draws + (probe_record.forward_passes if probe_record else 0)
         bwd = sum(r.backward_passes for r in per_attack) + (probe_record.backward_passes if probe_record else 0)
-        seconds = time.perf_counter() - self.t_start
         verdict, reason = diagnostics.verdict(flags, strength_of(per_attack, self.plan.suite, randomised=outcomes.correct_share is not None))
         randomised = None
         if outcomes.correct_share is not None:
             shares = outcomes.correct_share
             robust_shares = [s if ok else 0.0 for s, ok in zip(shares, outcomes.clean_correct)]
-            randomised = {"draws": self.deployed.draws, "rule": "broken when the majority of the draws misclassify (ties: correct)",
+            randomised = {"draws": ev.deployed.draws, "rule": "broken when the majority of the draws misclassify (ties: correct)",
                           "expected_robust_acc": round(100.0 * sum(robust_shares) / n, 4) if n else 0.0}
         return ResultRecord(
             name=card.name or loaded.name,
-            dataset=self.info.name,
+            dataset=ev.info.name,
             eps=self.threat.eps,
             clean_acc=pct(n_clean),
             robust_acc=pct(n_robust),
@@ -595,7 +629,7 @@ class _Run:
             norm=self.threat.norm.value,
             eps_text=format_eps(self.threat.eps),
             n_examples=n,
-            seed=self.seed,
+            seed=ev.seed,
             suite=self.plan.suite,
             attacks=list(self.plan.names),
             notes=list(self.notes),
@@ -607,7 +641,7 @@ class _Run:
             verdict=verdict,
             verdict_reason=reason,
             compute={
-                "seconds": round(seconds, 3),
+                "seconds": round(self.elapsed(state), 3),
                 "forward_passes": fwd,
                 "backward_passes": bwd,
                 "forward_passes_per_example": round(fwd / n, 3) if n else 0.0,
@@ -616,7 +650,7 @@ class _Run:
             },
             a3=asdict(a3_summary(model)) if has_a3(model) else None,
             model={
-                "spec": self.spec if self.spec is not None else loaded.name,
+                "spec": ev.options.spec if ev.options.spec is not None else loaded.name,
                 "name": loaded.name,
                 "source": loaded.source,
                 "path": loaded.path,
@@ -624,110 +658,41 @@ class _Run:
                 "sha256": self.identity["model"],
                 "trained_for": loaded.dataset,
             },
-            provenance=provenance(self.dev, self.shard.world),
+            provenance={**provenance(ev.dev, ev.shard.world), "engine": ev.engine.describe()},
         )
+
+
+class _Meter:
+    """The rate the model answers at in this run (forward-pass equivalents per second; a
+    backward pass costs about two forward passes), for ETAs and projected costs."""
+
+    def __init__(self) -> None:
+        self.passes, self.seconds = 0.0, 0.0
+
+    def add(self, forward: int, backward: int, seconds: float) -> None:
+        self.passes += forward + 2 * backward
+        self.seconds += seconds
+
+    def rate(self) -> float | None:
+        return self.passes / self.seconds if self.seconds > 0.5 and self.passes > 0 else None
+
+
+def _safe_config(attack: Attack) -> dict:
+    try:
+        return attack.config()
+    except Exception:  # noqa: BLE001 — a failing attack's record must still be written
+        return {}
+
+
+def _escalation_flags(state: ResumeState) -> list[Flag]:
+    esc = state.escalation or {}
+    left = esc.get("left_out") or []
+    if not left:
+        return []
+    return [ESCALATION_CAPPED(f"--max-passes {esc.get('max_passes'):,} left out {', '.join(left)} (projected "
+                              f"{esc.get('projected_forward_passes', 0):,} forward passes in all): the worst case lacks them",
+                              value=float(len(left)))]
 
 
 def _randomised(state: ResumeState) -> bool:
     return any(f.name == RANDOMIZED_OUTPUTS.name for f in state.flags)
-
-
-# --------------------------------------------------------------------------- the output file
-
-
-class _OutputLock:
-    """Checks ``--out`` before any work and holds ``<stem>.lock`` beside it for the run.
-
-    Refused with one line: a folder; a file that is not an a3bench record (a checkpoint, a
-    dataset, the model's own weights); another record's outcomes, state or sweep file; a
-    folder a3bench cannot write to; a record another run is writing right now (its lock
-    names a live process on this machine; a stale lock is taken over).
-    """
-
-    def __init__(self, out: Path | None, loaded) -> None:
-        self.out, self.loaded, self.lock, self.held = out, loaded, None, False
-
-    def __enter__(self) -> "_OutputLock":
-        if self.out is None:
-            return self
-        check_output_path(self.out, self.loaded)
-        self.lock = self.out.with_name(self.out.name + ".lock")
-        _take_lock(self.lock, self.out)
-        self.held = True
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.held and self.lock is not None:
-            self.lock.unlink(missing_ok=True)
-
-
-def check_output_path(out: Path, loaded=None) -> None:
-    """Everything about a record path that can be checked before the work starts."""
-    out = Path(out)
-    if out.is_dir():
-        raise AttackError(f"--out {out} is a folder: give a file path such as {out / 'model.json'}")
-    if out.name.endswith(AUXILIARY_SUFFIXES) or out.name.endswith(".lock"):
-        raise AttackError(f"--out {out} is the name of a file a3bench keeps beside a record: choose another name")
-    model_path = getattr(loaded, "path", None)
-    if model_path and out.exists() and out.resolve() == Path(model_path).resolve():
-        raise AttackError(f"--out {out} is the model's own checkpoint: refusing to overwrite it")
-    if out.exists():
-        try:
-            data = read_json(out)
-        except ResultError:
-            data = None
-        if not (isinstance(data, dict) and "schema_version" in data and "per_attack" in data):
-            raise AttackError(f"--out {out} exists and is not an a3bench result record: refusing to replace it")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AttackError(f"cannot create the folder of --out {out}: {e.strerror or e}") from None
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise AttackError(f"cannot write to {out.parent}: no permission")
-
-
-def _take_lock(lock: Path, out: Path) -> None:
-    me = f"{os.getpid()} {socket.gethostname()}\n"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if _lock_alive(lock):
-                owner = lock.read_text(errors="replace").split()[:1]
-                raise AttackError(f"another a3bench run (pid {owner[0] if owner else '?'}) is writing {out}; "
-                                  f"wait for it or remove {lock} if it is gone") from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        except OSError as e:
-            raise AttackError(f"cannot write beside {out}: {e.strerror or e}") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        return
-    raise AttackError(f"cannot lock {out}: {lock} keeps coming back")
-
-
-def _lock_alive(lock: Path) -> bool:
-    try:
-        pid_text, host = (lock.read_text(errors="replace").split() + ["", ""])[:2]
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return False
-    if host and host != socket.gethostname():
-        return True  # another machine's run: cannot check, assume alive
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A killed run whose parent is gone too can linger unreaped (state Z) where PID 1 does
-    not reap, as in many containers: it holds nothing, so its lock is stale."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]

@@ -30,13 +30,12 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from a3bench.attacks.base import Attack, AttackContext
-from a3bench.device import resolve_device
+from a3bench.attacks.base import Attack
 from a3bench.errors import AttackError, BudgetViolation
 from a3bench.eval import diagnostics
-from a3bench.eval.cascade import BatchResult, Cascade
-from a3bench.eval.distributed import current_shard
-from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint, users_model
+from a3bench.eval.cascade import BatchResult
+from a3bench.eval.judge import users_model
+from a3bench.eval.setup import EvalOptions, Evaluation
 from a3bench.eval.provenance import provenance
 from a3bench.io import atomic_write_bytes, safe_name
 from a3bench.report.sweep import MIN_NORM, WORST_CASE, eps_labels, plot_png, sweep_markdown  # noqa: F401 (eps_labels: sweep_cli)
@@ -139,6 +138,8 @@ def sweep_eps(
     min_norm: bool = False,
     min_norm_restarts: int = 1,
     draws: int = 10,
+    data_dir: str | Path | None = None,
+    engine: str = "auto",
 ) -> SweepRecord:
     """Robust accuracy at each eps for each attack.
 
@@ -159,27 +160,26 @@ def sweep_eps(
             at once (``per_example.min_norm`` keeps the distances). ``attacks=[]`` with
             ``min_norm=True`` draws that curve alone.
         draws: fresh forward passes per verdict when the model is randomised (majority rule).
+        data_dir, engine: as for ``a3bench attack`` (:class:`~a3bench.eval.setup.EvalOptions`).
     """
-    sweep = _Sweep(loaded_model, dataset, norm, eps_list, attacks, n_examples=n_examples, seed=seed, batch_size=batch_size,
-                   device=device, progress=progress, cascade=cascade, min_norm=min_norm, min_norm_restarts=min_norm_restarts,
-                   draws=draws)
-    with frozen_parameters(sweep.model):
-        try:
-            with users_model("the clean pass"):
-                sweep.clean()
-            for k, eps in enumerate(sweep.eps):
-                sweep.at_eps(k, eps)
-            if min_norm:
-                sweep.min_norm_pass()
-        finally:
-            sweep.deployed.restore()
+    options = EvalOptions(n_examples=n_examples, seed=seed, batch_size=batch_size, device=device, draws=draws, spec=spec,
+                          data_dir=data_dir, engine=engine)
+    sweep = _Sweep(Evaluation(loaded_model, dataset, options), norm, eps_list, attacks, progress=progress, cascade=cascade,
+                   min_norm=min_norm, min_norm_restarts=min_norm_restarts)
+    with sweep.ev.frozen():
+        with users_model("the clean pass"):
+            sweep.clean()
+        for k, eps in enumerate(sweep.eps):
+            sweep.at_eps(k, eps)
+        if min_norm:
+            sweep.min_norm_pass()
     return sweep.result(spec, saturation_eps)
 
 
 class _Sweep:
-    def __init__(self, loaded_model, dataset, norm, eps_list, attacks, *, n_examples, seed, batch_size, device, progress,
-                 cascade, min_norm, min_norm_restarts, draws=10) -> None:
-        self.loaded = as_loaded_model(loaded_model, dataset, batch_size)
+    def __init__(self, ev: Evaluation, norm, eps_list, attacks, *, progress, cascade, min_norm, min_norm_restarts) -> None:
+        self.ev = ev
+        self.loaded = ev.loaded
         self.norm = parse_norm(norm)
         # 12 significant digits: 0:0.35:8 gives 0.2, not 0.19999999999999998 (k/255 values survive).
         self.eps = sorted({float(f"{float(e):.12g}") for e in eps_list})
@@ -192,24 +192,13 @@ class _Sweep:
             raise AttackError("nothing to sweep: give at least one attack (or the minimum-norm pass)")
         if min_norm and min_norm_restarts < 1:
             raise AttackError(f"min-norm restarts must be ≥ 1, got {min_norm_restarts}")
-        self.seed, self.batch_size, self.cascade_mode = int(seed), int(batch_size), cascade
-        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-            raise AttackError(f"draws must be an integer ≥ 1, got {draws!r}")
-        self.draws, self.randomised = draws, False
+        self.seed, self.batch_size, self.cascade_mode = ev.seed, ev.batch_size, cascade
+        self.draws, self.randomised = ev.options.draws, False
         self.min_norm_restarts, self.progress = min_norm_restarts, progress
-        self.dev = resolve_device(device)
-        self.shard = current_shard(self.dev)
-        self.model = self.loaded.model.to(self.dev).eval()
-        data = dataset.first(n_examples)
-        self.n = len(data)
-        self.x, self.y = data.tensors(self.dev)
-        self.positions = data.positions.to(torch.long)
-        self.info = data.info
-        check_model_matches(self.model, self.x, self.info.num_classes, self.info.name)
+        self.dev, self.shard, self.model = ev.dev, ev.shard, ev.model
+        self.n, self.x, self.y, self.positions, self.info = ev.n, ev.x, ev.y, ev.positions, ev.info
         self.names = list(self.curve_attacks)
-        self.deployed = DeployedModel(self.model)
-        self.cascade = Cascade(self.x, self.y, self.positions, self.deployed, batch_size=self.batch_size, seed=self.seed,
-                               shard=self.shard)
+        self.deployed, self.cascade = ev.deployed, ev.cascade
         # robust[name][k, i]: example i survives curve `name` at eps k
         self.robust = {name: torch.zeros(len(self.eps), self.n, dtype=torch.bool) for name in self.names}
         self.skipped: dict[str, str] = {}
@@ -224,23 +213,16 @@ class _Sweep:
             self.progress(SweepProgress(stage, eps, k, len(self.eps), attack, done, total, robust, self.n))
 
     def clean(self) -> None:
-        # A randomised model is judged as in `attack`: the majority of fresh draws (eval/judge.py).
-        probe = self.x[: min(self.n, 16)]
-        with torch.no_grad():
-            torch.manual_seed(self.seed)
-            randomised = bool(probe.numel()) and not torch.equal(self.model(probe), self.model(probe))
-        self.deployed.draws = self.draws if randomised else 1
-        self.randomised = randomised
+        # Randomness and the clean verdicts exactly as in `attack` (eval/setup.py): one rule, one seeding.
+        self.randomised = self.ev.detect_randomness()
         self.report("clean", total=self.n)
-        preds = [self.deployed.judge(self.x[s : s + self.batch_size], self.y[s : s + self.batch_size]).pred
-                 for s in range(0, self.n, self.batch_size)]
-        self.clean_correct = (torch.cat(preds) == self.y).cpu() if self.n else torch.zeros(0, dtype=torch.bool)
+        clean = self.ev.clean_pass()
+        self.clean_correct = torch.tensor(clean.correct(self.ev.labels), dtype=torch.bool)
         self.report("clean", done=self.n, total=self.n, robust=int(self.clean_correct.sum()))
 
     def at_eps(self, k: int, eps: float) -> None:
         threat = ThreatModel(self.norm, eps)
-        ctx = AttackContext(model=self.model, threat=threat, device=self.dev, seed=self.seed, batch_size=self.batch_size,
-                            num_classes=self.info.num_classes, dataset=self.info.name, loaded=self.loaded, probe=self.x[:16])
+        ctx = self.ev.context(threat)
         cost = {"eps": eps, "forward_passes": 0, "backward_passes": 0, "seconds": 0.0, "attacked": {}}
         t_eps = time.perf_counter()
         worst_now = self.clean_correct.clone()
@@ -338,7 +320,7 @@ class _Sweep:
             n_examples=n, seed=self.seed, cascade=self.cascade_mode, batch_size=self.batch_size, attacks=attacks,
             skipped=self.skipped, failed=self.failed, compute=compute,
             model_info={"spec": spec if spec is not None else self.loaded.name, "name": self.loaded.name,
-                        "source": self.loaded.source, "path": self.loaded.path, "sha256": model_fingerprint(self.model)},
+                        "source": self.loaded.source, "path": self.loaded.path, "sha256": self.ev.fingerprint},
             provenance=provenance(self.dev, self.shard.world),
             per_example=SweepPerExample(
                 indices=self.positions.tolist(), labels=self.y.tolist(), clean_correct=self.clean_correct.tolist(),
