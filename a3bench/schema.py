@@ -50,9 +50,13 @@ class StrEnum(str, Enum):
 
 
 class Verdict(StrEnum):
-    """What the diagnostics concluded about an evaluation (docs/architecture.md#diagnostics-and-the-verdict)."""
+    """What the diagnostics concluded about an evaluation (docs/diagnostics.md), best first:
+    ``rank`` orders them (a CI gate fails when it rises). ``not-evaluated-fully``: no flag
+    fired, but the evaluation was weaker than AutoAttack (:class:`Strength`), so its number
+    is not one to rank or cite; it is never shown as reliable."""
 
     RELIABLE = "reliable"
+    NOT_EVALUATED_FULLY = "not-evaluated-fully"
     SUSPICIOUS = "suspicious"
     UNRELIABLE = "unreliable"
 
@@ -266,6 +270,22 @@ class ProbeRecord:
 
 
 @dataclass
+class Strength:
+    """How strong the evaluation behind a record was (docs/report.md#evaluation-strength),
+    derived from its ``per_attack`` by :func:`a3bench.eval.strength.evaluation_strength`.
+
+    ``complete``: AutoAttack ran completely — every component ran, none skipped or failed —
+    in the version the model needs (``standard``; ``rand`` for a randomised model). Only a
+    complete evaluation can be ``reliable`` and is ranked on a leaderboard by default."""
+
+    suite: str | None = None
+    attacks: list[str] = field(default_factory=list)  # the attacks that ran, in cascade order
+    autoattack: str | None = None  # the AutoAttack version that ran completely ("standard", "rand"), if any
+    randomised: bool = False  # the model's outputs change between identical passes: it needs "rand"
+    complete: bool = False
+
+
+@dataclass
 class ResultRecord:
     """One evaluation: a superset of RobustBench's ``model_info`` fields (docs/architecture.md#the-record)."""
 
@@ -306,11 +326,20 @@ class ResultRecord:
     model: dict[str, Any] = field(default_factory=dict)  # spec, source, path, parameters, sha256
     provenance: dict[str, Any] = field(default_factory=dict)  # versions, git SHA, device, command, time
     outcomes_file: str | None = None
+    # How strong the evaluation was; derived from per_attack (records older than the field
+    # have none stored, and a stored one must agree with per_attack).
+    strength: Strength | None = None
 
     def __post_init__(self) -> None:
+        from a3bench.eval.strength import evaluation_strength
+
         self.verdict = Verdict(self.verdict)
+        self.strength = evaluation_strength(self)  # what per_attack says, whatever was passed
 
     def to_dict(self) -> dict:
+        from a3bench.eval.strength import evaluation_strength
+
+        self.strength = evaluation_strength(self)  # per_attack may have changed since
         return _plain(self)
 
     @classmethod
@@ -320,6 +349,8 @@ class ResultRecord:
         if d.get("schema_version") != SCHEMA_VERSION:
             raise ResultError(f"result schema_version {_short(d.get('schema_version'))} is not {SCHEMA_VERSION}")
         rec = _from_dict(cls, d, "")
+        if d.get("strength") is not None and _from_dict(Strength, d["strength"], "strength") != rec.strength:
+            raise ResultError(f"strength {_short(d['strength'])} does not agree with per_attack")
         if not 0 <= rec.robust_acc <= rec.clean_acc <= 100:
             raise ResultError(f"accuracies out of order: robust {rec.robust_acc} must be ≤ clean {rec.clean_acc} and both in [0, 100]")
         if rec.eps < 0:
@@ -713,6 +744,9 @@ class AuditResult:
     compute: dict[str, float] = field(default_factory=dict)
     schema_version: int = AUDIT_SCHEMA_VERSION
     kind: str = "audit"
+    # The model audited: spec and sha256 of its weights, as in a result record's ``model``;
+    # a report attaches an audit to a record only when they agree (empty in older audits).
+    model: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_testable(self) -> int:

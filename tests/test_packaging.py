@@ -76,6 +76,8 @@ def test_wheel_carries_bundled_data(tmp_path: Path):
         assert {f"a3bench/model_zoo/{name}/model.pt", f"a3bench/model_zoo/{name}/card.yaml"} <= names
     assert {f"a3bench/configs/{p.name}" for p in (REPO / "configs").glob("*.yaml")} <= names
     assert {"a3bench/docs/diagnostics.md", "a3bench/py.typed", "a3bench/cli/__init__.py"} <= names
+    templates = {f"a3bench/report/templates/{p.name}" for p in (REPO / "a3bench" / "report" / "templates").iterdir()}
+    assert templates and templates <= names  # the site's Jinja2 templates, CSS and script
     assert "a3bench/model_zoo/publish.py" not in names  # a maintainer's tool, not package code
     # beside the package, where Python reads .pth files, and the same file as the checkout's
     assert zipfile.ZipFile(wheel).read(PTH.name) == PTH.read_bytes()

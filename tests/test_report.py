@@ -24,9 +24,30 @@ REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def make_record(name: str = "m", clean: float = 90.0, robust: float = 40.0, *, dataset: str = "cifar10", norm: str = "Linf", eps: float = 8 / 255, **kw) -> ResultRecord:
+AA = "autoattack"
+
+
+def full_cascade(clean: float, robust: float) -> list[AttackRecord]:
+    """AutoAttack standard (all four components ran), then an adaptive attack."""
+    return [
+        AttackRecord("apgd-ce", robust + 3, broken=int(clean - robust - 3), n_attacked=int(clean), group=AA),
+        AttackRecord("apgd-t", robust + 1, broken=2, n_attacked=int(robust + 3), group=AA),
+        AttackRecord("fab-t", robust + 1, broken=0, n_attacked=int(robust + 1), group=AA),
+        AttackRecord("square", robust + 1, broken=0, n_attacked=int(robust + 1), group=AA, kind="black-box"),
+        AttackRecord("a3-adaptive", robust, broken=1, n_attacked=int(robust + 1)),
+    ]
+
+
+def weak_cascade(clean: float, robust: float) -> list[AttackRecord]:
+    """PGD-20 alone: weaker than AutoAttack."""
+    return [AttackRecord("pgd-20", robust, broken=int(clean - robust), n_attacked=int(clean))]
+
+
+def make_record(name: str = "m", clean: float = 90.0, robust: float = 40.0, *, dataset: str = "cifar10", norm: str = "Linf", eps: float = 8 / 255,
+                weak: bool = False, **kw) -> ResultRecord:
+    """A record of a full evaluation (AutoAttack standard + an adaptive attack); ``weak``: PGD-20 only."""
     n = kw.pop("n_examples", 100)
-    aa = kw.pop("autoattack_acc", robust + 1.0)
+    aa = kw.pop("autoattack_acc", None if weak else robust + 1.0)
     return ResultRecord(
         name=kw.pop("title", f"Paper of {name}"),
         dataset=dataset,
@@ -38,16 +59,12 @@ def make_record(name: str = "m", clean: float = 90.0, robust: float = 40.0, *, d
         eps_text="8/255" if abs(eps - 8 / 255) < 1e-12 else "",
         n_examples=n,
         seed=0,
-        suite="adaptive",
-        attacks=["apgd-ce", "apgd-t", "a3-adaptive"],
-        per_attack=[
-            AttackRecord("apgd-ce", robust + 3, broken=int(clean - robust - 3), n_attacked=int(clean)),
-            AttackRecord("apgd-t", robust + 1, broken=2, n_attacked=int(robust + 3)),
-            AttackRecord("a3-adaptive", robust, broken=1, n_attacked=int(robust + 1)),
-        ],
+        suite=kw.pop("suite", "quick" if weak else "full"),
+        attacks=["pgd-20"] if weak else ["autoattack", "a3-adaptive"],
+        per_attack=kw.pop("per_attack", None) or (weak_cascade if weak else full_cascade)(clean, robust),
         robust_acc_ci=[robust - 9.0, robust + 9.5],
         compute={"seconds": 12.0, "forward_passes": 250000, "backward_passes": 240000},
-        model={"spec": f"zoo:{name}", "parameters": 1_234_567},
+        model=kw.pop("model", {"spec": f"zoo:{name}", "parameters": 1_234_567}),
         **kw,
     )
 
@@ -58,12 +75,17 @@ def write(root: Path, name: str, record: ResultRecord) -> Path:
     return path
 
 
+def unescape(cell: str) -> str:
+    """A markdown cell as it reads: brackets and pipes unescaped, links left as they are."""
+    return re.sub(r"\\([\[\]|])", r"\1", cell)
+
+
 def parse_md_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
     """Every GitHub-markdown table in ``text`` as (headers, rows)."""
     tables, lines, i = [], text.splitlines(), 0
     while i < len(lines):
         if lines[i].startswith("|") and i + 1 < len(lines) and re.match(r"^\|[\s:|-]+\|$", lines[i + 1]):
-            split = lambda ln: [c.strip() for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]]
+            split = lambda ln: [unescape(c.strip()) for c in re.split(r"(?<!\\)\|", ln.strip())[1:-1]]
             headers, rows, i = split(lines[i]), [], i + 2
             while i < len(lines) and lines[i].startswith("|"):
                 rows.append(split(lines[i]))
@@ -72,6 +94,20 @@ def parse_md_tables(text: str) -> list[tuple[list[str], list[list[str]]]]:
         else:
             i += 1
     return tables
+
+
+def boards(text: str) -> list[list[dict[str, str]]]:
+    """Every leaderboard table of a markdown page, each row a dict by column name."""
+    return [[dict(zip(h, r)) for r in rows] for h, rows in parse_md_tables(text) if h == COLUMNS]
+
+
+def link_text(cell: str) -> str:
+    """A cell with its links replaced by their text."""
+    return re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", cell)
+
+
+def worst(row: dict) -> float:
+    return float(row["Worst case (%) [95% CI]"].split()[0])
 
 
 @pytest.fixture()
@@ -127,7 +163,8 @@ def test_leaderboard_columns_and_sort(results_dir: Path, tmp_path: Path):
     assert by_model["strong"][col["Audit (%)"]] == "—"  # no audit ran
     assert by_model["strong"][col["Clean (%)"]] == "85.00"
     assert by_model["strong"][col["AutoAttack (%)"]] == "56.00"
-    assert "[weak](https://example.org/weak)" in by_model["weak"][col["Model"]]
+    assert by_model["weak"][col["Model"]] == "[weak](reports/cifar10_Linf_weak.md) · [paper](https://example.org/weak)"
+    assert by_model["weak"][col["Suite"]] == "full" and by_model["weak"][col["n"]] == "100"  # suite and n per row
     assert "- strong: Trained \\| with PGD." in text  # footnotes sit below the table, pipes escaped
     # Narrow enough for GitHub: architecture, A3, parameters and compute are in the model's report.
     assert not {"Architecture", "A3", "Params", "Compute / example"} & set(headers)
@@ -138,7 +175,7 @@ def test_leaderboard_columns_and_sort(results_dir: Path, tmp_path: Path):
     # tabulate's pipe format: numbers right-aligned on GitHub.
     align = next(ln for ln in text.splitlines() if re.fullmatch(r"\|[:|-]+\|", ln))
     marks = ["right" if c.endswith(":") and not c.startswith(":") else "left" if c.startswith(":") else "?" for c in align.strip("|").split("|")]
-    assert marks == ["right", "left", "right", "right", "right", "left", "left", "right", "right"]
+    assert marks == ["right", "left", "left", "right", "right", "right", "right", "left", "left", "right", "right"]
 
 
 def test_per_model_reports(results_dir: Path, tmp_path: Path):
@@ -151,7 +188,7 @@ def test_per_model_reports(results_dir: Path, tmp_path: Path):
     text = (out.parent / "reports" / "cifar10_Linf_masked.md").read_text()
     tables = parse_md_tables(text)
     attack_table = next(rows for h, rows in tables if h[:2] == ["Attack", "Status"])
-    assert [r[0] for r in attack_table] == ["apgd-ce", "apgd-t", "a3-adaptive"]
+    assert [r[0] for r in attack_table] == ["apgd-ce", "apgd-t", "fab-t", "square", "a3-adaptive"]
     breakers = next(rows for h, rows in tables if h[:3] == ["Attack", "Broken (record)", "Broken (outcomes)"])
     assert breakers[0] == ["apgd-ce", "7", "2", "8.8"]  # record: 7 of 80 clean-correct; outcomes file: 2
     assert "covers 4 examples, the record 100" in text  # a stale outcomes file is called out
@@ -162,21 +199,31 @@ def test_per_model_reports(results_dir: Path, tmp_path: Path):
 
 
 def test_sweep_in_report(results_dir: Path, tmp_path: Path):
-    sweeps = tmp_path / "results" / "sweeps"
-    sweeps.mkdir()
-    (sweeps / "strong.png").write_bytes(b"\x89PNG\r\n\x1a\n fake")
-    write_json_atomic(
-        sweeps / "strong.sweep.json",
-        {"schema_version": 1, "model": "strong", "dataset": "cifar10", "norm": "Linf", "eps": [0.0, 0.1, 0.5], "curves": {"pgd-20": [85.0, 40.0, 0.0], "a3-adaptive": [85.0, 30.0, None]}, "plot": "strong.png", "flags": []},
-    )
+    """A sweep of the record's evaluation (same folder, model, n and eps) is shown, with what
+    it was run with; one in another folder or on another n is not (issue 22 item 3)."""
+    folder = results_dir / "cifar10" / "Linf"
+    (folder / "strong.png").write_bytes(b"\x89PNG\r\n\x1a\n fake")
+    sweep = {"schema_version": 1, "model": "strong", "dataset": "cifar10", "norm": "Linf", "eps": [0.0, 8 / 255, 0.5], "n_examples": 100,
+             "curves": {"pgd-20": [85.0, 40.0, 0.0], "a3-adaptive": [85.0, 30.0, None]}, "plot": "strong.png", "flags": []}
+    write_json_atomic(folder / "strong.sweep.json", sweep)
+    elsewhere = results_dir / "sweeps"
+    elsewhere.mkdir()
+    write_json_atomic(elsewhere / "weak.sweep.json", {**sweep, "model": "weak", "plot": None})  # a scratch sweep in another folder
+    write_json_atomic(folder / "masked.sweep.json", {**sweep, "model": "masked", "n_examples": 50, "plot": None})  # another n
     out = tmp_path / "LB.md"
-    generate_report([results_dir], out)
+    res = runner.invoke(app, ["report", str(results_dir), "--out", str(out)])
+    assert res.exit_code == 0, res.output
     text = (tmp_path / "reports" / "cifar10_Linf_strong.md").read_text()
-    assert "![robust accuracy against eps](../results/sweeps/strong.png)" in text
+    assert "![robust accuracy against eps, one curve per attack](../results/cifar10/Linf/strong.png)" in text
     curve = next(rows for h, rows in parse_md_tables(text) if h == ["eps", "pgd-20", "a3-adaptive"])
-    assert curve == [["0", "85.00", "85.00"], ["0.1", "40.00", "30.00"], ["0.5", "0.00", "—"]]
-    # The sweep is not a record and no other report mentions it.
-    assert "sweep" not in (tmp_path / "reports" / "cifar10_Linf_weak.md").read_text().lower()
+    assert curve == [["0", "85.00", "85.00"], ["0.0313725", "40.00", "30.00"], ["0.5", "0.00", "—"]]
+    assert "pgd-20, a3-adaptive on 100 examples, seed 0 (cascade)" in text  # what the sweep was run with
+    # The sweep is not a record; the scratch sweep and the 50-example one are not shown, and a warning says why.
+    assert "eps-curve" not in text.lower() or "sweep" in text
+    for name in ("weak", "masked"):
+        assert "against eps" not in (tmp_path / "reports" / f"cifar10_Linf_{name}.md").read_text()
+    output = " ".join(res.output.split())
+    assert "masked.sweep.json not shown with" in output and "another number of examples (50, the record 100)" in output
 
 
 def test_html_format(results_dir: Path, tmp_path: Path):
@@ -266,7 +313,7 @@ def test_empty_folder(tmp_path: Path):
     (tmp_path / "empty").mkdir()
     res = runner.invoke(app, ["report", str(tmp_path / "empty")])
     assert res.exit_code == 1
-    assert "no result records found" in res.output
+    assert "no result records found" in res.output and "run `a3bench attack` first" in res.output
 
 
 def test_invalid_record_exits_2(tmp_path: Path):
@@ -315,23 +362,53 @@ def test_report_over_repository_results(tmp_path: Path):
     tables = parse_md_tables(out.leaderboard.read_text())
     for headers, rows in tables:
         assert headers == COLUMNS
-        worst = [float(r[4].split()[0]) for r in rows]
+        worst = [float(r[COLUMNS.index("Worst case (%) [95% CI]")].split()[0]) for r in rows]
         assert worst == sorted(worst, reverse=True)
 
 
-def test_duplicate_results_shown_side_by_side(tmp_path: Path, monkeypatch):
-    """`report results/ runs/`: a user's own run of a bundled model is shown next to the
-    committed record, labelled with its folder, not skipped as a duplicate."""
+def test_several_records_of_one_model_show_the_best_known(tmp_path: Path, monkeypatch):
+    """`report results/ runs/`: a user's own run of a bundled model and the committed record
+    are one row, with the model's best known (lowest) worst case, as RobustBench does; the
+    other record is listed behind it, labelled with its folder (issue 22 item 1)."""
     monkeypatch.chdir(tmp_path)
     write(Path("results"), "m", make_record("m", 90.0, 40.0))
     write(Path("runs"), "m", make_record("m", 90.0, 20.0))
+    write(Path("results"), "other", make_record("other", 90.0, 30.0))
     res = runner.invoke(app, ["report", "results", "runs", "results", "--out", "LB.md"])
     assert res.exit_code == 0, res.output
     assert "shown beside it as 'm (runs/cifar10/Linf)'" in " ".join(res.output.split())
-    (_, rows), = parse_md_tables((tmp_path / "LB.md").read_text())
-    assert [r[1].split(" · ")[0] for r in rows] == ["m", "m (runs/cifar10/Linf)"]  # results/ read once, though given twice
-    assert [r[4].split()[0] for r in rows] == ["40.00", "20.00"]
-    assert (tmp_path / "reports" / "cifar10_Linf_m__runs_cifar10_Linf_.md").is_file()
+    text = (tmp_path / "LB.md").read_text()
+    (rows,) = boards(text)
+    assert [link_text(r["Model"]) for r in rows] == ["other", "m (runs/cifar10/Linf)"]  # results/ read once, though given twice
+    assert [worst(r) for r in rows] == [30.0, 20.0]
+    assert "- m (runs/cifar10/Linf): also [m](reports/cifar10_Linf_m.md), worst case 40.00 \\[31.0, 49.5\\] % (full, n = 100, results/cifar10/Linf)" in text
+    assert (tmp_path / "reports" / "cifar10_Linf_m__runs_cifar10_Linf_.md").is_file() and (tmp_path / "reports" / "cifar10_Linf_m.md").is_file()
+
+
+def test_weaker_evaluations_are_listed_apart(tmp_path: Path):
+    """A PGD-20-only row of a masked model (76 %) must not rank above AutoAttack rows, nor
+    beside them: it is listed apart, not green, with its suite (issue 22 item 1). A model
+    with both keeps its full evaluation in the ranking, the weak record behind it."""
+    root = tmp_path / "results"
+    write(root, "masked", make_record("masked", 90.0, 76.0, weak=True, model={"spec": "masked", "sha256": "a" * 64}))
+    write(tmp_path / "runs", "masked", make_record("masked", 90.0, 47.0, model={"spec": "masked", "sha256": "a" * 64}))
+    write(root, "honest", make_record("honest", 90.0, 50.0))
+    write(root, "quick", make_record("quick", 90.0, 80.0, weak=True))
+    out = tmp_path / "LB.md"
+    res = runner.invoke(app, ["report", str(root), str(tmp_path / "runs"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    text = out.read_text()
+    ranked, apart = boards(text)
+    assert [link_text(r["Model"]).split(" (")[0] for r in ranked] == ["honest", "masked"]
+    assert [worst(r) for r in ranked] == [50.0, 47.0] and all(r["Suite"] == "full" for r in ranked)
+    assert [link_text(r["Model"]) for r in apart] == ["quick"] and apart[0]["Rank"] == "—"
+    assert apart[0]["Suite"] == "quick (no full AA)" and apart[0]["Verdict"] == "not-evaluated-fully" and apart[0]["n"] == "100"
+    assert "Not ranked: evaluated with less than AutoAttack" in text
+    assert "also [masked](reports/cifar10_Linf_masked.md), worst case 76.00" in text  # the weak record, behind the full one
+    # --rank-all ranks everything together: the weak rows join the table.
+    runner.invoke(app, ["report", str(root), str(tmp_path / "runs"), "--out", str(out), "--rank-all"])
+    (everything,) = boards(out.read_text())
+    assert [worst(r) for r in everything] == [80.0, 50.0, 47.0]
 
 
 def test_record_and_outcomes_disagree(tmp_path: Path):
@@ -354,8 +431,8 @@ def test_model_links_relative_to_the_page(tmp_path, monkeypatch):
     out = generate_report(["results"], "results/LEADERBOARD.md")
     board = out.leaderboard.read_text()
     assert "(../model_zoo/zoo_m)" in board and "(https://example.org/paper)" in board
-    (_, rows), = parse_md_tables(board)
-    assert next(r[1] for r in rows if "gone_m" in r[1]).startswith("gone_m · [report]")  # nothing there: no dead link, the name as text
+    (rows,) = boards(board)
+    assert next(r["Model"] for r in rows if "gone_m" in r["Model"]) == "[gone_m](reports/cifar10_Linf_gone_m.md)"  # no dead link
     assert "not_here" not in board
     report = (tmp_path / "results" / "reports" / "cifar10_Linf_zoo_m.md").read_text()
     assert "(../../model_zoo/zoo_m)" in report
@@ -447,22 +524,23 @@ def test_published_rows_merge_into_one_table(tmp_path: Path):
     text = out.read_text()
     tables = parse_md_tables(text)
     assert len(tables) == 3
-    c10 = next(rows for h, rows in tables if any("mine" in r[1] for r in rows))
+    c10 = next(rows for rows in boards(text) if any("mine" in r["Model"] for r in rows))
     assert len(c10) == 1 + 99  # the 93 entries at "8/255" and the 6 RobustBench writes as "0.031"
-    worst = [float(r[4].split()[0]) for r in c10]
-    assert worst == sorted(worst, reverse=True)
-    mine = next(r for r in c10 if r[1].startswith("mine"))
-    assert mine[5] == "reliable" and "published" not in mine[1]
-    carmon = next(r for r in c10 if "Carmon2019Unlabeled" in r[1])
-    assert carmon[1] == "[Carmon2019Unlabeled](https://arxiv.org/abs/1905.13736) · NeurIPS 2019, published"
-    assert carmon[2:6] == ["89.69", "59.53", "59.53 [58.6, 60.5]", "published"] and carmon[8] == "62.50"
+    assert [worst(r) for r in c10] == sorted((worst(r) for r in c10), reverse=True)
+    mine = next(r for r in c10 if r["Model"].startswith("[mine]"))
+    assert mine["Verdict"] == "reliable" and "published" not in mine["Model"]
+    carmon = next(r for r in c10 if "Carmon2019Unlabeled" in r["Model"])
+    assert carmon["Model"] == "[Carmon2019Unlabeled](https://arxiv.org/abs/1905.13736) · NeurIPS 2019, published"
+    assert [carmon[k] for k in ("Clean (%)", "AutoAttack (%)", "Worst case (%) [95% CI]", "Verdict", "Reported (%)")] == \
+        ["89.69", "59.53", "59.53 [58.6, 60.5]", "published", "62.50"]
+    assert carmon["Suite"] == "AutoAttack" and carmon["n"] == "10,000"
     # A rank range where the intervals overlap ours; a single rank only where they cannot.
-    intervals = [tuple(float(x) for x in re.search(r"\[([\d.]+), ([\d.]+)\]", r[4]).groups()) for r in c10]
+    intervals = [tuple(float(x) for x in re.search(r"\[([\d.]+), ([\d.]+)\]", r["Worst case (%) [95% CI]"]).groups()) for r in c10]
     lo = 1 + sum(1 for a, _ in intervals if a > 69.5)
     hi = len(c10) - sum(1 for _, b in intervals if b < 51.0)
-    assert mine[0] == f"{lo}–{hi}" and 1 < lo < hi < len(c10)
+    assert mine["Rank"] == f"{lo}–{hi}" and 1 < lo < hi < len(c10)
     assert "Rows marked *published* are RobustBench's own entries, not measured here" in text
-    c100 = next(rows for h, rows in tables if any("other" in r[1] for r in rows))
+    c100 = next(rows for rows in boards(text) if any("other" in r["Model"] for r in rows))
     assert len(c100) == 1 + 38
 
 
@@ -576,3 +654,270 @@ def test_report_replaces_its_own_leaderboard(results_dir: Path, tmp_path: Path):
         res = runner.invoke(app, ["report", str(results_dir), "--out", str(out)])
         assert res.exit_code == 0, res.output
     assert out.read_text().startswith("# a3bench leaderboard")
+
+
+# --------------------------------------------------------------------------- what is attached to a record (issue 22 item 3)
+
+SHA = "a" * 64
+
+
+def write_audit_file(path: Path, *, attacks=("apgd-ce", "apgd-t"), n=100, eps=8 / 255, sha: str | None = SHA, flags=(), name="m"):
+    from a3bench.schema import AuditResult, AuditSettings, BinarizationTest, write_audit
+
+    tests = [BinarizationTest(a, passed=[True] * n, n_testable=n, n_passed=n, pass_rate=100.0) for a in attacks]
+    write_audit(path, AuditResult(name=name, dataset="cifar10", norm="Linf", eps=eps, seed=0, n_examples=n, indices=list(range(n)),
+                                  settings=AuditSettings(), features="penultimate", randomized=False, testable=[True] * n, binarization=tests,
+                                  suite=BinarizationTest("suite", pass_rate=42.0), control=BinarizationTest("random-point", pass_rate=0.0),
+                                  indicators=[], flags=list(flags), model={"sha256": sha} if sha else {}))
+
+
+def _audited(tmp_path: Path, **audit) -> tuple[str, str, str]:
+    """(leaderboard, the model's report, report's output) with one record and an audit file beside it."""
+    from a3bench.flags import BINARIZATION_TEST_FAILED
+
+    root = tmp_path / "results"
+    p = write(root, "m", make_record("m", model={"spec": "m", "name": "m", "sha256": SHA}))
+    write_audit_file(p.with_name("m.audit.json"), flags=[BINARIZATION_TEST_FAILED("the attacks missed <b>known</b> examples", value=42.0)], **audit)
+    res = runner.invoke(app, ["report", str(root), "--out", str(tmp_path / "LB.md")])
+    assert res.exit_code == 0, res.output
+    return (tmp_path / "LB.md").read_text(), (tmp_path / "reports" / "cifar10_Linf_m.md").read_text(), " ".join(res.output.split())
+
+
+def test_an_audit_of_the_same_evaluation_is_attached_with_its_flags(tmp_path: Path):
+    board, report, _ = _audited(tmp_path)
+    (row,) = boards(board)[0]
+    assert row["Audit (%)"] == "42.0"
+    assert "binarization-test-failed" in row["Flags"] and "(audit)" in row["Flags"]  # the audit's own flag reaches the Flags column
+    assert "Audited: apgd-ce, apgd-t on the first 100 examples, seed 0; file `m.audit.json`." in report  # what it was run with
+    assert "**binarization-test-failed** (error)" in report and "&lt;b&gt;known&lt;/b&gt;" in report  # in the diagnostics, escaped
+
+
+@pytest.mark.parametrize("audit, why", [
+    ({"n": 50}, "another number of examples (50, the record 100)"),
+    ({"attacks": ("pgd-20", "apgd-ce")}, "it audited attacks this run did not run (pgd-20)"),
+    ({"sha": "b" * 64}, "another model (the weights differ)"),
+    ({"sha": None}, "does not record which weights it ran on"),
+    ({"eps": 0.5}, "another threat"),
+])
+def test_an_audit_of_another_evaluation_is_not_attached(tmp_path: Path, audit, why):
+    """An audit of other attacks, another n, other weights or another eps says nothing about
+    this record: it is left out, and a warning says why (the committed audits of pgd-20 on
+    the full-suite records showed as "Audit 100 %" before)."""
+    board, report, output = _audited(tmp_path, **audit)
+    (row,) = boards(board)[0]
+    assert row["Audit (%)"] == "—" and "binarization" not in row["Flags"]
+    assert "Attack audit" not in report and "binarization" not in report
+    assert "m.audit.json not shown with" in output and why in output
+
+
+MALFORMED_AUDITS = [
+    "not an object",
+    {"per_attack": ["pgd-20"]},
+    {"pass_rate": 150.0},
+    {"pass_rate": -5},
+    {"n_testable": "many"},
+    {"indicators": {"silent_success": {"deep": [1, 2]}}},
+    {"per_attack": {"pgd-20": 1e300}},
+    [[[[[[[[[[[]]]]]]]]]]],
+]
+
+
+@pytest.mark.parametrize("audit", MALFORMED_AUDITS)
+def test_a_malformed_record_audit_is_a_warning_not_a_traceback(tmp_path: Path, audit):
+    """Issue 24 item 12: ``record.audit`` is untrusted; report reads it through a typed summary."""
+    root = tmp_path / "results"
+    p = write(root, "m", make_record("m"))
+    data = json.loads(p.read_text())
+    data["audit"] = audit
+    p.write_text(json.dumps(data))
+    for fmt, out in (("md", tmp_path / "LB.md"), ("html", tmp_path / "site"), ("term", None)):
+        res = runner.invoke(app, ["report", str(root), "--format", fmt] + (["--out", str(out)] if out else []))
+        assert "Traceback" not in res.output and (res.exception is None or isinstance(res.exception, SystemExit)), res.output
+        if isinstance(audit, dict):  # the record is fine but for its audit: shown without it, a warning says why
+            assert res.exit_code == 0 and "the audit is not shown" in res.output, res.output
+        else:  # not even an object where the schema wants one: the record is refused, in one line
+            assert res.exit_code == 2 and res.output.startswith("error:") and "audit" in res.output and len(res.output.splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- untrusted text (issue 24 item 8)
+
+PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "<iframe src=javascript:alert(3)></iframe>"]
+TAGS = re.compile(r"<\s*(script|img|iframe)\b", re.IGNORECASE)
+
+
+def hostile_record() -> ResultRecord:
+    """Every text a record carries — its own fields, its attacks, flags, dicts and its audit — hostile."""
+    h = " ".join(PAYLOADS)
+    rec = make_record("h", title=h, authors=h, venue=h, footnote=h, architecture=h, link="javascript:alert(4)", verdict="suspicious",
+                      verdict_reason=h, notes=[h], flags=[Flag(h, "warning", h, 1.0)], model={"spec": h, "name": h, "sha256": h},
+                      a3={"n_layers": 1, "config": {h: h}}, provenance={h: h, "command": h})
+    rec.per_attack[-1] = AttackRecord(h, rec.robust_acc, broken=1, n_attacked=1, note=h, config={h: h})
+    rec.audit = {"file": h, "pass_rate": 50.0, "per_attack": {p: 10.0 for p in PAYLOADS}, "indicators": {h: 1}, "flags": [h],
+                 "n_testable": 3, "n_not_testable": 0}
+    rec.compute = {**rec.compute, h: h}
+    return rec
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_every_field_of_a_hostile_record_is_escaped(tmp_path: Path, fmt):
+    root = tmp_path / "results"
+    write_record(root / "cifar10" / "Linf" / "h.json", hostile_record())
+    out = tmp_path / ("LB.md" if fmt == "md" else "site")
+    res = runner.invoke(app, ["report", str(root), "--format", fmt, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    from a3bench.report.render_html import TEMPLATES
+
+    own_script = "<script>" + (TEMPLATES / "site.js").read_text() + "</script>"  # the index's sorting and search
+    files = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".md", ".html")]
+    assert len(files) >= 2
+    shown = 0
+    for f in files:
+        text = f.read_text()
+        if fmt == "html":
+            text = text.replace(own_script, "")
+            assert not re.search(r"<[^>]*\b(href|src)\s*=\s*[\"']?\s*javascript", text, re.IGNORECASE)  # in a tag, not in text
+        else:
+            text = re.sub(r"(`+)(.+?)\1", "CODE", text)  # a code span shows its content as it is
+        assert not TAGS.search(text), f
+        assert "](javascript" not in text
+        shown += text.count("&lt;script&gt;alert(1)&lt;/script&gt;") + text.count("&lt;iframe src=javascript:alert(3)&gt;")
+    assert shown >= 10  # shown as text, in many places
+
+
+# --------------------------------------------------------------------------- RobustBench's files, hostile (issue 24 item 12)
+
+def _deep(n: int) -> str:
+    return "[" * n + "]" * n
+
+
+@pytest.mark.parametrize("name, body", [
+    ("deep nesting", '{"clean_acc": ' + _deep(100_000) + "}"),
+    ("a 5,000-digit number", '{"clean_acc": ' + "9" * 5000 + "}"),
+    ("a 5,000-digit string", json.dumps({"clean_acc": "9" * 5000, "autoattack_acc": "1"})),
+    ("150", json.dumps({"clean_acc": "150", "autoattack_acc": "50"})),
+    ("-5", json.dumps({"clean_acc": "90", "autoattack_acc": "-5"})),
+    ("1e300", json.dumps({"clean_acc": "90", "autoattack_acc": "1e300"})),
+    ("NaN", '{"clean_acc": NaN}'),
+    ("a name that is a list", json.dumps({"clean_acc": "90", "autoattack_acc": "50", "name": [1, [2]]})),
+    ("eps as an object", json.dumps({"clean_acc": "90", "autoattack_acc": "50", "eps": {"x": 1}})),
+    ("forward passes 10**30", json.dumps({"clean_acc": "90", "autoattack_acc": "50", "number_forward_passes": 10 ** 30})),
+])
+def test_hostile_robustbench_entries_are_one_error_line(results_dir: Path, tmp_path: Path, name, body):
+    bad = tmp_path / "rb" / "cifar10" / "Linf"
+    bad.mkdir(parents=True)
+    (bad / "X.json").write_text(body)
+    res = runner.invoke(app, ["report", str(results_dir), "--robustbench", str(tmp_path / "rb"), "--out", str(tmp_path / "x.md")])
+    assert res.exit_code == 2 and res.exception is None or isinstance(res.exception, SystemExit), (name, res.output)
+    assert res.output.startswith("error:") and len(res.output.strip().splitlines()) == 1 and "Traceback" not in res.output, (name, res.output)
+    assert not (tmp_path / "x.md").exists()
+
+
+def test_export_footnote_names_only_the_attacks_that_ran():
+    from a3bench.report.load import LoadedResult
+
+    rec = make_record("x", 90.0, 40.0)
+    rec.per_attack.insert(4, AttackRecord("bpda", 41.0, status="skipped", note="no zero-gradient module"))
+    rec.per_attack.insert(5, AttackRecord("crossmax-mean", 41.0, status="failed", note="boom"))
+    rec.attacks = ["autoattack", "bpda", "crossmax-mean", "a3-adaptive"]
+    info = model_info(LoadedResult(rec, Path("x.json")))
+    assert "(apgd-ce, apgd-t, fab-t, square, a3-adaptive)" in info["footnote"]
+    assert "bpda" not in info["footnote"] and "crossmax-mean" not in info["footnote"]
+
+
+# --------------------------------------------------------------------------- flag explanations that exist (issue 22 item 11)
+
+def test_markdown_flag_links_point_to_docs_that_exist(results_dir: Path, tmp_path: Path, monkeypatch):
+    """In a folder without docs/ (a pip user's), a report does not link to a
+    docs/diagnostics.md that is not there: it names the command that explains the flag."""
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "LB.md"
+    res = runner.invoke(app, ["report", str(results_dir), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    texts = [out.read_text()] + [p.read_text() for p in (tmp_path / "reports").iterdir()]
+    assert not any("diagnostics.md" in t for t in texts)
+    masked = (tmp_path / "reports" / "cifar10_Linf_masked.md").read_text()
+    assert "What this means: `a3bench flags zero-gradients`" in masked
+    # Every relative link of the markdown resolves to a file.
+    for path in [out] + list((tmp_path / "reports").iterdir()):
+        for href in re.findall(r"(?<!\\)\]\(([^)]+)\)", path.read_text()):
+            if not href.startswith(("http://", "https://")):
+                assert (path.parent / href.split("#")[0]).exists(), (path.name, href)
+
+
+def test_pyautoattack_pointer_to_its_own_docs_does_not_leak():
+    """pyautoattack's "See flags_doc.md for details." names a file a3bench's user does not have."""
+    import torch
+
+    from a3bench._compat import import_autoattack
+    from a3bench.eval.diagnostics import apgd_warning_flags
+
+    logged = []
+
+    class Log:
+        def warning(self, msg):
+            logged.append(msg)
+
+    import_autoattack().checks.check_zero_gradients(torch.zeros(3, 4), logger=Log())
+    assert logged and "flags_doc.md" in logged[0]  # what pyautoattack says
+    (flag,) = apgd_warning_flags(logged)
+    assert "flags_doc" not in flag.message and "zero gradient" in flag.message
+
+
+# --------------------------------------------------------------------------- the output formats, one registry (issue 20)
+
+@pytest.mark.parametrize("name", __import__("a3bench.report.formats", fromlist=["x"]).format_names())
+def test_every_registered_format_writes_the_results(results_dir: Path, tmp_path: Path, name):
+    from a3bench.report.formats import get_format
+
+    fmt = get_format(name)
+    assert fmt.name == name
+    out = None if fmt.out_is == "none" else tmp_path / "out" / ("LB.md" if fmt.out_is == "file" else "folder")
+    res = runner.invoke(app, ["report", str(results_dir), "--format", name] + (["--out", str(out)] if out else []))
+    assert res.exit_code == 0, res.output
+    if out is None:
+        assert "strong" in res.output and "Worst case" in res.output  # the boards, on the terminal
+        assert not (tmp_path / "out").exists()
+    else:
+        written = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+        assert written and any("strong" in p.name or "strong" in p.read_text(errors="ignore") for p in written)
+
+
+def test_eps_has_one_rule():
+    """report/fmt.py formats eps with a3bench.threat.format_eps, not a copy of it."""
+    from a3bench.report import fmt
+    from a3bench.threat import format_eps
+
+    assert not hasattr(fmt, "format_eps")
+    for eps in (8 / 255, 0.1, 0.25, 1 / 3, 2e-3, 1.5):
+        assert fmt.eps_text(make_record(eps=eps)) == format_eps(eps)
+
+
+def test_total_time_counts_every_resume():
+    """A record resumed before the runner summed time across resumes (the committed CrossMax
+    record said 1.4 s for about 65 minutes of attacks) shows the attacks' total, said so."""
+    from a3bench.report.load import LoadedResult
+    from a3bench.report.sections import total_time
+
+    rec = make_record("x")
+    rec.compute = {"seconds": 1.45}
+    for a, s in zip(rec.per_attack, (1200.0, 1300.0, 600.0, 800.0, 3.0)):
+        a.seconds = s
+    assert total_time(LoadedResult(rec, Path("x.json"))).startswith("1.1 h (the attacks' times; the record's own total, 1.4 s")
+    rec.compute = {"seconds": 4000.0}
+    assert total_time(LoadedResult(rec, Path("x.json"))) == "1.1 h"
+
+
+def test_an_audit_made_by_a3bench_audit_attaches_to_the_record_of_its_weights(tmp_path: Path):
+    """End to end: `a3bench audit` records the weights it audited, so its file joins the
+    record `a3bench attack` wrote of the same model, attacks and examples."""
+    common = ["--model", "smallcnn.pgdat_fmnist", "--attacks", "pgd-3", "-n", "16", "--device", "cpu", "--eps", "0.1"]
+    record = tmp_path / "r" / "m.json"
+    res = runner.invoke(app, ["attack", *common, "--batch-size", "16", "--out", str(record), "--quiet"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["audit", *common, "--out", str(record.with_name("m.audit.json"))])
+    assert res.exit_code == 0, res.output
+    assert json.loads(record.with_name("m.audit.json").read_text())["model"]["sha256"] == json.loads(record.read_text())["model"]["sha256"]
+    res = runner.invoke(app, ["report", str(tmp_path / "r"), "--out", str(tmp_path / "LB.md")])
+    assert res.exit_code == 0 and "not shown" not in res.output, res.output
+    ((row,),) = [rows for rows in boards((tmp_path / "LB.md").read_text()) if rows]
+    assert row["Audit (%)"] != "—" and row["Verdict"] == "not-evaluated-fully" and row["Suite"] == "pgd-3 (no full AA)"

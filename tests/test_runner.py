@@ -244,9 +244,11 @@ def test_sanity_flags(standard_model, fmnist_test, wrap, flag, verdict, deciding
     assert rec.diagnostics.get("escalation") is None
 
 
-def test_honest_adversarially_trained_model_is_reliable(robust_model, fmnist_test):
+def test_honest_adversarially_trained_model_fires_no_flag(robust_model, fmnist_test):
+    """No flag on an honest model; but PGD-20 alone is weaker than AutoAttack, so the verdict
+    says so instead of ``reliable`` (issue 22: reliable needs AutoAttack; test_strength.py)."""
     rec = evaluate(robust_model, fmnist_test, LINF, "pgd-20", n_examples=200).record
-    assert rec.flags == [] and rec.verdict == "reliable"
+    assert rec.flags == [] and rec.verdict == "not-evaluated-fully" and not rec.strength.complete
 
 
 def test_too_few_iterations_are_flagged_not_converged(standard_model, fmnist_test):

@@ -18,7 +18,9 @@ from typer.testing import CliRunner
 from a3bench.cli import app
 from a3bench.schema import AttackRecord, Flag, write_record
 from a3bench.io import write_json_atomic
+from a3bench.flags import all_flags
 from a3bench.report.generate import generate_report
+from a3bench.report.leaderboard import COLUMNS
 from tests.test_report import make_record, write
 from tests.webdriver import Browser, find_browser, require_browser
 
@@ -56,11 +58,13 @@ def site_inputs(tmp_path_factory) -> Path:
     folder = root / "cifar10" / "Linf"
     (folder / "strong.sweep.png").write_bytes(png_bytes())
     write_json_atomic(folder / "strong.sweep.json", {"schema_version": 1, "model": "strong", "dataset": "cifar10", "norm": "Linf",
-                                                     "eps": [0.0, 8 / 255], "curves": {"pgd-20": [85.0, 55.0]}, "plot": "strong.sweep.png", "flags": []})
+                                                     "eps": [0.0, 8 / 255], "curves": {"pgd-20": [85.0, 55.0]}, "plot": "strong.sweep.png", "flags": [],
+                                                     "n_examples": 100})
     secret = root.parent / "secret.png"
     secret.write_bytes(png_bytes())
     write_json_atomic(folder / "weak.sweep.json", {"schema_version": 1, "model": "weak", "dataset": "cifar10", "norm": "Linf",
-                                                   "eps": [0.0], "curves": {"pgd-20": [95.0]}, "plot": "../../../secret.png", "flags": []})
+                                                   "eps": [0.0, 8 / 255], "curves": {"pgd-20": [95.0, 10.0]}, "plot": "../../../secret.png", "flags": [],
+                                                   "n_examples": 100})
     return root
 
 
@@ -116,7 +120,8 @@ def browser():
 
 
 ROWS = "return Array.from(document.querySelectorAll('#board-0 tbody tr')).filter(r => !r.hidden).map(r => r.dataset.model);"
-WORST = "return Array.from(document.querySelectorAll('#board-0 tbody tr')).map(r => parseFloat(r.cells[5].dataset.value));"
+WORST_COL = COLUMNS.index("Worst case (%) [95% CI]")
+WORST = f"return Array.from(document.querySelectorAll('#board-0 tbody tr')).map(r => parseFloat(r.cells[{WORST_COL}].dataset.value));"
 
 
 def test_page_renders(browser, site: Path):
@@ -138,11 +143,12 @@ def test_sorting_by_worst_case_reorders_rows(browser, site: Path):
     before = browser.run(ROWS)
     worst = browser.run(WORST)
     assert worst == sorted(worst, reverse=True)  # ranked, best first
-    browser.click("#board-0 thead th:nth-child(6) button")
+    header = f"#board-0 thead th:nth-child({WORST_COL + 1})"
+    browser.click(header + " button")
     after = browser.run(WORST)
     assert after == sorted(worst) and browser.run(ROWS) != before
-    assert browser.run("return document.querySelector('#board-0 thead th:nth-child(6)').getAttribute('aria-sort')") == "ascending"
-    browser.click("#board-0 thead th:nth-child(6) button")
+    assert browser.run(f"return document.querySelector('{header}').getAttribute('aria-sort')") == "ascending"
+    browser.click(header + " button")
     assert browser.run(WORST) == sorted(worst, reverse=True)
     browser.click("#board-0 thead th:nth-child(1) button")  # by rank (best possible rank), ascending
     ranks = browser.run("return Array.from(document.querySelectorAll('#board-0 tbody tr')).map(r => parseInt(r.cells[0].dataset.value));")
@@ -196,8 +202,9 @@ def test_every_link_resolves_inside_the_site(browser, site: Path):
                 browser.get(page.as_uri())
             if target.suffix == ".html":
                 todo.append(target)
-    assert {p.name for p in seen} >= {"index.html", "cifar10_Linf_strong.html", "cifar10_Linf_masked.html"}
-    assert len(seen) == 1 + 4
+    assert {p.name for p in seen} >= {"index.html", "cifar10_Linf_strong.html", "cifar10_Linf_masked.html", "zero-gradients.html"}
+    assert len([p for p in seen if p.parent.name == "models"]) == 4
+    assert {p.name for p in seen if p.parent.name == "flags"} == {"index.html"} | {f"{name}.html" for name in all_flags()}
     assert "https://example.org/strong-paper" in external
     assert not any("javascript" in u.lower() for u in external)
 
@@ -205,7 +212,7 @@ def test_every_link_resolves_inside_the_site(browser, site: Path):
 def test_model_page(browser, site: Path):
     browser.get((site / "models" / "cifar10_Linf_masked.html").as_uri())
     text = browser.run("return document.body.innerText")
-    assert "The attack cascade" in text and "Which attack broke how many examples" in text
+    assert "Per-attack results" in text and "Which attack broke how many examples" in text
     assert "zero-gradients" in text and "What it means:" in text and "check_zero_gradients" in text  # explained from docs/diagnostics.md
     assert "Provenance" in text
     browser.get((site / "models" / "cifar10_Linf_strong.html").as_uri())
@@ -229,3 +236,83 @@ def test_site_out_as_html_file(site_inputs: Path, tmp_path: Path):
     assert out.leaderboard == tmp_path / "s" / "board.html" and out.leaderboard.is_file()
     page = (tmp_path / "s" / "models" / "cifar10_Linf_strong.html").read_text()
     assert 'href="../board.html"' in page and "index.html" not in page
+
+
+# --------------------------------------------------------------------------- issue 22: strength, filters, flag pages (in the browser)
+
+
+@pytest.fixture(scope="module")
+def strength_site(tmp_path_factory) -> Path:
+    """Two full evaluations (one unreliable), a PGD-20-only one that an old run called
+    reliable, and an audit of the honest model's evaluation with a flag of its own."""
+    from a3bench.flags import BINARIZATION_TEST_FAILED
+    from tests.test_report import write_audit_file
+
+    root = tmp_path_factory.mktemp("strength") / "results"
+    honest = write(root, "honest", make_record("honest", 90.0, 50.0, model={"spec": "honest", "name": "m", "sha256": "a" * 64}))
+    write_audit_file(honest.with_name("honest.audit.json"), flags=[BINARIZATION_TEST_FAILED("missed known examples", value=42.0)])
+    write(root, "masked", make_record("masked", 90.0, 60.0, flags=[Flag("adaptive-beats-autoattack", "error", "m")], verdict="unreliable"))
+    write(root, "quick", make_record("quick", 90.0, 76.0, weak=True, verdict="reliable"))
+    out = root.parent / "site"
+    res = runner.invoke(app, ["report", str(root), "--format", "html", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def _rows(browser, table: str) -> list[str]:
+    return browser.run(f"return Array.from(document.querySelectorAll('#{table} tbody tr')).filter(r => !r.hidden).map(r => r.dataset.model);")
+
+
+def test_weaker_evaluation_is_listed_apart_and_never_green(browser, strength_site: Path):
+    browser.get((strength_site / "index.html").as_uri())
+    assert _rows(browser, "board-0") == ["masked", "honest"] and _rows(browser, "board-0-apart") == ["quick"]
+    heads = browser.run("return Array.from(document.querySelectorAll('#board-0 thead th')).map(th => th.textContent.trim());")
+    assert heads == COLUMNS  # suite and n per row
+    cells = browser.run("return Array.from(document.querySelector('#board-0-apart tbody tr').cells).map(c => c.textContent.trim());")
+    row = dict(zip(COLUMNS, cells))
+    assert row["Suite"] == "quick (no full AA)" and row["n"] == "100" and row["Rank"] == "—" and row["Verdict"] == "not-evaluated-fully"
+    green = browser.run("return getComputedStyle(document.querySelector('tr.measured .verdict-reliable')).backgroundColor")
+    weak = browser.run("return getComputedStyle(document.querySelector('#board-0-apart .verdict')).backgroundColor")
+    assert green == "rgb(26, 127, 55)" and weak != green
+    # The audit of the honest model's own evaluation: its rate and its flag, marked as the audit's.
+    honest = browser.run("return Array.from(document.querySelector('#board-0 tr[data-model=\"honest\"]').cells).map(c => c.textContent.trim());")
+    assert dict(zip(COLUMNS, honest))["Audit (%)"] == "42.0" and "binarization-test-failed (audit)" in dict(zip(COLUMNS, honest))["Flags"]
+
+
+def test_filter_matches_words_not_parts_of_words(browser, strength_site: Path):
+    """Issue 22 item 13: "reliable" must not find "unreliable"."""
+    browser.get((strength_site / "index.html").as_uri())
+    browser.type("#search", "reliable")
+    assert _rows(browser, "board-0") == ["honest"] and _rows(browser, "board-0-apart") == []
+    browser.clear("#search")
+    browser.type("#search", "unreliable")
+    assert _rows(browser, "board-0") == ["masked"]
+    browser.clear("#search")
+    browser.type("#search", "hon")  # a word being typed still finds its row
+    assert _rows(browser, "board-0") == ["honest"]
+
+
+def test_flag_pages_render_the_docs_tables_as_tables(browser, strength_site: Path):
+    """Issue 22 item 11: a page per flag, from the docs shipped with a3bench; tables are tables."""
+    browser.get((strength_site / "flags" / "gradient-inconsistent.html").as_uri())
+    text = browser.run("return document.body.innerText")
+    assert "gradient-inconsistent" in text and "finite difference" in text and "What to do:" in text
+    assert "|---" not in text and "| kind" not in text
+    heads = browser.run("return Array.from(document.querySelectorAll('table thead th')).map(th => th.textContent);")
+    assert heads == ["kind", "what the check saw", "typical cause"]
+    assert browser.run("return document.querySelectorAll('table tbody tr').length") == 5
+    browser.get((strength_site / "flags" / "index.html").as_uri())
+    listed = browser.run("return Array.from(document.querySelectorAll('tbody tr td:first-child')).map(td => td.textContent);")
+    assert listed == list(all_flags())
+
+
+def test_site_of_the_committed_results(tmp_path: Path):
+    """The records the project ships build a site: a page per record, the sweep's plot copied."""
+    from a3bench.report.load import find_json
+
+    records = find_json([REPO / "results"])
+    out = generate_report([REPO / "results"], tmp_path / "site", "html")
+    assert len(out.reports) == len(records) >= 1
+    index = (tmp_path / "site" / "index.html").read_text()
+    assert all(f'data-model="{p.stem}"' in index for p in records)
+    assert list((tmp_path / "site" / "img").glob("*.sweep.png"))

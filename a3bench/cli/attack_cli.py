@@ -162,7 +162,7 @@ def print_summary(con, record) -> None:
     for f in record.flags:
         colour = "red" if f.severity == "error" else "yellow"
         con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
-    colour = {"reliable": "green", "suspicious": "yellow", "unreliable": "red"}.get(record.verdict, "white")
+    colour = {"reliable": "green", "not-evaluated-fully": "cyan", "suspicious": "yellow", "unreliable": "red"}.get(record.verdict, "white")
     con.print(f"verdict: [{colour}]{record.verdict}[/] ({record.verdict_reason})")
     if record.flags:
-        con.print("what each flag means and what to run next: docs/diagnostics.md#" + record.flags[0].name)
+        con.print("what each flag means and what to run next: a3bench flags " + record.flags[0].name)

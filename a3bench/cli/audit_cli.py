@@ -131,7 +131,7 @@ def print_audit(con, result) -> None:
         colour = "red" if f.severity == "error" else "yellow"
         con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
     if result.flags:
-        con.print("what each flag means and what to run next: docs/diagnostics.md#" + result.flags[0].name)
+        con.print("what each flag means and what to run next: a3bench flags " + result.flags[0].name)
     else:
         con.print("[green]no audit flag fired[/]")
 

@@ -809,5 +809,8 @@ def audit_evaluation(ev, threat: ThreatModel, attacks: Sequence[Attack], *, n_ex
     judged by its judge."""
     k = ev.n if n_examples is None else min(n_examples, ev.n)
     ev.detect_randomness()
-    return audit(ev.model, ev.x[:k], ev.y[:k], threat, attacks, positions=ev.positions[:k], seed=ev.seed, batch_size=ev.batch_size,
-                 dataset=ev.info.name, name=getattr(ev.loaded, "name", None), judge=ev.deployed, **kwargs)
+    result = audit(ev.model, ev.x[:k], ev.y[:k], threat, attacks, positions=ev.positions[:k], seed=ev.seed, batch_size=ev.batch_size,
+                   dataset=ev.info.name, name=getattr(ev.loaded, "name", None), judge=ev.deployed, **kwargs)
+    # The weights audited, as a record names them: a report attaches the audit only to a record of these weights.
+    result.model = {"spec": getattr(ev.loaded, "name", None), "sha256": ev.fingerprint}
+    return result

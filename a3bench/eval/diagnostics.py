@@ -14,6 +14,7 @@ as they are: their warnings are collected instead of printed and become flags.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -23,7 +24,7 @@ from torch import nn
 
 from a3bench.attacks.pgd import input_grad
 from a3bench import flags as F_
-from a3bench.schema import AttackKind, AttackRecord, AttackStatus, Flag, ProbeRecord, Severity, Verdict
+from a3bench.schema import AttackKind, AttackRecord, AttackStatus, Flag, ProbeRecord, Severity, Strength, Verdict
 from a3bench.threat import Norm, format_eps, parse_norm
 
 WARNING, ERROR = Severity.WARNING, Severity.ERROR
@@ -175,8 +176,10 @@ def nonfinite_flags(count: int) -> list[Flag]:
 
 
 def apgd_warning_flags(messages: Sequence[str]) -> list[Flag]:
-    """Warnings pyautoattack logged while attacking (e.g. zero gradients inside APGD)."""
-    zero = [m for m in messages if "zero gradient" in m]
+    """Warnings pyautoattack logged while attacking (e.g. zero gradients inside APGD). Its
+    pointer to its own "flags_doc.md" is dropped: a3bench's user has no such file, and the
+    flag's docs are ``a3bench flags zero-gradients-in-apgd``."""
+    zero = [re.sub(r"\s*See \S+ for details\.?", "", m) for m in messages if "zero gradient" in m]
     if not zero:
         return []
     return [F_.ZERO_GRADIENTS_IN_APGD(f"APGD met zero gradients ({len(zero)} batch(es)): {zero[0]}")]
@@ -400,15 +403,22 @@ def sweep_flags(norm, eps: Sequence[float], curves: dict[str, list[float | None]
 # --------------------------------------------------------------------------- the verdict
 
 
-def verdict(flags: Sequence[Flag]) -> tuple[Verdict, str]:
-    """Roll flags up: any error → unreliable, any warning → suspicious, else reliable.
+def verdict(flags: Sequence[Flag], strength: Strength | None = None) -> tuple[Verdict, str]:
+    """Roll flags up: any error → unreliable, any warning → suspicious; else, when the
+    evaluation was weaker than AutoAttack (``strength``, :mod:`a3bench.eval.strength`),
+    not-evaluated-fully; else reliable. The runner always passes ``strength``.
 
-    Returns (verdict, one-line reason naming the flags that decided it).
+    Returns (verdict, one-line reason naming the flags, or the shortfall, that decided it).
     """
+    from a3bench.eval.strength import shortfall
+
     errors = [f for f in flags if f.severity is ERROR]
     warnings = [f for f in flags if f.severity is WARNING]
     if errors:
         return Verdict.UNRELIABLE, "; ".join(sorted({f.name for f in errors}))
     if warnings:
         return Verdict.SUSPICIOUS, "; ".join(sorted({f.name for f in warnings}))
+    if strength is not None and not strength.complete:
+        return Verdict.NOT_EVALUATED_FULLY, (f"no diagnostic fired, but the evaluation is weaker than AutoAttack: {shortfall(strength)}; "
+                                             "--suite standard or full gives a number to rank")
     return Verdict.RELIABLE, "no diagnostic fired"

@@ -30,6 +30,7 @@ from a3bench.eval import diagnostics
 from a3bench.eval.cascade import BatchResult
 from a3bench.eval.judge import users_model
 from a3bench.eval.provenance import provenance
+from a3bench.eval.strength import strength_of
 from a3bench.eval.outputs import OutputLock, check_output_path  # noqa: F401 — check_output_path re-exported
 from a3bench.eval.setup import DEFAULT_DRAWS, SANITY_EXAMPLES, EvalOptions, Evaluation  # noqa: F401 — re-exported
 from a3bench.flags import ESCALATION_CAPPED, NO_INPUT_GRADIENT, RANDOMIZED_OUTPUTS
@@ -649,7 +650,7 @@ class _Run:
         lo, hi = wilson_interval(n_robust, n)
         fwd = sum(r.forward_passes for r in per_attack) + n * ev.deployed.draws + (probe_record.forward_passes if probe_record else 0)
         bwd = sum(r.backward_passes for r in per_attack) + (probe_record.backward_passes if probe_record else 0)
-        verdict, reason = diagnostics.verdict(flags)
+        verdict, reason = diagnostics.verdict(flags, strength_of(per_attack, self.plan.suite, randomised=outcomes.correct_share is not None))
         randomised = None
         if outcomes.correct_share is not None:
             shares = outcomes.correct_share

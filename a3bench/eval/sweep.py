@@ -38,11 +38,10 @@ from a3bench.eval.judge import users_model
 from a3bench.eval.setup import EvalOptions, Evaluation
 from a3bench.eval.provenance import provenance
 from a3bench.io import atomic_write_bytes, safe_name
+from a3bench.report.sweep import MIN_NORM, WORST_CASE, eps_labels, plot_png, sweep_markdown  # noqa: F401 (eps_labels: sweep_cli)
 from a3bench.schema import AttackStatus, SweepPerExample, SweepRecord, write_sweep
 from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
-WORST_CASE = "worst-case"
-MIN_NORM = "fab-min-norm"  # the curve of the optional minimum-norm pass (one FAB run prices the whole grid)
 DEFAULT_ATTACKS = ("pgd-20",)
 sweep_flags = diagnostics.sweep_flags
 
@@ -431,82 +430,3 @@ def save_sweep(result: SweepRecord, out: str | Path) -> Path:
     atomic_write_bytes(path.with_name(f"{stem}.sweep.md"), lambda f: f.write(sweep_markdown(result).encode()))
     write_sweep(path, result)
     return path
-
-
-def eps_labels(eps: Sequence[float]) -> list[str]:
-    """k/255 for every value when the whole grid is on it (8/255, 16/255 ...), else decimals:
-    a 0:0.35:8 grid should not read 0.15, 51/255, 0.25."""
-    on_255 = all(abs(e * 255 - round(e * 255)) < 1e-6 for e in eps)
-    if on_255 and any(e > 0 for e in eps) and max(eps) < 1:
-        return [format_eps(e) if e > 0 else "0" for e in eps]
-    return [f"{e:.6g}" for e in eps]
-
-
-def sweep_markdown(result: SweepRecord) -> str:
-    from tabulate import tabulate
-
-    names = list(result.curves)
-    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-    rows = []
-    labels = eps_labels(result.eps)
-    for k, e in enumerate(result.eps):
-        c = result.compute["per_eps"][k] if k < len(result.compute.get("per_eps", [])) else {}
-        rows.append([labels[k]] + [fmt(result.curves[n][k]) for n in names]
-                    + [sum(c.get("attacked", {}).values()), c.get("forward_passes", 0) + c.get("backward_passes", 0)])
-    mode = "cascade" if result.cascade else "naive (every eps on every example)"
-    lines = [
-        f"# {result.model} · {result.dataset} · {result.norm} · robust accuracy (%) against eps",
-        "",
-        f"n = {result.n_examples}, seed {result.seed}, clean accuracy {result.clean_acc:.2f} %, mode: {mode}.",
-        "",
-        tabulate(rows, headers=["eps"] + names + ["attacked", "passes (fwd+bwd)"], tablefmt="github", disable_numparse=True),
-        "",
-    ]
-    if result.plot is not None:
-        lines += [f"![robust accuracy against eps]({result.plot})", ""]
-    c = result.compute
-    lines.append(f"Compute: {c['forward_passes']} forward and {c['backward_passes']} backward passes, {c['seconds']:.1f} s.")
-    if "min_norm" in c:
-        m = c["min_norm"]
-        found = [d for d in (result.per_example.min_norm or []) if d is not None]
-        median = f"; median smallest perturbation {sorted(found)[len(found) // 2]:.4g}" if found else ""
-        lines.append(f"`{MIN_NORM}`: one FAB run on {m['attacked']} examples prices every eps "
-                     f"({m['forward_passes']} forward and {m['backward_passes']} backward passes, {m['seconds']:.1f} s{median}).")
-    for name, why in result.skipped.items():
-        lines.append(f"- {name} skipped: {why}")
-    for name, why in result.failed.items():
-        lines.append(f"- {name} failed: {why}")
-    for f in result.flags:
-        lines.append(f"- flag **{f.name}** ({f.severity}): {f.message}")
-    return "\n".join(lines) + "\n"
-
-
-def plot_png(result: SweepRecord) -> bytes:
-    """The curves as a PNG (matplotlib, Agg backend): x = eps (k/255 where it is one), y = robust accuracy %."""
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.2), dpi=110)
-    ax = fig.add_subplot(1, 1, 1)
-    for name, values in result.curves.items():
-        pts = [(e, v) for e, v in zip(result.eps, values) if v is not None]
-        if not pts:
-            continue
-        style = {"color": "black", "linestyle": "--", "linewidth": 2.2} if name == WORST_CASE else {"linewidth": 1.6}
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", markersize=3.5, label=name, **style)
-    ax.set_xticks(result.eps)
-    ax.set_xticklabels(eps_labels(result.eps), rotation=45 if len(result.eps) > 6 else 0, fontsize=8)
-    ax.set_ylim(-2, 102)
-    ax.set_xlabel(f"eps ({result.norm})")
-    ax.set_ylabel("robust accuracy (%)")
-    ax.set_title(f"{result.model} · {result.dataset} · n={result.n_examples}", fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()

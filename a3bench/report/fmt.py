@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import html
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from a3bench.schema import ResultRecord
@@ -45,8 +43,9 @@ def external_href(href: Any) -> str | None:
 
 def md_text(text: Any) -> str:
     """Text for a markdown page, inert: HTML (``<script>``, ``<img onerror>``) shown as text,
-    link brackets and table pipes escaped, newlines folded (a newline would end a table row)."""
-    t = " ".join(str(text).split())
+    link brackets and table pipes escaped, newlines folded (a newline would end a table row).
+    Runs of white space become one space; a space at either end is kept (text runs are joined)."""
+    t = re.sub(r"\s+", " ", str(text))
     t = t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return re.sub(r"([\\`*\[\]|])", r"\\\1", t)
 
@@ -64,28 +63,6 @@ def md_href(href: str) -> str:
     for c, enc in ((" ", "%20"), ("(", "%28"), (")", "%29"), ("<", "%3C"), (">", "%3E"), ("|", "%7C"), ('"', "%22")):
         href = href.replace(c, enc)
     return href
-
-
-@dataclass(frozen=True)
-class Markup:
-    """Which markup a cell is rendered in: markdown for .md, HTML for a page. Text is always
-    escaped; a link is made only for an http(s) or relative ``href`` (:func:`safe_href`)."""
-
-    kind: str = "md"  # "md" | "html"
-
-    def link(self, text: str, href: str | None) -> str:
-        href = safe_href(href)
-        if not href:
-            return self.text(text)
-        if self.kind == "html":
-            return f'<a href="{html.escape(href, quote=True)}">{html.escape(str(text))}</a>'
-        return f"[{md_text(text)}]({md_href(href)})"
-
-    def text(self, text: str) -> str:
-        return html.escape(str(text)) if self.kind == "html" else md_text(text)
-
-    def bold(self, text: str) -> str:
-        return f"<b>{html.escape(str(text))}</b>" if self.kind == "html" else f"**{md_text(text)}**"
 
 
 def pct(v: float | None, digits: int = 2) -> str:
@@ -109,17 +86,13 @@ def ci(record: ResultRecord) -> str:
 
 
 def eps_text(record: ResultRecord) -> str:
+    """The record's own eps text, else eps formatted by a3bench's one rule
+    (:func:`a3bench.threat.format_eps`; imported only then: it loads torch)."""
     if record.eps_text:
         return record.eps_text
+    from a3bench.threat import format_eps
+
     return format_eps(record.eps)
-
-
-def format_eps(eps: float) -> str:
-    # Same rule as a3bench.threat.format_eps, without importing torch for a report.
-    k = eps * 255
-    if 0 < eps < 1 and abs(k - round(k)) < 1e-6:
-        return f"{int(round(k))}/255"
-    return f"{eps:.6g}"
 
 
 def count(n: float | None) -> str:

@@ -1,22 +1,30 @@
 """Finding what ``report`` and ``check`` consume: result records, the per-example outcomes
-beside them, and eps sweeps. Every file is read by the class that wrote it
-(:mod:`a3bench.schema`); this module only finds the files and pairs them up.
+beside them, eps sweeps and attack audits. Every file is read by the class that wrote it
+(:mod:`a3bench.schema`); this module finds the files and pairs them up.
+
+A sweep or an audit is shown with a record only when it is about the same evaluation
+(docs/report.md#what-is-attached-to-a-record): the same model (sha256 of the weights, when
+either file records it), the same folder, the same number of examples and the same eps,
+and, for an audit, attacks the record ran. Anything else beside a record is left out
+with a warning that says why.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from a3bench.errors import ResultError
-from a3bench.schema import (AUXILIARY_SUFFIXES, Outcomes, ResultRecord, SweepRecord, audit_path, outcomes_path, read_audit, read_outcomes,
-                            read_record, read_sweep)
+from a3bench.errors import ResultError, one_line
+from a3bench.schema import (AUXILIARY_SUFFIXES, Flag, Outcomes, ResultRecord, SweepRecord, _from_dict, audit_path, outcomes_path,
+                            read_audit, read_outcomes, read_record, read_sweep)
 
 # Directories a scan does not enter: our own RobustBench export uses RobustBench's
 # field types (strings for numbers), so it must never be read back as records.
 SKIPPED_DIRS = frozenset({"model_info", "reports", ".git", "__pycache__"})
+EPS_TOL = 1e-9
 
 
 @dataclass
@@ -34,6 +42,46 @@ class LoadedSweep:
         p = self.path.parent / Path(self.record.plot).name
         return p if p.is_file() else None
 
+    @property
+    def attacks(self) -> list[str]:
+        return [c for c in self.record.curves if c != "worst-case"]
+
+
+@dataclass
+class AuditSummary:
+    """The numbers of an attack audit a report shows (:meth:`a3bench.schema.AuditResult.summary`),
+    typed: a record's ``audit`` field is read through it, so a malformed one is refused, never used."""
+
+    pass_rate: float | None = None
+    pass_rate_ci: list[float] | None = None
+    n_testable: int = 0
+    n_not_testable: int = 0
+    per_attack: dict[str, float | None] = field(default_factory=dict)
+    control_pass_rate: float | None = None
+    indicators: dict[str, int | None] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    file: str | None = None
+
+    def check(self) -> None:
+        rates = [self.pass_rate, self.control_pass_rate, *self.per_attack.values(), *(self.pass_rate_ci or [])]
+        if any(r is not None and not 0 <= r <= 100 for r in rates):
+            raise ResultError("a pass rate is outside [0, 100] %")
+        counts = [self.n_testable, self.n_not_testable, *(v for v in self.indicators.values() if v is not None)]
+        if any(c < 0 for c in counts):
+            raise ResultError("a count is negative")
+
+
+@dataclass
+class AttachedAudit:
+    """An attack audit shown with a record, and what it was run with."""
+
+    summary: AuditSummary
+    n_examples: int
+    attacks: list[str]
+    source: str  # "record" (``attack --audit``: part of the run) or the audit file's name
+    seed: int | None = None
+    flags: list[Flag] = field(default_factory=list)  # the audit's own flags, with their severities where known
+
 
 @dataclass
 class LoadedResult:
@@ -45,7 +93,7 @@ class LoadedResult:
     outcomes_error: str | None = None  # why an outcomes file that exists could not be used
     sweep: LoadedSweep | None = None
     label: str | None = None  # shown instead of the file stem when two records share it
-    audit: dict | None = None  # the attack audit's summary: the record's own, or the audit file beside it
+    audit: AttachedAudit | None = None
 
     @property
     def model_id(self) -> str:
@@ -57,6 +105,32 @@ class LoadedResult:
     def key(self) -> tuple[str, str, float, str]:
         r = self.record
         return (r.dataset, r.norm, r.eps, self.model_id)
+
+    @property
+    def names(self) -> set[str]:
+        """Every name the model goes by in this record."""
+        m = self.record.model or {}
+        return {self.path.stem, str(m.get("spec") or ""), str(m.get("name") or ""), self.record.name} - {""}
+
+    @property
+    def model_identity(self) -> str:
+        """What makes two records records of one model: the weights' sha256, else the spec, else the file name."""
+        m = self.record.model or {}
+        for key in ("sha256", "spec"):
+            if isinstance(m.get(key), str) and m[key]:
+                return f"{key}:{m[key]}"
+        return f"name:{self.path.stem}"
+
+
+def model_mismatch(res: LoadedResult, sha256: Any, name: Any) -> str | None:
+    """Why a sweep or an audit (its model's sha256 and name) is not of the record's model;
+    None when it is: the weights' sha256 when either side records one, else the name."""
+    mine = (res.record.model or {}).get("sha256")
+    if mine and not sha256:
+        return "it does not record which weights it ran on (sha256; made before a3bench recorded them): run it again"
+    if mine or sha256:
+        return None if isinstance(mine, str) and mine == sha256 else "another model (the weights differ)"
+    return None if isinstance(name, str) and name in res.names else f"another model ({name})"
 
 
 def find_json(paths: Sequence[str | os.PathLike], suffix: str = ".json") -> list[Path]:
@@ -94,23 +168,113 @@ def locate_outcomes(record: ResultRecord, record_path: Path) -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
-def _match_sweep(result: LoadedResult, sweeps: Iterable[LoadedSweep]) -> LoadedSweep | None:
-    r = result.record
-    names = {result.model_id, str(r.model.get("spec", "")), str(r.model.get("name", "")), r.name} - {""}
-    for s in sweeps:
-        sr = s.record
-        if sr.dataset == r.dataset and sr.norm == r.norm and (sr.model in names or s.path.name == f"{result.model_id}.sweep.json"):
-            return s
+# --------------------------------------------------------------------------- sweeps
+
+
+def sweep_mismatch(res: LoadedResult, s: LoadedSweep) -> str | None:
+    """Why the sweep is not about the record's evaluation; None when it is."""
+    r, sr = res.record, s.record
+    if (sr.dataset, sr.norm) != (r.dataset, r.norm):
+        return f"another dataset or norm ({sr.dataset} {sr.norm})"
+    why = model_mismatch(res, (sr.model_info or {}).get("sha256"), sr.model)
+    if why:
+        return why
+    if s.path.parent.resolve() != res.path.parent.resolve():
+        return f"another folder ({s.path.parent})"
+    if sr.n_examples != r.n_examples:
+        return f"another number of examples ({sr.n_examples}, the record {r.n_examples})"
+    if not any(abs(e - r.eps) <= EPS_TOL for e in sr.eps):
+        return f"its eps grid does not hold the record's eps {r.eps:g}"
     return None
 
 
-def load_results(paths: Sequence[str | os.PathLike], keep_duplicates: bool = False) -> tuple[list[LoadedResult], list[str]]:
-    """Read every record under ``paths`` with its outcomes and matching sweep.
+def _attach_sweep(res: LoadedResult, sweeps: Iterable[LoadedSweep], warnings: list[str]) -> None:
+    """The sweep of this evaluation: in the record's folder, same model, n and eps. A sweep
+    that names this model but fails a test is left out, with a warning."""
+    for s in sweeps:
+        candidate = s.path.name == f"{res.path.stem}.sweep.json" or (s.record.model in res.names and s.record.dataset == res.record.dataset)
+        if not candidate:
+            continue
+        why = sweep_mismatch(res, s)
+        if why is None:
+            res.sweep = s
+            return
+        if s.path.parent.resolve() == res.path.parent.resolve() or s.path.name == f"{res.path.stem}.sweep.json":
+            warnings.append(f"sweep {s.path} not shown with {res.path}: {why}")
 
-    Returns the results and warnings (unusable outcomes files, duplicates skipped).
-    An unreadable or invalid record raises :class:`ResultError`. With ``keep_duplicates``,
-    a second record of the same model and threat (a user's run beside the committed one)
-    is kept and labelled with its folder; the same file found twice is still read once.
+
+# --------------------------------------------------------------------------- audits
+
+
+def summary_from(data: Any, where: str) -> AuditSummary:
+    """A record's ``audit`` (or an audit's summary) typed and range-checked; ResultError otherwise."""
+    known = {k: v for k, v in data.items() if k in AuditSummary.__dataclass_fields__} if isinstance(data, dict) else data
+    try:
+        s = _from_dict(AuditSummary, known, "audit")
+        s.check()
+    except ResultError as e:
+        raise ResultError(f"{where}: audit: {one_line(e, 160)}") from None
+    return s
+
+
+def _embedded_audit(res: LoadedResult, warnings: list[str]) -> AttachedAudit | None:
+    """``attack --audit``: the audit is part of the run (same model and threat); its flags are in the record's."""
+    data = res.record.audit
+    try:
+        s = summary_from(data, str(res.path))
+    except ResultError as e:
+        warnings.append(f"{e}; the audit is not shown")
+        return None
+    flags = [f for f in res.record.flags if f.name in set(s.flags)]
+    return AttachedAudit(s, s.n_testable + s.n_not_testable, list(s.per_attack), "record", res.record.seed, flags)
+
+
+def audit_mismatch(res: LoadedResult, audit) -> str | None:
+    """Why an audit file is not about the record's evaluation; None when it is."""
+    r = res.record
+    if (audit.dataset, audit.norm) != (r.dataset, r.norm) or not math.isclose(audit.eps, r.eps, rel_tol=0, abs_tol=EPS_TOL):
+        return f"another threat ({audit.dataset} {audit.norm} eps {audit.eps:g})"
+    why = model_mismatch(res, (audit.model or {}).get("sha256"), audit.name)
+    if why:
+        return why
+    if audit.n_examples != r.n_examples:
+        return f"another number of examples ({audit.n_examples}, the record {r.n_examples})"
+    ran = set(r.strength.attacks if r.strength else [])
+    other = [b.attack for b in audit.binarization if b.attack not in ran]
+    if other:
+        return f"it audited attacks this run did not run ({', '.join(other)})"
+    return None
+
+
+def _audit_beside(res: LoadedResult, warnings: list[str]) -> AttachedAudit | None:
+    p = audit_path(res.path)
+    if not p.is_file():
+        return None
+    try:
+        audit = read_audit(p)
+        s = summary_from({"file": p.name, **audit.summary()}, str(p))
+    except ResultError as e:
+        warnings.append(f"audit skipped: {e}")
+        return None
+    why = audit_mismatch(res, audit)
+    if why is not None:
+        warnings.append(f"audit {p} not shown with {res.path}: {why}")
+        return None
+    return AttachedAudit(s, audit.n_examples, [b.attack for b in audit.binarization], p.name, audit.seed, list(audit.flags))
+
+
+# --------------------------------------------------------------------------- all of it
+
+
+def load_results(paths: Sequence[str | os.PathLike], keep_duplicates: bool = False) -> tuple[list[LoadedResult], list[str]]:
+    """Read every record under ``paths`` with its outcomes and the sweep and audit of the
+    same evaluation.
+
+    Returns the results and warnings (unusable outcomes files, sweeps and audits left
+    out, duplicates skipped). An unreadable or invalid record raises :class:`ResultError`.
+    With ``keep_duplicates``, a second record of the same model and threat (a user's run
+    beside the committed one) is kept and labelled with its folder; the same file found
+    twice is still read once.
     """
     warnings: list[str] = []
     sweeps: list[LoadedSweep] = []
@@ -142,8 +306,14 @@ def load_results(paths: Sequence[str | os.PathLike], keep_duplicates: bool = Fal
             except ResultError as e:
                 res.outcomes_error = str(e)
                 warnings.append(f"outcomes ignored: {e}")
-        res.sweep = _match_sweep(res, sweeps) or _sweep_beside(rp, warnings)
-        res.audit = record.audit or _audit_beside(rp, warnings)
+        beside = rp.with_name(rp.stem + ".sweep.json")
+        if beside.is_file() and not any(s.path.resolve() == beside.resolve() for s in sweeps):
+            try:
+                sweeps.append(LoadedSweep(read_sweep(beside), beside))
+            except ResultError as e:
+                warnings.append(f"sweep skipped: {e}")
+        _attach_sweep(res, sweeps, warnings)
+        res.audit = _embedded_audit(res, warnings) if record.audit is not None else _audit_beside(res, warnings)
         results.append(res)
     return results, warnings
 
@@ -154,25 +324,3 @@ def _folder_label(path: Path) -> str:
         return path.parent.resolve().relative_to(Path.cwd().resolve()).as_posix()
     except ValueError:
         return path.parent.as_posix()
-
-
-def _sweep_beside(record_path: Path, warnings: list[str]) -> LoadedSweep | None:
-    p = record_path.with_name(record_path.stem + ".sweep.json")
-    if not p.is_file():
-        return None
-    try:
-        return LoadedSweep(read_sweep(p), p)
-    except ResultError as e:
-        warnings.append(f"sweep skipped: {e}")
-        return None
-
-
-def _audit_beside(record_path: Path, warnings: list[str]) -> dict | None:
-    p = audit_path(record_path)
-    if not p.is_file():
-        return None
-    try:
-        return {"file": p.name, **read_audit(p).summary()}
-    except ResultError as e:
-        warnings.append(f"audit skipped: {e}")
-        return None

@@ -17,7 +17,6 @@ entries whose evaluation is known to be unsound.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -25,9 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from a3bench.errors import ResultError
+from a3bench.errors import ResultError, one_line
 from a3bench.io import inside, safe_name, write_json_atomic
+from a3bench.schema import read_json
 from a3bench.report.fmt import eps_text, external_href
+from a3bench.report.formats import ReportFormat, ReportJob, ReportOutput
 from a3bench.report.load import LoadedResult
 
 # RobustBench's BenchmarkDataset and ThreatModel values (robustbench.model_zoo.enums).
@@ -70,7 +71,8 @@ def model_info(res: LoadedResult) -> dict[str, Any]:
     # that is lower than AutoAttack's (or AutoAttack was not run at all).
     if r.autoattack_acc is None or round(r.robust_acc, 2) < round(r.autoattack_acc, 2):
         info["external"] = _acc(r.robust_acc)
-        suite = f" ({', '.join(r.attacks)})" if r.attacks else ""
+        ran = r.strength.attacks if r.strength is not None else []  # the attacks that ran, not those skipped
+        suite = f" ({', '.join(ran)})" if ran else ""
         notes.append(f"{_acc(r.robust_acc)}% robust accuracy is from a3bench's adaptive worst case{suite} on {r.n_examples} examples.")
     if r.flags:
         notes.append(f"a3bench diagnostics: {r.verdict} ({', '.join(f.name for f in r.flags)}).")
@@ -164,16 +166,20 @@ def _number(data: dict, key: str, path: Path, required: bool = False) -> float |
         raise ResultError(f"{path}: {key!r} must be a number, got {v!r}")
     try:
         x = float(v)
-    except (TypeError, ValueError):
-        raise ResultError(f"{path}: {key!r} must be a number, got {str(v)[:40]!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ResultError(f"{path}: {key!r} must be a number, got {one_line(repr(v), 40)}") from None
     if not math.isfinite(x):
-        raise ResultError(f"{path}: {key!r} must be finite, got {v!r}")
+        raise ResultError(f"{path}: {key!r} must be finite, got {one_line(repr(v), 40)}")
+    if not 0 <= x <= 100:
+        raise ResultError(f"{path}: {key!r} must be a percentage in [0, 100], got {x:.6g}")
     return x
 
 
 def _eps(v: Any, path: Path) -> float | None:
     if v is None or (isinstance(v, str) and not v.strip()):
         return None
+    if not isinstance(v, (str, int, float)) or isinstance(v, bool):
+        raise ResultError(f"{path}: eps must be a number or a fraction, got {one_line(repr(v), 40)}")
     text = str(v).strip()
     try:
         if "/" in text:
@@ -181,52 +187,52 @@ def _eps(v: Any, path: Path) -> float | None:
             x = float(num) / float(den)
         else:
             x = float(text)
-    except (ValueError, ZeroDivisionError):
+    except (ValueError, ZeroDivisionError, OverflowError):
         raise ResultError(f"{path}: eps {text[:40]!r} is not a number or a fraction") from None
     if not (math.isfinite(x) and x >= 0):
         raise ResultError(f"{path}: eps {text[:40]!r} is not a budget")
     return x
 
 
-def _text(data: dict, key: str) -> str:
+def _text(data: dict, key: str, path: Path) -> str:
+    """A text field; anything else (a list, an object) is refused, not printed."""
     v = data.get(key)
-    return "" if v is None else " ".join(str(v).split())
+    if v is None:
+        return ""
+    if isinstance(v, dict | list):
+        raise ResultError(f"{path}: {key!r} must be text, got a JSON {type(v).__name__}")
+    return " ".join(str(v).split())[:1000]
 
 
 def read_published_entry(path: str | os.PathLike, dataset: str, threat_model: str) -> PublishedEntry:
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ResultError(f"{path} is not valid JSON: {e}") from None
-    except OSError as e:
-        raise ResultError(f"cannot read {path}: {e.strerror}") from None
+    data = read_json(path, "RobustBench model_info file")  # bounded, strict: no NaN, no nesting that overflows the stack
     if not isinstance(data, dict):
         raise ResultError(f"{path}: a model_info file must be a JSON object")
     passes = data.get("number_forward_passes", 1)
-    if isinstance(passes, bool) or not isinstance(passes, int):
-        raise ResultError(f"{path}: 'number_forward_passes' must be an integer")
+    if isinstance(passes, bool) or not isinstance(passes, int) or not 1 <= passes <= 1_000_000:
+        raise ResultError(f"{path}: 'number_forward_passes' must be an integer in 1…1000000")
     return PublishedEntry(
         model_id=path.stem,
         dataset=dataset,
         threat_model=threat_model,
-        name=_text(data, "name"),
-        link=_text(data, "link"),
-        authors=_text(data, "authors"),
+        name=_text(data, "name", path),
+        link=_text(data, "link", path),
+        authors=_text(data, "authors", path),
         # RobustBench writes HTML line breaks into a few venues ("GitHub,<br>Oct 2019").
-        venue=re.sub(r",?\s*<br\s*/?>\s*", ", ", _text(data, "venue")),
-        architecture=_text(data, "architecture"),
+        venue=re.sub(r",?\s*<br\s*/?>\s*", ", ", _text(data, "venue", path)),
+        architecture=_text(data, "architecture", path),
         additional_data=bool(data.get("additional_data", False)),
         number_forward_passes=passes,
         eps=_eps(data.get("eps"), path),
-        eps_text=_text(data, "eps"),
+        eps_text=_text(data, "eps", path),
         clean_acc=_number(data, "clean_acc", path, required=True),
         autoattack_acc=_number(data, "autoattack_acc", path),
         external=_number(data, "external", path),
         reported=_number(data, "reported", path),
         corruptions_acc=_number(data, "corruptions_acc", path),
         unreliable=bool(data.get("unreliable", False)),
-        footnote=_text(data, "footnote"),
+        footnote=_text(data, "footnote", path),
         path=path,
     )
 
@@ -252,3 +258,14 @@ def read_published(folder: str | os.PathLike) -> list[PublishedEntry]:
     if not entries:
         raise ResultError(f"--robustbench {folder}: no <dataset>/<threat_model>/*.json files (RobustBench's model_info layout)")
     return entries
+
+
+# --------------------------------------------------------------------------- the output format
+
+
+def _write(job: ReportJob) -> ReportOutput:
+    written, warnings = export_robustbench(job.results, job.out)
+    return ReportOutput(None, written, warnings=warnings)
+
+
+FORMAT = ReportFormat("robustbench", _write, lambda paths: Path("robustbench"), out_is="folder", takes_published=False)
