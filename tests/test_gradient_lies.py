@@ -504,13 +504,14 @@ def test_registry_names_and_options():
 def test_escalation_plan():
     assert escalation(["zero-gradients", "not-converged"]) is None
     plan = escalation([{"name": "gradient-inconsistent"}, {"name": "black-box-beats-white-box"}])
-    assert plan.attacks == ["bpda-graph", "transfer:distill", "spsa-100", "square-20000:restarts=2"]
+    assert plan.attacks == ["bpda-graph", "bpda-graph:base=apgd-ce:restarts=3", "bpda-graph:base=apgd-dlr:restarts=3",
+                            "bpda-graph:base=apgd-t", "transfer:distill", "spsa-100", "square-20000:restarts=2"]
     assert plan.triggers == ["gradient-inconsistent", "black-box-beats-white-box"]
     assert "gradient-inconsistent and black-box-beats-white-box fired" in plan.reason and "\n" not in plan.reason
     assert plan.forward_passes_per_example == sum(plan.per_attack.values())
     assert plan.fixed_forward_passes > 0  # the distillation
     fewer = escalation(["black-box-beats-white-box"], already=["bpda-graph", "spsa-100"])
-    assert fewer.attacks == ["transfer:distill", "square-20000:restarts=2"]
+    assert fewer.attacks == [a for a in plan.attacks if a not in ("bpda-graph", "spsa-100")]
     for name in plan.attacks:
         assert build_attack(name)[0].kind in (AttackKind.WHITE_BOX, AttackKind.BLACK_BOX, AttackKind.TRANSFER)
 

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from a3bench.attacks.base import AttackContext, AttackKind, AttackOutput
+from a3bench.attacks.bypass import BASE_OPTIONS, BypassBase, Bypassed, parse_base
 from a3bench.attacks.pgd import PGD, GradFn, MostCorrectDraw, default_step_size, input_grad, pgd_loop, surrogate_grad_fn
 from a3bench.attacks.registry import AttackSpec, int_option, loss_option, register_attack, step_option
 from a3bench.attacks.scale_search import A3_SCALE_SEARCH, search_scales
@@ -48,11 +49,25 @@ class _A3Only:
         return None if a3_layers(ctx.model) else NO_A3
 
 
-class BPDAA3(_A3Only, PGD):
-    """PGD-K through a straight-through (identity) backward of every A3 layer."""
+class BPDAA3(_A3Only, BypassBase, PGD):
+    """PGD-K (or ``base=apgd-…``, :mod:`a3bench.attacks.bypass`) through a straight-through
+    (identity) backward of every A3 layer."""
 
-    def __init__(self, steps: int = 50, **kw) -> None:
+    def __init__(self, steps: int = 50, *, base: str = "pgd", **kw) -> None:
         super().__init__(steps, name=kw.pop("name", "bpda-a3"), **kw)
+        self._init_base(base)
+
+    def config(self) -> dict:
+        return self.base_config(super().config())
+
+    def max_passes(self) -> tuple[int, int, int]:
+        return self.base_max_passes(super().max_passes())
+
+    def bypassed(self, model: nn.Module) -> nn.Module:
+        return Bypassed(model, lambda: a3_straight_through(model))
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        return self.run_base(super().run, model, x, y, threat, seed=seed, indices=indices)
 
     def grad_fn(self, model: nn.Module) -> GradFn:
         def grad_fn(xa, ya):
@@ -121,8 +136,9 @@ def straight_through(model: nn.Module, names: list[str]) -> Iterator[nn.Module]:
             h.remove()
 
 
-class BPDA(PGD):
-    """PGD-K through a straight-through backward of every module that blocks the gradient.
+class BPDA(BypassBase, PGD):
+    """PGD-K (or ``base=apgd-…``, :mod:`a3bench.attacks.bypass`) through a straight-through
+    backward of every module that blocks the gradient.
 
     The modules are found on clean inputs (:func:`zero_gradient_modules`): leaf modules
     that keep the shape and whose local gradient is exactly zero — an input quantiser, a
@@ -134,9 +150,23 @@ class BPDA(PGD):
 
     needs_input_gradient = False  # it replaces what blocks the gradient: it decides in applies_to
 
-    def __init__(self, steps: int = 50, **kw) -> None:
+    def __init__(self, steps: int = 50, *, base: str = "pgd", **kw) -> None:
         super().__init__(steps, name=kw.pop("name", "bpda"), **kw)
+        self._init_base(base)
         self._found: dict[int, list[str]] = {}
+
+    def config(self) -> dict:
+        return self.base_config(super().config())
+
+    def max_passes(self) -> tuple[int, int, int]:
+        return self.base_max_passes(super().max_passes())
+
+    def bypassed(self, model: nn.Module) -> nn.Module:
+        return Bypassed(model, lambda: straight_through(model, self._found.get(id(model), [])))
+
+    def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:
+        self._modules(model, x)
+        return self.run_base(super().run, model, x, y, threat, seed=seed, indices=indices)
 
     def _modules(self, model: nn.Module, x: torch.Tensor) -> list[str]:
         key = id(model)
@@ -390,15 +420,18 @@ def _mode_transfer(spec: AttackSpec) -> ModeTransfer:
     return ModeTransfer(**_common(spec, 50))
 
 
-@register_attack("bpda-a3", help="PGD-50 with each A3 layer the identity in the backward pass (BPDA)", options=_PGD_OPTIONS, example="bpda-a3:steps=3")
+@register_attack("bpda-a3", help="PGD-50 (or base=apgd-ce|apgd-dlr|apgd-t) with each A3 layer the identity in the backward pass (BPDA)",
+                 options=_PGD_OPTIONS + BASE_OPTIONS, example="bpda-a3:steps=3")
 def _bpda(spec: AttackSpec) -> BPDAA3:
-    return BPDAA3(**_common(spec, 50))
+    base, steps = parse_base(spec, 50)
+    return BPDAA3(**{**_common(spec, 50), "steps": steps}, base=base)
 
 
-@register_attack("bpda", help="PGD-50 with every zero-gradient module (quantiser, rounding, detach) the identity in the backward pass", options=_PGD_OPTIONS,
-                 example="bpda:steps=3")
+@register_attack("bpda", help="PGD-50 (or base=apgd-ce|apgd-dlr|apgd-t) with every zero-gradient module (quantiser, rounding, detach) the identity in the backward pass",
+                 options=_PGD_OPTIONS + BASE_OPTIONS, example="bpda:steps=3")
 def _bpda_generic(spec: AttackSpec) -> BPDA:
-    return BPDA(**_common(spec, 50))
+    base, steps = parse_base(spec, 50)
+    return BPDA(**{**_common(spec, 50), "steps": steps}, base=base)
 
 
 @register_attack("a3-scale", help="AAS on A3: PGD-50 on adversarially rescaled A3 strengths (10-step search)", options=_PGD_OPTIONS + ("search_steps",),

@@ -95,12 +95,14 @@ class AutoAttackComponent(Attack):
     >>> out = AutoAttackComponent("square")(model, x, y, ThreatModel("L2", 0.5), seed=0)
     """
 
-    def __init__(self, component: str, *, version: str = "standard", name: str | None = None, group: str | None = None) -> None:
+    def __init__(self, component: str, *, version: str = "standard", name: str | None = None, group: str | None = None,
+                 restarts: int | None = None) -> None:
         if component not in COMPONENTS:
             raise AttackError(f"unknown AutoAttack component {component!r} (valid: {', '.join(COMPONENTS)})")
         if version not in VERSIONS:
             raise AttackError(f"unknown AutoAttack version {version!r} (valid: {', '.join(VERSIONS)})")
         self.component, self.version = component, version
+        self.restarts = restarts  # None: AutoAttack's own (1); else APGD's random restarts
         self.name = name or (component if version == "standard" else f"{component}-rand")
         self.group = group
         # rand: APGD with EOT over 20 draws; Square queries only, so gradients cannot mislead it
@@ -112,7 +114,8 @@ class AutoAttackComponent(Attack):
         self._counter: PassCounter | None = None
 
     def config(self) -> dict[str, Any]:
-        return {"component": self.component, "version": self.version, "implementation": "pyautoattack"}
+        cfg = {"component": self.component, "version": self.version, "implementation": "pyautoattack"}
+        return {**cfg, "restarts": self.restarts} if self.restarts is not None else cfg
 
     def max_passes(self) -> tuple[int, int, int]:
         """AutoAttack's own budgets per example (pyautoattack's standard and rand settings):
@@ -122,7 +125,7 @@ class AutoAttackComponent(Attack):
         if c == "square":
             return 5_001, 0, 0
         targets = 9 if c.endswith("-t") else 1
-        eot = 20 if self.version == "rand" else 1
+        eot = (20 if self.version == "rand" else 1) * (self.restarts or 1)
         if c.startswith("fab"):
             return targets * 100 * 2 + 2, targets * 100, 0
         return targets * 101 * eot + 1, targets * 100 * eot, 0
@@ -136,6 +139,8 @@ class AutoAttackComponent(Attack):
             return
         self._counter = PassCounter(model)
         self._adversary = make_autoattack(self._counter, threat, seed=seed, version=self.version, device=device, num_classes=num_classes)
+        if self.restarts is not None:
+            self._adversary.apgd.n_restarts = self._adversary.apgd_targeted.n_restarts = self.restarts
         self._key = key
 
     def run(self, model, x, y, threat, *, seed, indices) -> AttackOutput:

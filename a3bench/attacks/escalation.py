@@ -10,7 +10,9 @@ gradient, cheapest and most exact first, each only on what is still robust:
 
 1. ``bpda-graph`` — PGD-50 through straight-through bridges over the located lies
    (exact where the lie's forward is the identity; skipped with a note when nothing is
-   located or no bridge fits);
+   located or no bridge fits), then AutoAttack's APGD-CE and APGD-DLR (3 restarts each) and
+   APGD-T through the same bridges (:mod:`a3bench.attacks.bypass`): the white-box suite an
+   honest network would get, with the loss on the scores in front of a lie at the output;
 2. ``transfer:distill`` — PGD-50 on a surrogate distilled from the target's outputs
    (a fixed cost, independent of the number of examples);
 3. ``spsa-100`` — gradient-free SPSA (Uesato et al. 2018), the paper's settings;
@@ -38,7 +40,8 @@ from a3bench.flags import BLACK_BOX_BEATS_WHITE_BOX, GRADIENT_INCONSISTENT, NO_I
 
 TRIGGERS = (GRADIENT_INCONSISTENT.name, NO_INPUT_GRADIENT.name, BLACK_BOX_BEATS_WHITE_BOX.name)
 
-ATTACKS = ("bpda-graph", "transfer:distill", "spsa-100", "square-20000:restarts=2")
+ATTACKS = ("bpda-graph", "bpda-graph:base=apgd-ce:restarts=3", "bpda-graph:base=apgd-dlr:restarts=3", "bpda-graph:base=apgd-t",
+           "transfer:distill", "spsa-100", "square-20000:restarts=2")
 
 
 @dataclass(frozen=True)

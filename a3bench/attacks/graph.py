@@ -265,6 +265,7 @@ class Gap:
     shape_preserving: bool  # same shape on both sides: a straight-through bridge fits
     start: list  # locators (JSON-able) of the two points, for bridging
     end: list
+    at_output: bool = False  # the far side is the model's output (an attack may take its loss on the near side)
 
     @property
     def sentence(self) -> str:
@@ -381,6 +382,7 @@ class _Probe:
             self.cut = not loss.requires_grad
             grads = [None] * len(pts) if self.cut else torch.autograd.grad(loss.sum(), [p.tensor for p in pts], allow_unused=True)
         self.tracer = tracer
+        self.output_id = id(logits)
         self.fwd += n
         self.bwd += 0 if self.cut else n
         self.loss = loss.detach()
@@ -526,7 +528,7 @@ def _locate(model, x, y, seed, n, fwd, max_gaps) -> LieLocation:
                   before=_describe(start, probe.inputs, probe.outputs, "before"),
                   after=_describe(end, probe.inputs, probe.outputs, "after"),
                   through=through, shape_preserving=tuple(start.tensor.shape) == tuple(end.tensor.shape),
-                  start=list(start.loc), end=list(end.loc))
+                  start=list(start.loc), end=list(end.loc), at_output=id(end.tensor) == probe.output_id or end.loc == ("y",))
         gaps.append(gap)
         if not gap.shape_preserving:
             break
@@ -581,3 +583,23 @@ def forward_bridged(model: nn.Module, x: torch.Tensor, gaps: Sequence[Gap]) -> t
     if not bridges:
         return model(x)
     return _run(model, x, _Tracer(bridges=bridges))
+
+
+def output_gap(gaps: Sequence[Gap]) -> Gap | None:
+    """The bridged gap that ends at the model's output, when its near side has the output's
+    shape (scores in front of a lie at the output: a softmax-like squashing, a rescaling)."""
+    return next((g for g in gaps if g.shape_preserving and (g.at_output or tuple(g.end) == ("y",))), None)
+
+
+def forward_near(model: nn.Module, x: torch.Tensor, gaps: Sequence[Gap]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(``model(x)`` with every shape-preserving gap bridged, the scores in front of the lie
+    at the output): an attack takes its loss on the second, as BPDA's approximation does —
+    where the deployed output is flat its gradient points nowhere — and judges on the first."""
+    bridges = [(tuple(g.start), tuple(g.end)) for g in gaps if g.shape_preserving]
+    last = output_gap(gaps)
+    tracer = _Tracer(bridges=bridges)
+    if last is not None:
+        tracer.bridge_starts.add(tuple(last.start))
+    out = _run(model, x, tracer)
+    near = tracer.captured.get(tuple(last.start)) if last is not None else None
+    return out, (near if near is not None else out)
