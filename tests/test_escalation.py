@@ -113,3 +113,31 @@ def test_a_resumed_run_judges_its_escalation_again(monkeypatch, standard_model, 
     withdrawn = res.record.diagnostics["escalation"]["withdrawn"]
     assert "no longer fires" in withdrawn and "spsa-3 not run" in withdrawn and "square-20 had already run" in withdrawn
     assert any(n.startswith("escalation withdrawn") for n in res.record.notes)
+
+
+@needs_fmnist
+def test_a_long_attack_saves_inside_a_batch_and_resumes_with_the_same_outcomes(monkeypatch, standard_model, fmnist_test, tmp_path):
+    """Long runs save often: an attack whose budget per example is large runs in units of a
+    few examples (the state saved after each), whatever --batch-size is; killed after its
+    first unit and resumed, it gives the outcomes of an uninterrupted run."""
+    import a3bench.eval.cascade as cascade
+
+    monkeypatch.setattr(cascade, "UNIT_PASSES", 6 * 12)  # spsa-2:samples=4 spends 2·(4+1)+1 = 11 passes per example
+    kw = dict(n_examples=24, batch_size=24, probe=False)
+    whole = evaluate(standard_model, fmnist_test, LINF, "fgsm,spsa-2:samples=4", **kw)
+    out = tmp_path / "r.json"
+    seen = []
+
+    def stop_after_first_unit(ev):
+        if ev.stage == "batch" and ev.attack.startswith("spsa"):
+            seen.append(ev.done)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(standard_model, fmnist_test, LINF, "fgsm,spsa-2:samples=4", out=out, progress=stop_after_first_unit, **kw)
+    from a3bench.schema import read_state
+
+    state = read_state(out.with_name("r.state.json"))
+    assert state.current["unit"] == 6 and state.current["batches_done"] == 1 and seen == [6]
+    resumed = evaluate(standard_model, fmnist_test, LINF, "fgsm,spsa-2:samples=4", out=out, resume=True, **kw)
+    assert resumed.outcomes.broken_by == whole.outcomes.broken_by and resumed.outcomes.adv_pred == whole.outcomes.adv_pred

@@ -38,6 +38,7 @@ from a3bench.schema import AttackStatus
 
 RISING_TOLERANCE = 0.05  # relative: a loss counts as still rising above 5 % over its earlier best
 ROUND_BATCHES = 4  # batches per rank between two gathers under torchrun (and resume-state saves)
+UNIT_PASSES = 2_000_000  # forward-pass equivalents per unit of work: minutes on a small CNN on one CPU core
 
 
 @dataclass
@@ -111,23 +112,38 @@ class Cascade:
         self.shard = shard or Shard()
         self._calls = 0  # run() calls so far: keys the shared counters (the same on every rank)
 
-    def n_batches(self, todo: list[int]) -> int:
-        return (len(todo) + self.batch_size - 1) // self.batch_size
+    def n_batches(self, todo: list[int], unit: int | None = None) -> int:
+        size = unit or self.batch_size
+        return (len(todo) + size - 1) // size
+
+    def unit(self, attack: Attack) -> int:
+        """Examples per unit of work (a batch; state is saved after each): ``batch_size``
+        for AutoAttack's own components (its number depends on its batches, as in AutoAttack),
+        else as many as fit ``UNIT_PASSES`` of the attack's budget, so that a long attack
+        (SPSA-100, Square-20000) saves its state every few minutes whatever ``--batch-size``
+        is. Deterministic: the same settings give the same units, so outcomes stay
+        byte-identical across processes and resumes."""
+        budget = attack.max_passes() if attack.autoattack is None else None
+        if not budget or not budget[0]:
+            return self.batch_size
+        return max(1, min(self.batch_size, UNIT_PASSES // (budget[0] + 2 * budget[1])))
 
     def run(self, attack: Attack, ctx: AttackContext, todo: list[int], *, stage: int, start: int = 0,
-            on_batch: Callable[[BatchResult], None]) -> StageEnd:
+            on_batch: Callable[[BatchResult], None], unit: int | None = None) -> StageEnd:
         """Attack ``todo`` (positions in x) from batch ``start`` on; ``on_batch`` gets every
-        result in batch order on every rank. ``stage`` numbers the attack within the run (seeds).
+        result in batch order on every rank. ``stage`` numbers the attack within the run (seeds);
+        ``unit``: examples per batch (default ``batch_size``; the runner passes :meth:`unit`).
 
         One process: batch after batch, each handed over at once. Several (torchrun): rounds
         of ``ROUND_BATCHES`` batches per rank; within a round each rank claims the next batch
         from a shared counter as soon as it is free, so a rank that drew cheap batches does
         not wait for one that drew slow ones; the round's results are gathered and handed
         over in batch order (a batch is computed the same on any rank: its seed is its own)."""
-        n_batches = self.n_batches(todo)
+        size_ = unit or self.batch_size
+        n_batches = self.n_batches(todo, size_)
         if self.shard.world == 1:
             for b in range(start, n_batches):
-                r = self._batch(attack, ctx, todo, b, stage, setup=b == start)
+                r = self._batch(attack, ctx, todo, b, stage, setup=b == start, unit=size_)
                 end = self._hand_over([r], n_batches, on_batch)
                 if end is not None:
                     return end
@@ -140,7 +156,7 @@ class Cascade:
             claims = self.shard.claimer(f"a3bench/{self._calls}/{first}")
             mine = []
             while (b := first + claims.next()) < last:
-                mine.append(self._batch(attack, ctx, todo, b, stage, setup=not set_up))
+                mine.append(self._batch(attack, ctx, todo, b, stage, setup=not set_up, unit=size_))
                 set_up = True
             results = sorted((r for part in self.shard.gather(mine) for r in part), key=lambda r: r.batch)
             end = self._hand_over(results, n_batches, on_batch)
@@ -158,8 +174,10 @@ class Cascade:
             on_batch(r)
         return None
 
-    def _batch(self, attack: Attack, ctx: AttackContext, todo: list[int], b: int, stage: int, *, setup: bool) -> BatchResult:
-        examples = todo[b * self.batch_size : (b + 1) * self.batch_size]
+    def _batch(self, attack: Attack, ctx: AttackContext, todo: list[int], b: int, stage: int, *, setup: bool,
+               unit: int | None = None) -> BatchResult:
+        size = unit or self.batch_size
+        examples = todo[b * size : (b + 1) * size]
         idx = torch.tensor(examples, dtype=torch.long, device=self.x.device)
         xb, yb = self.x[idx], self.y[idx]
         result = BatchResult(b, examples, [], [], [])

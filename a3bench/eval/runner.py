@@ -456,10 +456,11 @@ class _Run:
         if cur is None:
             todo = [k for k in range(self.n) if state.broken_by[k] is None]
             rec = AttackRecord(attack.name, None, n_attacked=len(todo), group=attack.group, config=attack.config(), kind=attack.kind)
-            cur = {"index": i, "todo": todo, "batches_done": 0, "record": _jsonable(asdict(rec)), "unconfirmed": 0}
+            cur = {"index": i, "todo": todo, "batches_done": 0, "record": _jsonable(asdict(rec)), "unconfirmed": 0,
+                   "unit": self.ev.cascade.unit(attack)}
             state.current = cur
         rec, todo = cur["record"], cur["todo"]
-        bs = self.ev.batch_size
+        bs = cur.get("unit") or self.ev.batch_size  # a state from before units: its batches
         t_attack, done_at_start = time.perf_counter(), cur["batches_done"]
         self.report("attack-start", attack.name, i, done=min(len(todo), cur["batches_done"] * bs), total=len(todo),
                     fwd=rec["forward_passes"], state=state)
@@ -494,7 +495,7 @@ class _Run:
 
         engine.on_pass = tick if self.progress is not None else None
         try:
-            end = self.ev.cascade.run(attack, self.ctx, todo, stage=i, start=cur["batches_done"], on_batch=on_batch)
+            end = self.ev.cascade.run(attack, self.ctx, todo, stage=i, start=cur["batches_done"], on_batch=on_batch, unit=bs)
         finally:
             engine.on_pass = None
         self._finish_attack(i, attack, state, cur, end)
