@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,8 +33,8 @@ from a3bench.eval.cascade import BatchResult, Cascade
 from a3bench.eval.distributed import current_shard
 from a3bench.eval.judge import DeployedModel, as_loaded_model, check_model_matches, frozen_parameters, model_fingerprint, users_model
 from a3bench.eval.provenance import provenance
+from a3bench.results import OutputLock as _OutputLock, audit_path, check_output_path, state_path, write_run  # noqa: F401 - re-exported
 from a3bench.schema import (
-    AUXILIARY_SUFFIXES,
     AttackRecord,
     AttackStatus,
     Flag,
@@ -45,14 +43,7 @@ from a3bench.schema import (
     ModelCard,
     ResultRecord,
     ResumeState,
-    audit_path,
-    outcomes_path,
-    read_json,
     read_state,
-    state_path,
-    write_outcomes,
-    write_audit,
-    write_record,
     write_state,
 )
 from a3bench.device import resolve_device
@@ -545,15 +536,9 @@ class _Run:
             record.compute["probe"] = "off (--no-probe)"
         path = None
         if self.out is not None and self.shard.is_main:
-            opath = outcomes_path(self.out)
-            record.outcomes_file = opath.name
-            write_outcomes(opath, outcomes)
-            if audited is not None:
-                write_audit(audit_path(self.out), audited)
-            write_record(self.out, record)
+            path = write_run(self.out, record, outcomes, audited)  # together or not at all, under one run id
             if not keep_state:
                 self.state_file.unlink(missing_ok=True)
-            path = self.out
         self.report("done", robust=sum(outcomes.robust), total=n)
         return EvaluationResult(record, outcomes, path)
 
@@ -628,104 +613,3 @@ class _Run:
 
 def _randomised(state: ResumeState) -> bool:
     return any(f.name == "randomized-outputs" for f in state.flags)
-
-
-# --------------------------------------------------------------------------- the output file
-
-
-class _OutputLock:
-    """Checks ``--out`` before any work and holds ``<stem>.lock`` beside it for the run.
-
-    Refused with one line: a folder; a file that is not an a3bench record (a checkpoint, a
-    dataset, the model's own weights); another record's outcomes, state or sweep file; a
-    folder a3bench cannot write to; a record another run is writing right now (its lock
-    names a live process on this machine; a stale lock is taken over).
-    """
-
-    def __init__(self, out: Path | None, loaded) -> None:
-        self.out, self.loaded, self.lock, self.held = out, loaded, None, False
-
-    def __enter__(self) -> "_OutputLock":
-        if self.out is None:
-            return self
-        check_output_path(self.out, self.loaded)
-        self.lock = self.out.with_name(self.out.name + ".lock")
-        _take_lock(self.lock, self.out)
-        self.held = True
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.held and self.lock is not None:
-            self.lock.unlink(missing_ok=True)
-
-
-def check_output_path(out: Path, loaded=None) -> None:
-    """Everything about a record path that can be checked before the work starts."""
-    out = Path(out)
-    if out.is_dir():
-        raise AttackError(f"--out {out} is a folder: give a file path such as {out / 'model.json'}")
-    if out.name.endswith(AUXILIARY_SUFFIXES) or out.name.endswith(".lock"):
-        raise AttackError(f"--out {out} is the name of a file a3bench keeps beside a record: choose another name")
-    model_path = getattr(loaded, "path", None)
-    if model_path and out.exists() and out.resolve() == Path(model_path).resolve():
-        raise AttackError(f"--out {out} is the model's own checkpoint: refusing to overwrite it")
-    if out.exists():
-        try:
-            data = read_json(out)
-        except ResultError:
-            data = None
-        if not (isinstance(data, dict) and "schema_version" in data and "per_attack" in data):
-            raise AttackError(f"--out {out} exists and is not an a3bench result record: refusing to replace it")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AttackError(f"cannot create the folder of --out {out}: {e.strerror or e}") from None
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise AttackError(f"cannot write to {out.parent}: no permission")
-
-
-def _take_lock(lock: Path, out: Path) -> None:
-    me = f"{os.getpid()} {socket.gethostname()}\n"
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if _lock_alive(lock):
-                owner = lock.read_text(errors="replace").split()[:1]
-                raise AttackError(f"another a3bench run (pid {owner[0] if owner else '?'}) is writing {out}; "
-                                  f"wait for it or remove {lock} if it is gone") from None
-            lock.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        except OSError as e:
-            raise AttackError(f"cannot write beside {out}: {e.strerror or e}") from None
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        return
-    raise AttackError(f"cannot lock {out}: {lock} keeps coming back")
-
-
-def _lock_alive(lock: Path) -> bool:
-    try:
-        pid_text, host = (lock.read_text(errors="replace").split() + ["", ""])[:2]
-        pid = int(pid_text)
-    except (OSError, ValueError):
-        return False
-    if host and host != socket.gethostname():
-        return True  # another machine's run: cannot check, assume alive
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A killed run whose parent is gone too can linger unreaped (state Z) where PID 1 does
-    not reap, as in many containers: it holds nothing, so its lock is stale."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
