@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from a3bench.cli import options
-from a3bench.cli.common import console, handle_errors, print_table
+from a3bench.cli.common import console, esc, handle_errors, print_table
 
 # Customary budgets when --eps is omitted and the checkpoint does not say (docs/attacks.md).
 DEFAULT_EPS = {
@@ -66,8 +66,8 @@ def attack_command(
     from a3bench.device import resolve_device
     from a3bench.errors import AttackError
     from a3bench.eval.distributed import current_shard
-    from a3bench.eval.runner import check_output_path, evaluate
-    from a3bench.schema import default_result_path, settings_differ
+    from a3bench.eval.runner import evaluate
+    from a3bench.results import check_output_path, default_result_path, model_identity, place
     from a3bench.threat import ThreatModel, parse_eps, parse_norm
 
     # Validate everything cheap before loading anything heavy.
@@ -94,21 +94,17 @@ def attack_command(
     con = console()
     err = console(stderr=True)
     if out is None:
-        out = default_result_path(ds_name, norm_v, loaded.name)
         n_eff = len(data) if not n_examples else min(n_examples, len(data))
         settings = {"suite": plan.suite, "attacks": list(plan.names), "eps": threat.eps, "norm": norm_v,
                     "n_examples": n_eff, "seed": seed}
-        diff = settings_differ(out, settings)
-        if diff:
-            # never replace a different (often longer) evaluation by default
-            kept = out
-            out = default_result_path(ds_name, norm_v, loaded.name, root="runs")
-            if main_rank:
-                err.print(f"{kept} holds a different evaluation ({', '.join(diff)}): kept; this record goes to {out} "
-                          f"(--out {kept} replaces it)", soft_wrap=True)
+        # never replace a different (often longer) evaluation, or another model's record, by default
+        placed = place(default_result_path(ds_name, norm_v, loaded.name), settings, model_identity(loaded, model))
+        out = placed.path
+        if placed.note and main_rank:
+            err.print(esc(placed.note), soft_wrap=True)
     if not quiet:
-        err.print(f"[bold]{loaded.name}[/] on {ds_name} ({threat.label}), {len(plan.attacks)} attack(s): "
-                  f"{', '.join(a.name for a in plan.attacks)}")
+        err.print(f"[bold]{esc(loaded.name)}[/] on {esc(ds_name)} ({esc(threat.label)}), {len(plan.attacks)} attack(s): "
+                  f"{esc(', '.join(a.name for a in plan.attacks))}")
     drawer = None if quiet else _RichProgress(err)
     try:
         result = evaluate(loaded, data, threat, plan, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
@@ -120,7 +116,7 @@ def attack_command(
     if not main_rank:
         return
     print_summary(con, result.record)
-    con.print(f"record -> {result.path}")
+    con.print(f"record -> {esc(result.path)}", soft_wrap=True)
 
 
 def print_summary(con, record) -> None:
@@ -130,7 +126,7 @@ def print_summary(con, record) -> None:
     from a3bench.stats import wilson_interval
 
     n = record.n_examples or 1
-    table = Table(title=f"{record.name} · {record.dataset} · {record.norm} eps={record.eps_text} · n={record.n_examples} · seed {record.seed}")
+    table = Table(title=esc(f"{record.name} · {record.dataset} · {record.norm} eps={record.eps_text} · n={record.n_examples} · seed {record.seed}"))
     table.add_column("attack", justify="left", no_wrap=True)  # "pgd-50:loss=cw" whole, never folded
     for col in ("acc %", "95% CI", "broken", "of", "sec", "fwd/ex", "bwd/ex"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -142,13 +138,13 @@ def print_summary(con, record) -> None:
     table.add_row("clean", f"{record.clean_acc:.2f}", ci(record.clean_acc), "", "", "", "1", "0")
     for a in record.per_attack:
         if a.status == "skipped":
-            table.add_row(f"[dim]{a.name}[/]", "[dim]skipped[/]", "", "", "", "", "", "")
+            table.add_row(f"[dim]{esc(a.name)}[/]", "[dim]skipped[/]", "", "", "", "", "", "")
             continue
-        table.add_row(a.name, f"{a.robust_acc:.2f}", ci(a.robust_acc), str(a.broken), str(a.n_attacked), f"{a.seconds:.1f}",
+        table.add_row(esc(a.name), _acc(a.robust_acc), ci(a.robust_acc) if a.robust_acc is not None else "", str(a.broken), str(a.n_attacked), f"{a.seconds:.1f}",
                       f"{a.forward_passes / n:.1f}", f"{a.backward_passes / n:.1f}")
     p = record.probe
     if p is not None and p.n_attacked:
-        table.add_row(f"[dim]probe {p.attack}[/]", "[dim]diagnostic[/]", "", str(p.broken), str(p.n_attacked), f"{p.seconds:.1f}",
+        table.add_row(f"[dim]probe {esc(p.attack)}[/]", "[dim]diagnostic[/]", "", str(p.broken), str(p.n_attacked), f"{p.seconds:.1f}",
                       f"{p.forward_passes / n:.1f}", f"{p.backward_passes / n:.1f}")
     lo, hi = record.robust_acc_ci
     c = record.compute
@@ -158,29 +154,29 @@ def print_summary(con, record) -> None:
     print_table(con, table)
     for a in record.per_attack:
         if a.status in ("skipped", "failed"):
-            con.print(f"[dim]{a.name} {a.status}: {a.note}[/]")
+            con.print(f"[dim]{esc(a.name)} {a.status}: {esc(a.note)}[/]")
     if p is not None and p.note:
-        con.print(f"[dim]probe: {p.note}[/]")
+        con.print(f"[dim]probe: {esc(p.note)}[/]")
     for note in record.notes:
-        con.print(f"[dim]note: {note}[/]")
+        con.print(f"[dim]note: {esc(note)}[/]")
     if record.audit:
         a = record.audit
         rate = "—" if a.get("pass_rate") is None else f"{a['pass_rate']:.1f} %"
-        con.print(f"audit: binarization test pass rate {rate} on {a.get('n_testable')} testable example(s) "
-                  f"({a.get('n_not_testable')} not testable) -> {a.get('file')}")
+        con.print(esc(f"audit: binarization test pass rate {rate} on {a.get('n_testable')} testable example(s) "
+                      f"({a.get('n_not_testable')} not testable) -> {a.get('file')}"))
     rnd = (record.compute or {}).get("randomised")
     if rnd:
-        con.print(f"randomised model: each verdict over {rnd['draws']} fresh draws ({rnd['rule']}); "
-                  f"expected robust accuracy over draws {rnd['expected_robust_acc']:.2f} %")
+        con.print(esc(f"randomised model: each verdict over {rnd['draws']} fresh draws ({rnd['rule']}); "
+                      f"expected robust accuracy over draws {rnd['expected_robust_acc']:.2f} %"))
     if record.autoattack_acc is not None:
         con.print(f"AutoAttack accuracy: {record.autoattack_acc:.2f} %" + (f" (reported: {record.reported:.2f} %)" if record.reported is not None else ""))
     for f in record.flags:
         colour = "red" if f.severity == "error" else "yellow"
-        con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
+        con.print(f"[{colour}]{f.severity}[/] {esc(f.name)}: {esc(f.message)}")
     colour = {"reliable": "green", "suspicious": "yellow", "unreliable": "red"}.get(record.verdict, "white")
-    con.print(f"verdict: [{colour}]{record.verdict}[/] ({record.verdict_reason})")
+    con.print(f"verdict: [{colour}]{record.verdict}[/] ({esc(record.verdict_reason)})")
     if record.flags:
-        con.print("what each flag means and what to run next: docs/diagnostics.md#" + record.flags[0].name)
+        con.print("what each flag means and what to run next: docs/diagnostics.md#" + esc(record.flags[0].name))
 
 
 class _RichProgress:
@@ -208,9 +204,9 @@ class _RichProgress:
         if ev.stage in ("done",):
             return
         key = ev.attack_index
-        name = "clean" if key < 0 else f"probe {ev.attack}" if ev.stage == "probe" else ev.attack
+        name = esc("clean" if key < 0 else f"probe {ev.attack}" if ev.stage == "probe" else ev.attack)
         if ev.stage in ("skipped", "failed"):
-            self.progress.console.print(f"{name}: {ev.stage} ({ev.note})")
+            self.progress.console.print(f"{name}: {ev.stage} ({esc(ev.note)})")
             return
         if key not in self.tasks:
             self.tasks[key] = self.progress.add_task(name, total=max(ev.total, 1), robust=ev.robust, n=ev.n, passes=0)
@@ -220,6 +216,10 @@ class _RichProgress:
 
     def close(self) -> None:
         self.progress.stop()
+
+
+def _acc(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
 
 
 def _short(k: int) -> str:

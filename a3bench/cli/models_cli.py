@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from a3bench.cli.common import console, handle_errors, print_table
+from a3bench.cli.common import console, esc, handle_errors, print_table
 
 
 @handle_errors
@@ -33,15 +33,15 @@ def models_command(
             m = load_model(name)
             metrics = m.meta.get("metrics") or {}
             table.add_row(
-                name + (" *" if name == DEFAULT_MODEL else ""),
-                str(m.meta.get("architecture")),
-                str(m.dataset),
+                esc(name + (" *" if name == DEFAULT_MODEL else "")),
+                esc(m.meta.get("architecture")),
+                esc(m.dataset),
                 _number(metrics.get("clean_acc"), ".2f"),
                 _number(metrics.get("pgd_acc"), ".2f"),
                 _number(metrics.get("eps"), "g"),
             )
         print_table(con, table)
-        con.print("architectures: " + ", ".join(list_models()))
+        con.print(esc("architectures: " + ", ".join(list_models())))
         return
     import dataclasses
 
@@ -64,7 +64,7 @@ def models_command(
         typer.echo(json.dumps(info, indent=2, default=str))
     else:
         for key, value in info.items():
-            con.print(f"[bold]{key}[/]: {value}")
+            con.print(f"[bold]{key}[/]: {esc(value)}", soft_wrap=True)
 
 
 def _number(value: object, spec: str) -> str:
