@@ -191,7 +191,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is A3Config:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {excerpt(value)}")
-        return A3Config.from_dict(value)
+        # its numbers are read as every config number is: "1e-2" (a string to YAML) and 8/255 too
+        floats = {f.name for f in dataclasses.fields(A3Config) if f.type in (float, "float")}
+        return A3Config.from_dict({k: _coerce(v, float, f"{where}.{k}") if k in floats and isinstance(v, str) else v
+                                   for k, v in value.items()})
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if typing.get_origin(tp) is dict:

@@ -397,8 +397,6 @@ def _check_record(rec: "ResultRecord") -> None:
             _at_least(getattr(a, name), f"{where}.{name}")
         if a.broken > a.n_attacked:
             raise ResultError(f"{where}.broken ({a.broken}) exceeds its n_attacked ({a.n_attacked})")
-        if a.n_attacked > rec.n_examples:
-            raise ResultError(f"{where}.n_attacked ({a.n_attacked}) exceeds n_examples ({rec.n_examples})")
         if a.robust_acc is None and a.status is AttackStatus.RAN and rec.n_examples:
             raise ResultError(f"{where}.robust_acc is missing for an attack that ran")
         if a.robust_acc is not None and a.robust_acc < rec.robust_acc - _TOL:

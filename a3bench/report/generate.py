@@ -10,12 +10,13 @@ from pathlib import Path
 from typing import Sequence
 
 from a3bench.errors import ResultError
-from a3bench.io import write_text_atomic
+from a3bench.io import staged_writes, write_text_atomic
 from a3bench.report.fmt import external_href, safe_href
 from a3bench.report.leaderboard import DEFAULT_DOCS_URL, group_results, render_markdown, unmatched_published
 from a3bench.report.load import LoadedResult, load_results
 from a3bench.report.markdown import render_model_report, report_filename
 from a3bench.report.robustbench import PublishedEntry, export_robustbench, read_published
+from a3bench.results import REPORT, OutputLock, check_output, sidecar
 
 FORMATS = ("md", "html", "robustbench")
 
@@ -94,26 +95,39 @@ def generate_report(
         where = ", ".join(str(p) for p in paths)
         raise NoResults(f"no result records found in {where} (run `a3bench attack` first; *.outcomes.json, *.state.json and *.sweep.json are not records)")
     out = Path(out) if out is not None else default_out(paths, fmt)
-    check_out(out, fmt)
+    target = check_out(out, fmt)
     warnings += unmatched_published(group_results(results, published), published)
     try:
-        return _write(results, warnings, published, out, fmt, docs_url, model_reports)
+        # every page is staged and renamed into place at the end, the leaderboard or index
+        # last: a full disk leaves the previous report as it was, never pages without an index
+        with OutputLock(None, error=ResultError, lock=sidecar(target, REPORT.lock_suffix), target=target), staged_writes():
+            return _write(results, warnings, published, out, fmt, docs_url, model_reports)
     except OSError as e:
         where = f" {e.filename}" if e.filename else ""
         raise ResultError(f"cannot write{where}: {e.strerror or e}") from None
 
 
-def check_out(out: Path, fmt: str) -> None:
+def check_out(out: Path, fmt: str) -> Path:
     """--out names what it will be before anything is written: a file for md, a folder (or
-    an .html index) for the site and the export."""
+    an .html index) for the site and the export; a leaderboard or index already there
+    must be one a3bench wrote (a3bench/results.py). Returns the file that names the others."""
     if fmt == "md":
         if out.is_dir():
             raise ResultError(f"--out {out} is a folder; the markdown leaderboard is a file (e.g. {out / 'LEADERBOARD.md'})")
-        folder = out.parent
+        folder, target = out.parent, out
+    elif fmt == "html":
+        folder, index = site_location(out)
+        target = folder / index
     else:
-        folder = site_location(out)[0] if fmt == "html" else out
+        folder = out
+        target = out / "model_info"
     if folder.exists() and not folder.is_dir():
         raise ResultError(f"--out {out}: {folder} is a file, not a folder")
+    if fmt != "robustbench":
+        check_output(target, REPORT, error=ResultError)
+    elif target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise ResultError(f"--out {out}: {target} is not a folder")
+    return target
 
 
 def _write(results: list[LoadedResult], warnings: list[str], published: list[PublishedEntry], out: Path, fmt: str,
