@@ -286,14 +286,23 @@ class OutputKind:
     sidecars: tuple[tuple[str, Callable[[Path], bool]], ...] = ()
     lock_suffix: str = LOCK_SUFFIX
     folder_hint: str = "model.json"  # shown when the output is a folder
+    owner: Callable[[Path], str | None] | None = None  # a file of this kind that belongs to another: why
 
 
 RECORD = OutputKind("a3bench result record", _json(_is_record),
                     ((OUTCOMES_SUFFIX, _json(_is_outcomes)), (STATE_SUFFIX, _json(_is_state)), (AUDIT_SUFFIX, _json(_is_audit)),
                      (ADV_SUFFIX, _any_file)))
-# An audit written with a record (attack --audit) belongs to it: only a standalone audit is replaced.
-AUDIT = OutputKind("a3bench audit file of its own (one attack --audit wrote belongs to its record)",
-                   _json(lambda d: _is_audit(d) and d.get("run_id") is None), folder_hint="model.audit.json")
+def _audit_owner(path: Path) -> str | None:
+    """An audit written with a record (attack --audit) belongs to it: only a standalone audit is replaced."""
+    from a3bench.schema import read_json
+
+    data = read_json(path)
+    if data.get("run_id") is None:
+        return None
+    return f"{_shown(path)} belongs to the record {_shown(sidecar(path, RECORD_SUFFIX))} (attack --audit wrote them together)"
+
+
+AUDIT = OutputKind("a3bench audit file", _json(_is_audit), folder_hint="model.audit.json", owner=_audit_owner)
 SWEEP = OutputKind("a3bench sweep file", _json(_is_sweep), lock_suffix=".sweep" + LOCK_SUFFIX, folder_hint="model.sweep.json")
 REPORT = OutputKind("a3bench page (one that a3bench report wrote)", written_by_a3bench, lock_suffix=".report" + LOCK_SUFFIX,
                     folder_hint="LEADERBOARD.md")
@@ -311,6 +320,9 @@ def check_output(out: str | os.PathLike, kind: OutputKind = RECORD, *, loaded: A
     if model_path and _same_file(out, Path(model_path)):
         raise error(f"{option} {shown} is the model's own checkpoint: refusing to overwrite it")
     _check_replaceable(out, kind.recognise, kind.what, option, error, folder_hint=kind.folder_hint)
+    owner = kind.owner(out) if kind.owner is not None and out.is_file() else None
+    if owner:
+        raise error(f"{owner}: refusing to replace it (choose another {option})")
     for suffix, recognise in kind.sidecars:
         _check_replaceable(sidecar(out, suffix), recognise, "a3bench file kept beside a record", "", error)
     _check_folder(out.parent, option, shown, error)

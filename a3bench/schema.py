@@ -671,6 +671,9 @@ def _check_state(state: "ResumeState", n: int) -> None:
     attacks = state.identity.get("attacks")
     if attacks is not None:
         _coerce(attacks, list[dict[str, Any]], "identity.attacks")
+        for i, a in enumerate(state.finished):  # the finished attacks are the plan's first ones, by name too
+            if i < len(attacks) and a.name != attacks[i].get("name"):
+                raise ResultError(f"finished[{i}].name {_short(a.name)} is not the plan's attack {_short(attacks[i].get('name'))}")
     for i, k in enumerate(state.rising):
         if not 0 <= k < n:
             raise ResultError(f"rising[{i}] = {k} is not an example of this run (0…{n - 1})")
@@ -690,6 +693,8 @@ def _check_state(state: "ResumeState", n: int) -> None:
         for name in ("broken", "n_attacked", "forward_passes", "backward_passes", "seconds"):
             _at_least(getattr(a, name), f"finished[{i}].{name}")
         _in(a.robust_acc, f"finished[{i}].robust_acc")
+        if a.robust_acc is None and a.status is AttackStatus.RAN and n:
+            raise ResultError(f"finished[{i}].robust_acc is missing for an attack that ran")
     if state.escalation is not None:
         _from_dict(EscalationState, state.escalation, "escalation")
     if state.current is not None:
@@ -702,6 +707,9 @@ def _check_state(state: "ResumeState", n: int) -> None:
         if len(set(cur.todo)) != len(cur.todo):
             raise ResultError("current.todo lists an example twice")
         _at_least(cur.batches_done, "current.batches_done")
+        bs = state.identity.get("batch_size")
+        if isinstance(bs, int) and not isinstance(bs, bool) and bs > 0 and cur.batches_done > -(-len(cur.todo) // bs):
+            raise ResultError(f"current.batches_done {cur.batches_done} is more than its {len(cur.todo)} example(s) make")
         _at_least(cur.unconfirmed, "current.unconfirmed")
         for name in ("broken", "n_attacked", "forward_passes", "backward_passes", "seconds"):
             _at_least(getattr(cur.record, name), f"current.record.{name}")

@@ -191,7 +191,7 @@ def split_names(text: str | Iterable[str]) -> list[str]:
     parts = _split_top(text) if isinstance(text, str) else [str(p) for p in text]
     names = [_unwrap(p.strip()) for p in parts if p and p.strip()]
     if not names:
-        raise AttackError("no attacks given")
+        raise AttackError("no attacks given (--attacks is empty: name at least one attack)")
     return names
 
 
