@@ -292,13 +292,20 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     data: dict = {}
     if path is not None:
         p = Path(path)
-        if not is_file(p):
+        if not is_file(p) and not _special(p):  # a FIFO or device is refused by read_yaml, with its own line
             raise ConfigError(f"config file {one_line(str(p), 200)} does not exist")
         data = read_yaml(p, ConfigError) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
     data = apply_overrides(data, overrides or [])
     return config_from_dict(data)
+
+
+def _special(path: Path) -> bool:
+    try:
+        return path.exists() and not path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def config_from_dict(data: dict) -> Config:

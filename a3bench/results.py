@@ -343,7 +343,7 @@ def _check_replaceable(path: Path, recognise: Callable[[Path], bool], what: str,
     shown = _shown(path)
     try:
         st = os.lstat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # nothing there (a file on the way: _check_folder says so)
         return
     except (OSError, ValueError) as e:
         raise error(f"cannot use {option} {shown}: {getattr(e, 'strerror', None) or e}") from None

@@ -49,15 +49,19 @@ def sweep_command(
     norm_v = parse_norm(norm).value
     eps_list = parse_eps_list(eps)
     if attacks is not None and not attacks.strip():
-        raise AttackError("--attacks is empty: name at least one attack (or leave the option out for pgd-20)")
+        raise AttackError("no attacks given (--attacks is empty: name at least one, or leave the option out for pgd-20)")
     names = sweep_attack_names(attacks, steps) if (attacks or steps or not min_norm) else []
     curves = list(build_curves(names)) + (["fab-min-norm"] if min_norm else [])
     if min_norm_restarts < 1:
         raise AttackError(f"--min-norm-restarts must be ≥ 1, got {min_norm_restarts}")
     check_counts(batch_size, n_examples)
     out_file = _sweep_file(out)
-    if out is not None:
-        check_output(out_file or Path(out) / "sweep.sweep.json", SWEEP)
+    if out_file is not None:
+        check_output(out_file, SWEEP)
+    elif out is not None and (out.is_symlink() or (out.exists() and not out.is_dir())):
+        raise AttackError(f"--out {out} is not a folder (a path ending in .json names the sweep file itself)")
+    elif out is not None:
+        check_output(out / "sweep.sweep.json", SWEEP)  # the folder: writable, no file on the way
     dev = resolve_device(device)
     main_rank = current_shard(dev).is_main
     quiet = quiet or not main_rank
