@@ -324,7 +324,7 @@ _TOL = 1e-3
 
 
 def _in(value: float | None, where: str, low: float = 0.0, high: float = 100.0) -> None:
-    if value is not None and not low - _TOL <= value <= high + _TOL:
+    if value is not None and not low <= value <= high:
         raise ResultError(f"{where} must be in [{low:g}, {high:g}], got {_short(value)}")
 
 

@@ -785,8 +785,8 @@ def test_transfer_from_an_ensemble_runs_from_the_command_line(box):
 @pytest.mark.parametrize("attacks,match", [
     ("", "no attacks given"), (" , ", "no attacks given"), ("pgd-20,[a", "not closed"), ("pgd-20)", "closes nothing"),
     ('"abc', "not closed"),
-    ("aas:search_steps=99999999999", "between 1 and"), ("pgd-99999999999", "more than"), ("square-10000000", "more than"),
-    ("eot-pgd-20:n=99999999", "between 1 and"), ("pgd-20:restarts=1000001", "between 1 and"),
+    ("aas:search_steps=99999999999", "must be ≥ 1 and ≤"), ("pgd-99999999999", "more than"), ("square-10000000", "more than"),
+    ("eot-pgd-20:n=99999999", "must be ≥ 1 and ≤"), ("pgd-20:restarts=1000001", "must be ≥ 1 and ≤"),
     ("pgd-٣", "ASCII"), ("pgd-3,pgd-٣", "ASCII"), ("pgd-²", "ASCII"), ("pgd-20:restarts=٣", "ASCII"),
 ])
 @pytest.mark.parametrize("command", ["attack", "audit", "sweep-eps"])

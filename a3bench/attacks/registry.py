@@ -301,7 +301,7 @@ def int_option(spec: AttackSpec, key: str, default: int) -> int:
     except ValueError:
         raise AttackError(f"attack {spec.text!r}: {key} must be an integer, got {value!r}") from None
     if not 1 <= n <= MAX_COUNT:
-        raise AttackError(f"attack {spec.text!r}: {key} must be between 1 and {MAX_COUNT}, got {value}")
+        raise AttackError(f"attack {spec.text!r}: {key} must be ≥ 1 and ≤ {MAX_COUNT}, got {value}")
     return n
 
 
