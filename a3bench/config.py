@@ -193,8 +193,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ConfigError(f"{where}: expected a mapping, got {excerpt(value)}")
         # its numbers are read as every config number is: "1e-2" (a string to YAML) and 8/255 too
         floats = {f.name for f in dataclasses.fields(A3Config) if f.type in (float, "float")}
-        return A3Config.from_dict({k: _coerce(v, float, f"{where}.{k}") if k in floats and isinstance(v, str) else v
-                                   for k, v in value.items()})
+        return A3Config.from_dict({k: _number_text(v) if k in floats else v for k, v in value.items()})
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if typing.get_origin(tp) is dict:
@@ -225,6 +224,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _number_text(value: Any) -> Any:
+    """A string that reads as a number (``1e-2``, ``8/255``) as that number; anything else
+    as it is, for its field to refuse in its own words."""
+    if not isinstance(value, str):
+        return value
+    from a3bench.threat import parse_eps
+
+    try:
+        return parse_eps(value)
+    except Exception:  # noqa: BLE001 - not a number: the field says so
+        return value
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     if data is None:
         data = {}
@@ -233,7 +245,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     prefix = f"{where}." if where else ""
-    unknown = sorted(k if isinstance(k, str) and len(k) <= 40 else excerpt(k, 40) for k in data if k not in names)
+    unknown = sorted(k if isinstance(k, str) and len(k) <= 40 and k.isprintable() else excerpt(k, 40) for k in data if k not in names)
     if unknown:
         shown = ", ".join(prefix + k for k in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
         raise ConfigError(f"unknown config key(s) {shown} (valid: {', '.join(prefix + n for n in names)})")

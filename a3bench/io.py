@@ -106,7 +106,7 @@ def read_regular_bytes(path: str | os.PathLike, limit: int, what: str = "file", 
         if not stat.S_ISREG(st.st_mode):
             raise error(f"{path} is not a regular file (a device, FIFO or socket), so not a {what}")
         if st.st_size > limit:
-            raise error(f"{path} is larger than {_size(limit)}: too large for a {what}")
+            raise error(f"{path} is {st.st_size} bytes; a3bench reads a {what} of up to {limit} bytes")
         os.set_blocking(fd, True)
         chunks, left = [], limit + 1
         while left > 0:
@@ -121,12 +121,9 @@ def read_regular_bytes(path: str | os.PathLike, limit: int, what: str = "file", 
     finally:
         os.close(fd)
     if len(data) > limit:
-        raise error(f"{path} is larger than {_size(limit)}: too large for a {what}")
+        raise error(f"{path} is larger than {limit} bytes; a3bench reads a {what} of up to {limit} bytes")
     return data
 
-
-def _size(n: int) -> str:
-    return f"{n >> 20} MB" if n >= 1 << 20 else f"{n} bytes"
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:

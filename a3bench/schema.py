@@ -300,7 +300,8 @@ class ResultRecord:
     model: dict[str, Any] = field(default_factory=dict)  # spec, source, path, parameters, sha256
     provenance: dict[str, Any] = field(default_factory=dict)  # versions, git SHA, device, command, time
     outcomes_file: str | None = None
-    run_id: str | None = None  # shared with its outcomes and audit: written together (docs/results.md#run-ids)
+    # shared with its outcomes and audit, written together (docs/results.md); which file it is, not what it says
+    run_id: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         self.verdict = Verdict(self.verdict)
@@ -476,7 +477,7 @@ class Outcomes:
     # randomised models (DESIGN §3): the share of fresh draws that classify the final
     # adversarial example (or x) correctly; None for deterministic models
     correct_share: list[float | None] | None = None
-    run_id: str | None = None  # the record's (docs/results.md#run-ids)
+    run_id: str | None = field(default=None, compare=False)  # the record's (docs/results.md): not an outcome
     path: Path | None = field(default=None, compare=False, metadata={"json": False})
 
     @property
