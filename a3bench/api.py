@@ -50,14 +50,18 @@ def benchmark(
         out: also write the record (and its outcomes) there. options: any other argument of
             :func:`a3bench.eval.runner.evaluate` (``resume``, ``audit``, ``probe``, ``draws`` ...).
     """
+    from a3bench.errors import AttackError
     from a3bench.eval.runner import evaluate
+    from a3bench.limits import check_seed
     from a3bench.models.spec import load_model
     from a3bench.threat import ThreatModel, parse_eps
 
+    check_seed(seed, "seed", AttackError)  # 2**70 is the caller's mistake, not the model's
     threat = ThreatModel(norm, parse_eps(eps))
-    dataset = as_dataset(data, model)
     if isinstance(model, str):
-        model = load_model(model, dataset=dataset.info.name, norm=threat.norm.value)
+        named = as_dataset(data) if isinstance(data, str) else None  # a tensor set's classes come from the model
+        model = load_model(model, dataset=named.info.name if named else None, norm=threat.norm.value)
+    dataset = as_dataset(data, model)
     spec = None if isinstance(model, nn.Module) else getattr(model, "name", None)
     return evaluate(model, dataset, threat, attacks, suite=suite, n_examples=n_examples, seed=seed, batch_size=batch_size,
                     device=device, out=out, spec=spec, **options).record
@@ -108,8 +112,37 @@ def as_dataset(data: Any, model: Any = None):
     x = x.float()
     if len(x) and (float(x.min()) < 0 or float(x.max()) > 1 or not bool(torch.isfinite(x).all())):
         raise DataError("x must hold pixels in [0, 1] (the model owns its normalisation)")
-    num_classes = getattr(model, "num_classes", None) or (int(y.max()) + 1 if len(y) else 1)
+    seen = int(y.max()) + 1 if len(y) else 1
+    num_classes = _num_classes(model, x) or seen  # a subset need not hold every class
+    if seen > num_classes:
+        raise DataError(f"y holds class {seen - 1}, but the model has {num_classes} classes")
     c = x.shape[1]
     info = DatasetInfo(name="tensors", num_classes=int(num_classes), input_shape=tuple(x.shape[1:]), mean=(0.5,) * c, std=(0.5,) * c,
                        classes=tuple(str(i) for i in range(int(num_classes))))
     return ImageDataset(x.contiguous(), y.long(), info)
+
+
+def _num_classes(model: Any, x: torch.Tensor) -> int | None:
+    """The model's class count: what it declares (``num_classes``, its checkpoint's
+    metadata), else the width of its logits on one example; None when it says nothing."""
+    module = getattr(model, "model", model)  # a LoadedModel holds its module
+    for source in (module, model, getattr(model, "meta", None) or {}):
+        n = source.get("num_classes") if isinstance(source, dict) else getattr(source, "num_classes", None)
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            return n
+    if not isinstance(module, nn.Module) or not len(x):
+        return None
+    modes = [(m, m.training) for m in module.modules()]
+    try:
+        param = next(module.parameters(), None)
+        module.eval()  # as it will be evaluated (BatchNorm cannot run on one example in training mode)
+        with torch.no_grad():
+            logits = module(x[:1].to(param.device if param is not None else "cpu"))
+    except Exception:  # noqa: BLE001 - the runner's own check reports a model that cannot run, in one line
+        return None
+    finally:
+        for m, training in modes:
+            m.training = training
+    if isinstance(logits, torch.Tensor) and logits.dim() == 2 and logits.shape[1] > 0:
+        return int(logits.shape[1])
+    return None

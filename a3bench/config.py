@@ -191,7 +191,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is A3Config:
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping, got {excerpt(value)}")
-        return A3Config.from_dict(value)
+        # its numbers are read as every config number is: "1e-2" (a string to YAML) and 8/255 too
+        floats = {f.name for f in dataclasses.fields(A3Config) if f.type in (float, "float")}
+        return A3Config.from_dict({k: _number_text(v) if k in floats else v for k, v in value.items()})
     if dataclasses.is_dataclass(tp):
         return _build(tp, value, where)
     if typing.get_origin(tp) is dict:
@@ -222,6 +224,19 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _number_text(value: Any) -> Any:
+    """A string that reads as a number (``1e-2``, ``8/255``) as that number; anything else
+    as it is, for its field to refuse in its own words."""
+    if not isinstance(value, str):
+        return value
+    from a3bench.threat import parse_eps
+
+    try:
+        return parse_eps(value)
+    except Exception:  # noqa: BLE001 - not a number: the field says so
+        return value
+
+
 def _build(cls: type, data: Any, where: str) -> Any:
     if data is None:
         data = {}
@@ -230,7 +245,7 @@ def _build(cls: type, data: Any, where: str) -> Any:
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     prefix = f"{where}." if where else ""
-    unknown = sorted(k if isinstance(k, str) and len(k) <= 40 else excerpt(k, 40) for k in data if k not in names)
+    unknown = sorted(k if isinstance(k, str) and len(k) <= 40 and k.isprintable() else excerpt(k, 40) for k in data if k not in names)
     if unknown:
         shown = ", ".join(prefix + k for k in unknown[:10]) + (f" and {len(unknown) - 10} more" if len(unknown) > 10 else "")
         raise ConfigError(f"unknown config key(s) {shown} (valid: {', '.join(prefix + n for n in names)})")
@@ -289,13 +304,20 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     data: dict = {}
     if path is not None:
         p = Path(path)
-        if not is_file(p):
+        if not is_file(p) and not _special(p):  # a FIFO or device is refused by read_yaml, with its own line
             raise ConfigError(f"config file {one_line(str(p), 200)} does not exist")
         data = read_yaml(p, ConfigError) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
     data = apply_overrides(data, overrides or [])
     return config_from_dict(data)
+
+
+def _special(path: Path) -> bool:
+    try:
+        return path.exists() and not path.is_dir()
+    except (OSError, ValueError):
+        return False
 
 
 def config_from_dict(data: dict) -> Config:

@@ -112,15 +112,9 @@ def check_plain(value: Any, source: str, error: type[A3BenchError], max_nodes: i
 
 def read_yaml(path: str | Path, error: type[A3BenchError]) -> Any:
     """Read a YAML file a3bench was given (a config, a model card) within the bounds above."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_YAML_BYTES:
-            raise error(f"{path} is {size} bytes; a3bench reads YAML files up to {MAX_YAML_BYTES} bytes")
-        with path.open("rb") as f:
-            raw = f.read(MAX_YAML_BYTES + 1)
-    except OSError as e:
-        raise error(f"cannot read {path}: {e.strerror or type(e).__name__}") from None
+    from a3bench.io import read_regular_bytes
+
+    raw = read_regular_bytes(path, MAX_YAML_BYTES, "YAML file", error)  # a FIFO or a device is refused, never waited on
     return load_yaml(raw, str(path), error)
 
 

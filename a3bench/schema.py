@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from a3bench.errors import ResultError, one_line
-from a3bench.io import safe_name, write_json_atomic
+from a3bench.io import read_regular_bytes, write_json_atomic
 from a3bench.stats import wilson_interval
 
 SCHEMA_VERSION = 1
@@ -190,20 +190,14 @@ def _reject_constant(name: str) -> Any:
 
 
 def read_json(path: str | os.PathLike, what: str = "file") -> Any:
-    """Strict JSON from ``path``: NaN and infinity are refused, so is a file too large to be ours."""
-    path = Path(path)
+    """Strict JSON from ``path``: a regular file of at most MAX_FILE_BYTES (a device, a FIFO
+    or a huge file is refused before it is read, :func:`~a3bench.io.read_regular_bytes`);
+    NaN and infinity are refused, so are numbers of thousands of digits and deep nesting."""
+    data = read_regular_bytes(path, MAX_FILE_BYTES, what, ResultError)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ResultError(f"{path} is larger than {MAX_FILE_BYTES >> 20} MB: not an a3bench {what}")
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ResultError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise ResultError(f"{path} is a folder, not a {what}") from None
+        text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise ResultError(f"{path} is not a text file (not an a3bench {what})") from None
-    except OSError as e:
-        raise ResultError(f"cannot read {path}: {e.strerror or e}") from None
     try:
         return json.loads(text, parse_constant=_reject_constant)
     except (json.JSONDecodeError, ValueError, RecursionError) as e:
@@ -329,6 +323,8 @@ class ResultRecord:
     # How strong the evaluation was; derived from per_attack (records older than the field
     # have none stored, and a stored one must agree with per_attack).
     strength: Strength | None = None
+    # shared with its outcomes and audit, written together (docs/results.md); which file it is, not what it says
+    run_id: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         from a3bench.eval.strength import evaluation_strength
@@ -351,13 +347,133 @@ class ResultRecord:
         rec = _from_dict(cls, d, "")
         if d.get("strength") is not None and _from_dict(Strength, d["strength"], "strength") != rec.strength:
             raise ResultError(f"strength {_short(d['strength'])} does not agree with per_attack")
-        if not 0 <= rec.robust_acc <= rec.clean_acc <= 100:
-            raise ResultError(f"accuracies out of order: robust {rec.robust_acc} must be ≤ clean {rec.clean_acc} and both in [0, 100]")
-        if rec.eps < 0:
-            raise ResultError(f"eps must be ≥ 0, got {rec.eps}")
-        if rec.n_examples < 0:
-            raise ResultError(f"n_examples must be ≥ 0, got {rec.n_examples}")
+        _check_record(rec)
         return rec
+
+
+# Records round accuracies to 4 decimals: two numbers that should agree may differ by that.
+_TOL = 1e-3
+
+
+def _in(value: float | None, where: str, low: float = 0.0, high: float = 100.0) -> None:
+    if value is not None and not low <= value <= high:
+        raise ResultError(f"{where} must be in [{low:g}, {high:g}], got {_short(value)}")
+
+
+def _at_least(value: float | int | None, where: str, low: float = 0) -> None:
+    if value is not None and value < low:
+        raise ResultError(f"{where} must be ≥ {low:g}, got {_short(value)}")
+
+
+@dataclass
+class AuditSummary:
+    """What ``record.audit`` holds (:meth:`AuditResult.summary` and the file's name): read
+    only to check its shape; the record keeps the object as it is."""
+
+    file: str | None = None
+    pass_rate: float | None = None
+    pass_rate_ci: list[float] | None = None
+    n_testable: int = 0
+    n_not_testable: int = 0
+    per_attack: dict[str, float | None] = field(default_factory=dict)
+    control_pass_rate: float | None = None
+    indicators: dict[str, int | None] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+
+
+def _check_audit_summary(data: dict[str, Any]) -> None:
+    a = _from_dict(AuditSummary, data, "audit")
+    _in(a.pass_rate, "audit.pass_rate")
+    _in(a.control_pass_rate, "audit.control_pass_rate")
+    for name, rate in a.per_attack.items():
+        _in(rate, f"audit.per_attack.{name}")
+    _at_least(a.n_testable, "audit.n_testable")
+    _at_least(a.n_not_testable, "audit.n_not_testable")
+    for name, count in a.indicators.items():
+        _at_least(count, f"audit.indicators.{name}")
+    if a.pass_rate_ci is not None:
+        _check_interval(a.pass_rate_ci, a.pass_rate, "audit.pass_rate_ci")
+
+
+def _check_interval(ci: list[float], value: float | None, where: str) -> None:
+    if len(ci) != 2:
+        raise ResultError(f"{where} must be [low, high], got {_short(ci)}")
+    lo, hi = ci
+    _in(lo, f"{where}[0]")
+    _in(hi, f"{where}[1]")
+    if lo > hi + _TOL:
+        raise ResultError(f"{where} is inverted: [{lo:g}, {hi:g}]")
+    if value is not None and not lo - _TOL <= value <= hi + _TOL:
+        raise ResultError(f"{where} [{lo:g}, {hi:g}] does not contain its value {value:g}")
+
+
+def _check_record(rec: "ResultRecord") -> None:
+    """A record's numbers within their ranges and consistent with each other; the first
+    that is not is a ResultError naming the field (``check`` and ``report`` read nothing else)."""
+    _in(rec.clean_acc, "clean_acc")
+    _in(rec.robust_acc, "robust_acc")
+    if rec.robust_acc > rec.clean_acc + _TOL:
+        raise ResultError(f"accuracies out of order: robust_acc {rec.robust_acc:g} must be ≤ clean_acc {rec.clean_acc:g}")
+    _in(rec.autoattack_acc, "autoattack_acc")
+    _in(rec.reported, "reported")
+    _at_least(rec.eps, "eps")
+    _at_least(rec.n_examples, "n_examples")
+    _at_least(rec.seed, "seed")
+    _at_least(rec.number_forward_passes, "number_forward_passes")
+    if rec.robust_acc_ci:
+        _check_interval(rec.robust_acc_ci, rec.robust_acc, "robust_acc_ci")
+    for i, a in enumerate(rec.per_attack):
+        where = f"per_attack[{i}]"
+        _in(a.robust_acc, f"{where}.robust_acc")
+        for name in ("broken", "n_attacked", "forward_passes", "backward_passes", "seconds"):
+            _at_least(getattr(a, name), f"{where}.{name}")
+        if a.broken > a.n_attacked:
+            raise ResultError(f"{where}.broken ({a.broken}) exceeds its n_attacked ({a.n_attacked})")
+        if a.robust_acc is None and a.status is AttackStatus.RAN and rec.n_examples:
+            raise ResultError(f"{where}.robust_acc is missing for an attack that ran")
+        if a.robust_acc is not None and a.robust_acc < rec.robust_acc - _TOL:
+            raise ResultError(f"{where}.robust_acc {a.robust_acc:g} is below the worst case robust_acc {rec.robust_acc:g}")
+    p = rec.probe
+    if p is not None:
+        for name in ("n_attacked", "broken", "forward_passes", "backward_passes", "seconds"):
+            _at_least(getattr(p, name), f"probe.{name}")
+        if p.broken > p.n_attacked:
+            raise ResultError(f"probe.broken ({p.broken}) exceeds its n_attacked ({p.n_attacked})")
+    if rec.audit is not None:
+        _check_audit_summary(rec.audit)
+    for key in ("sha256", "spec", "name"):
+        if rec.model.get(key) is not None and not isinstance(rec.model.get(key), str):
+            raise ResultError(f"model.{key}: expected a string, got {_short(rec.model.get(key))}")
+
+
+def outcome_problems(record: "ResultRecord", outcomes: "Outcomes") -> list[str]:
+    """Where a record disagrees with its own per-example outcomes (the numbers are
+    recomputed from them): [] when it agrees. Each problem names the field."""
+    problems: list[str] = []
+    n = outcomes.n
+    if n != record.n_examples:
+        return [f"n_examples: the record says {record.n_examples}, its outcomes hold {n} examples"]
+    if not n:
+        return []
+
+    def pct(k: int) -> float:
+        return 100.0 * k / n
+
+    robust = pct(sum(outcomes.robust))
+    if abs(robust - record.robust_acc) > _TOL * 5:
+        problems.append(f"robust_acc: the record says {record.robust_acc:g} %, its outcomes give {robust:.4g} %")
+    if outcomes.clean_correct is not None:
+        clean = pct(sum(outcomes.clean_correct))
+        if abs(clean - record.clean_acc) > _TOL * 5:
+            problems.append(f"clean_acc: the record says {record.clean_acc:g} %, its outcomes give {clean:.4g} %")
+    if outcomes.broken_by is not None:
+        counts = outcomes.broken_counts()
+        for i, a in enumerate(record.per_attack):
+            if a.status is not AttackStatus.SKIPPED and counts.get(a.name, 0) != a.broken:
+                problems.append(f"per_attack[{i}].broken: the record says {a.name} broke {a.broken}, "
+                                f"its outcomes say {counts.get(a.name, 0)}")
+                break
+    return problems
 
 
 def write_record(path: str | os.PathLike, record: ResultRecord) -> None:
@@ -392,6 +508,7 @@ class Outcomes:
     # randomised models (docs/architecture.md#the-judge): the share of fresh draws that classify the final
     # adversarial example (or x) correctly; None for deterministic models
     correct_share: list[float | None] | None = None
+    run_id: str | None = field(default=None, compare=False)  # the record's (docs/results.md): not an outcome
     path: Path | None = field(default=None, compare=False, metadata={"json": False})
 
     @property
@@ -428,6 +545,13 @@ class Outcomes:
             v = getattr(out, f.name)
             if isinstance(v, list) and len(v) != out.n:
                 raise ResultError(f"{f.name!r} has {len(v)} entries, expected {out.n}")
+        if out.clean_correct is not None and out.broken_by is not None:
+            for i, (r, c, b) in enumerate(zip(out.robust, out.clean_correct, out.broken_by)):
+                if r != (c and b is None):
+                    raise ResultError(f"robust[{i}] is {str(r).lower()}, but clean_correct and broken_by say otherwise")
+        for i, share in enumerate(out.correct_share or []):
+            if share is not None and not 0 <= share <= 1:
+                raise ResultError(f"correct_share[{i}] must be in [0, 1], got {_short(share)}")
         return out
 
 
@@ -551,7 +675,79 @@ class ResumeState:
         n = len(state.clean_pred)
         if not (len(state.broken_by) == len(state.adv_pred) == len(state.adv_distance) == n):
             raise ResultError("per-example lists differ in length")
+        _check_state(state, n)
         return state
+
+
+@dataclass
+class CurrentAttack:
+    """``state.current``: the attack that was running (the runner keeps it as a plain object)."""
+
+    index: int
+    todo: list[int]
+    record: AttackRecord
+    batches_done: int = 0
+    unconfirmed: int = 0
+
+
+@dataclass
+class EscalationState:
+    """``state.escalation``: what was added when the gradients were found to lie."""
+
+    attacks: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+
+def _check_state(state: "ResumeState", n: int) -> None:
+    """Every part of an (edited) resume state the runner reads, in range; ``current`` and
+    the identity's attack list normalised to what the runner wrote."""
+    attacks = state.identity.get("attacks")
+    if attacks is not None:
+        _coerce(attacks, list[dict[str, Any]], "identity.attacks")
+        for i, a in enumerate(state.finished):  # the finished attacks are the plan's first ones, by name too
+            if i < len(attacks) and a.name != attacks[i].get("name"):
+                raise ResultError(f"finished[{i}].name {_short(a.name)} is not the plan's attack {_short(attacks[i].get('name'))}")
+    for i, k in enumerate(state.rising):
+        if not 0 <= k < n:
+            raise ResultError(f"rising[{i}] = {k} is not an example of this run (0…{n - 1})")
+    if state.correct_share is not None:
+        if len(state.correct_share) != n:
+            raise ResultError("correct_share differs in length from the per-example lists")
+        for i, v in enumerate(state.correct_share):
+            if v is not None and not 0 <= v <= 1:
+                raise ResultError(f"correct_share[{i}] must be in [0, 1], got {_short(v)}")
+    for i, v in enumerate(state.adv_distance):
+        _at_least(v, f"adv_distance[{i}]")
+    for name, table in (("unconfirmed", state.unconfirmed), ("violations", state.violations)):
+        for key, count in table.items():
+            _at_least(count, f"{name}.{key}")
+    _at_least(state.nonfinite, "nonfinite")
+    for i, a in enumerate(state.finished):
+        for name in ("broken", "n_attacked", "forward_passes", "backward_passes", "seconds"):
+            _at_least(getattr(a, name), f"finished[{i}].{name}")
+        _in(a.robust_acc, f"finished[{i}].robust_acc")
+        if a.robust_acc is None and a.status is AttackStatus.RAN and n:
+            raise ResultError(f"finished[{i}].robust_acc is missing for an attack that ran")
+    if state.escalation is not None:
+        _from_dict(EscalationState, state.escalation, "escalation")
+    if state.current is not None:
+        cur = _from_dict(CurrentAttack, state.current, "current")
+        if cur.index != len(state.finished):
+            raise ResultError(f"current.index {cur.index} is not the attack after the {len(state.finished)} finished one(s)")
+        for i, k in enumerate(cur.todo):
+            if not 0 <= k < n:
+                raise ResultError(f"current.todo[{i}] = {k} is not an example of this run (0…{n - 1})")
+        if len(set(cur.todo)) != len(cur.todo):
+            raise ResultError("current.todo lists an example twice")
+        _at_least(cur.batches_done, "current.batches_done")
+        bs = state.identity.get("batch_size")
+        if isinstance(bs, int) and not isinstance(bs, bool) and bs > 0 and cur.batches_done > -(-len(cur.todo) // bs):
+            raise ResultError(f"current.batches_done {cur.batches_done} is more than its {len(cur.todo)} example(s) make")
+        _at_least(cur.unconfirmed, "current.unconfirmed")
+        for name in ("broken", "n_attacked", "forward_passes", "backward_passes", "seconds"):
+            _at_least(getattr(cur.record, name), f"current.record.{name}")
+        state.current = {"index": cur.index, "todo": cur.todo, "batches_done": cur.batches_done,
+                         "record": _plain(cur.record), "unconfirmed": cur.unconfirmed}
 
 
 def write_state(path: str | os.PathLike, state: ResumeState) -> None:
@@ -744,9 +940,8 @@ class AuditResult:
     compute: dict[str, float] = field(default_factory=dict)
     schema_version: int = AUDIT_SCHEMA_VERSION
     kind: str = "audit"
-    # The model audited: spec and sha256 of its weights, as in a result record's ``model``;
-    # a report attaches an audit to a record only when they agree (empty in older audits).
-    model: dict[str, Any] = field(default_factory=dict)
+    run_id: str | None = None  # the record's, when written by attack --audit (docs/results.md#run-ids)
+    model: dict[str, Any] = field(default_factory=dict)  # sha256 and spec of the audited model, as in a record
 
     @property
     def n_testable(self) -> int:
@@ -797,47 +992,14 @@ def read_audit(path: str | os.PathLike) -> AuditResult:
 # --------------------------------------------------------------------------- where the files go
 
 
-AUXILIARY_SUFFIXES = (".outcomes.json", ".state.json", ".sweep.json", ".audit.json")
+# Paths, sidecar suffixes and the runs/ rule live in a3bench/results.py; these names are
+# kept here for the code that imported them from the schema.
+_MOVED = ("AUXILIARY_SUFFIXES", "default_result_path", "outcomes_path", "audit_path", "state_path", "settings_differ")
 
 
-def default_result_path(dataset: str, norm: str, model_name: str, root: str | os.PathLike = "results") -> Path:
-    """``<root>/<dataset>/<norm>/<model>.json``, every part made file-name safe."""
-    return Path(root) / safe_name(dataset) / safe_name(norm) / f"{safe_name(model_name)}.json"
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from a3bench import results
 
-
-def outcomes_path(record_path: str | os.PathLike) -> Path:
-    p = Path(record_path)
-    return p.with_name(p.stem + ".outcomes.json")
-
-
-def audit_path(record_path: str | os.PathLike) -> Path:
-    p = Path(record_path)
-    return p.with_name(p.stem + ".audit.json")
-
-
-def state_path(record_path: str | os.PathLike) -> Path:
-    p = Path(record_path)
-    return p.with_name(p.stem + ".state.json")
-
-
-def settings_differ(path: str | os.PathLike, settings: dict) -> list[str]:
-    """Which of ``settings`` (record field → value: suite, attacks, eps, norm, n_examples,
-    seed) the record at ``path`` was made with differently; [] when there is no record there
-    or it is the same evaluation. A list given for a field stored as an object is compared
-    with the object's keys (a sweep's curve names). An unreadable file counts as different
-    ("record")."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    try:
-        data = read_json(path)
-    except ResultError:
-        return ["record"]
-    if not isinstance(data, dict):
-        return ["record"]
-
-    def stored(k, v):
-        value = data.get(k)
-        return list(value) if isinstance(value, dict) and isinstance(v, list) else value
-
-    return [k for k, v in settings.items() if stored(k, v) != v]
+        return getattr(results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

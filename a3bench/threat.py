@@ -36,12 +36,17 @@ def parse_norm(text: str | Norm) -> Norm:
 
 
 _NUMBER = r"[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"
+# Far above any image's diameter in either norm (L2 of 3×4096×4096 pixels in [0, 1] is ≈ 7094).
+MAX_EPS = 1e6
 
 
 def parse_eps(text: str | float | int) -> float:
     """Parse ``8/255``, ``0.1`` or ``2e-3`` into a float ≥ 0; anything else is an AttackError."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
-        value = float(text)
+        try:
+            value = float(text)
+        except OverflowError:  # an int of hundreds of digits
+            value = math.inf
     else:
         s = str(text).strip()
         m = re.fullmatch(rf"({_NUMBER})(?:\s*/\s*({_NUMBER}))?", s)
@@ -57,6 +62,9 @@ def parse_eps(text: str | float | int) -> float:
             value = num
     if not math.isfinite(value) or value < 0:
         raise AttackError(f"eps must be a finite number ≥ 0, got {excerpt(text)}")
+    if value > MAX_EPS:
+        raise AttackError(f"eps {excerpt(text, 30)} is larger than {MAX_EPS:g}: pixels lie in [0, 1], so no budget needs more "
+                          "(and float32 cannot hold every budget)")
     return value
 
 

@@ -15,12 +15,15 @@ from a3bench.errors import ResultError
 from a3bench.schema import Flag, ResultRecord, outcomes_path, write_record
 from a3bench.io import write_json_atomic
 from a3bench.report.check import check, mcnemar_exact
+from a3bench.stats import wilson_interval
 
 runner = CliRunner()
 
 
 def record(clean: float = 90.0, robust: float = 50.0, **kw) -> ResultRecord:
-    base = dict(name="m", dataset="fmnist", eps=0.1, clean_acc=clean, robust_acc=robust, norm="Linf", eps_text="0.1", n_examples=10, seed=0, attacks=["apgd-ce"], robust_acc_ci=[20.0, 80.0])
+    n = kw.get("n_examples", 10)
+    ci = [round(v, 4) for v in wilson_interval(round(robust * n / 100), n)]  # check refuses an interval without its value
+    base = dict(name="m", dataset="fmnist", eps=0.1, clean_acc=clean, robust_acc=robust, norm="Linf", eps_text="0.1", n_examples=10, seed=0, attacks=["apgd-ce"], robust_acc_ci=ci)
     return ResultRecord(**{**base, **kw})
 
 
@@ -33,9 +36,7 @@ def put(tmp_path: Path, name: str, rec: ResultRecord, robust: list[bool] | None 
             {
                 "indices": indices if indices is not None else list(range(len(robust))),
                 "labels": [i % 10 for i in range(len(robust))],
-                "clean_correct": [True] * len(robust),
-                "broken_by": [None if r else "apgd-ce" for r in robust],
-                "robust": robust,
+                "robust": robust,  # only robust: check recomputes robust_acc from it, and clean_acc would need clean_correct
             },
         )
     write_record(path, rec)
@@ -122,8 +123,8 @@ def test_mismatched_inputs_exit_2(tmp_path: Path, change: dict, message: str):
 
 
 def test_different_example_indices_exit_2(tmp_path: Path):
-    b = put(tmp_path, "base", record(), robust=[True] * 10)
-    c = put(tmp_path, "cur", record(), robust=[True] * 10, indices=list(range(10, 20)))
+    b = put(tmp_path, "base", record(100.0, 100.0), robust=[True] * 10)
+    c = put(tmp_path, "cur", record(100.0, 100.0), robust=[True] * 10, indices=list(range(10, 20)))
     res = run(c, b)
     assert res.exit_code == 2 and "indices" in res.output
 

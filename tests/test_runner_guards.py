@@ -58,7 +58,7 @@ def test_out_is_a_folder_or_a_foreign_file(checkpoint, tmp_path):
 
 def test_a_second_run_on_the_same_out_is_refused(checkpoint, tmp_path):
     out = tmp_path / "r.json"
-    lock = tmp_path / "r.json.lock"
+    lock = tmp_path / "r.lock"
     lock.write_text(f"{os.getpid()} {os.uname().nodename}\n")  # a live process holds it
     line = _one_error_line(runner.invoke(app, ["attack", "--model", str(checkpoint), *ARGS, "--out", str(out)]))
     assert "another a3bench run" in line and not out.exists()
@@ -131,7 +131,7 @@ def test_usage_errors_are_one_line(tmp_path):
 @pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc")
 def test_a_killed_runs_unreaped_process_does_not_hold_its_lock(checkpoint, tmp_path):
     """A run killed with its parent can linger as a zombie where PID 1 does not reap: its lock is stale."""
-    out, lock = tmp_path / "r.json", tmp_path / "r.json.lock"
+    out, lock = tmp_path / "r.json", tmp_path / "r.lock"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         child.kill()

@@ -190,6 +190,8 @@ def parse_attack(text: str) -> tuple[_Entry, AttackSpec]:
     text = text.strip()
     head, _, arg = text.partition(":")
     head = head.strip().lower()
+    if not head.isascii():  # "pgd-٣" would be pgd-3 under another name, run twice
+        raise AttackError(f"attack {text!r}: names are ASCII (digits 0-9)")
     for entry in _ATTACKS.values():
         m = entry.regex.fullmatch(head)
         if m is None:
@@ -199,8 +201,13 @@ def parse_attack(text: str) -> tuple[_Entry, AttackSpec]:
             if sub.strip().lower() != entry.arg_head:
                 continue
             arg = rest
+        for count in m.groups():
+            if count is not None and count.isdigit() and int(count) > MAX_COUNT:
+                raise AttackError(f"attack {text!r}: {count} is more than {MAX_COUNT} (an iteration or query count)")
         if entry.options == ("*",):
             return entry, AttackSpec(text, head, arg or None, m, {})
+        if arg and not arg.isascii():
+            raise AttackError(f"attack {text!r}: options are ASCII (digits 0-9)")
         options = parse_options(arg, text)
         unknown = sorted(set(options) - set(entry.options))
         if unknown:
@@ -231,12 +238,77 @@ def build_attack(text: str) -> list[Attack]:
     return attacks
 
 
+_OPEN = {"[": "]", "(": ")", "{": "}"}
+_QUOTES = "\"'"
+
+
 def split_names(text: str | Iterable[str]) -> list[str]:
-    parts = text.split(",") if isinstance(text, str) else list(text)
-    names = [p.strip() for p in parts if p and p.strip()]
+    """``--attacks`` → attack names: split on commas, except inside brackets or quotes, so
+    a spec with commas of its own can be written ``transfer:[ensemble:A,B]`` (or
+    ``transfer:"ensemble:A,B"``). Quotes are removed; so are brackets that enclose a whole
+    option (right after ``:``, up to the end or the next ``:``)."""
+    parts = _split_top(text) if isinstance(text, str) else [str(p) for p in text]
+    names = [_unwrap(p.strip()) for p in parts if p and p.strip()]
     if not names:
-        raise AttackError("no attacks given")
+        raise AttackError("no attacks given (--attacks is empty: name at least one attack)")
     return names
+
+
+def _split_top(text: str) -> list[str]:
+    parts, current, stack, quote = [], [], [], None
+    for ch in text:
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in _QUOTES:
+            quote = ch
+        elif ch in _OPEN:
+            stack.append(_OPEN[ch])
+        elif stack and ch == stack[-1]:
+            stack.pop()
+        elif ch in _OPEN.values():
+            raise AttackError(f"--attacks {text!r}: {ch!r} closes nothing")
+        elif ch == "," and not stack:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    if quote or stack:
+        raise AttackError(f"--attacks {text!r}: {'a quote' if quote else 'a bracket'} is not closed")
+    parts.append("".join(current))
+    return parts
+
+
+def _unwrap(name: str) -> str:
+    """Remove quotes, and brackets around a whole ``:``-separated part."""
+    out, i = [], 0
+    while i < len(name):
+        ch = name[i]
+        if ch in _QUOTES:
+            j = name.index(ch, i + 1)
+            out.append(name[i + 1 : j])
+            i = j + 1
+            continue
+        if ch in _OPEN and (i == 0 or name[i - 1] == ":"):
+            j = _closing(name, i)
+            if j + 1 == len(name) or name[j + 1] == ":":
+                out.append(name[i + 1 : j])
+                i = j + 1
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def _closing(text: str, start: int) -> int:
+    depth, close = 0, _OPEN[text[start]]
+    for j in range(start, len(text)):
+        if text[j] == text[start]:
+            depth += 1
+        elif text[j] == close:
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(text)  # unbalanced: _split_top refused it already
 
 
 @dataclass(frozen=True)
@@ -258,10 +330,10 @@ def resolve(suite: str | None = None, attacks: str | Sequence[str] | None = None
 
     A suite that names an attack twice (``full``: AutoAttack's Square and the adaptive
     suite's) runs it once, where it first appears; a list given by hand must not."""
-    if suite and attacks:
+    if suite and attacks is not None:
         raise AttackError("give --suite or --attacks, not both")
     chosen = None
-    if attacks:
+    if attacks is not None:  # --attacks '' is a mistake, not the default suite
         names = split_names(attacks)
     else:
         chosen = get_suite(suite or "quick")
@@ -283,6 +355,11 @@ def resolve(suite: str | None = None, attacks: str | Sequence[str] | None = None
 # --------------------------------------------------------------------------- built-ins
 
 
+# Iterations, queries, restarts, samples: an integer in an attack's name or options is at
+# most this (aas:search_steps=99999999999 would run for ever).
+MAX_COUNT = 100_000
+
+
 def int_option(spec: AttackSpec, key: str, default: int) -> int:
     value = spec.option(key)
     if value is None:
@@ -291,8 +368,8 @@ def int_option(spec: AttackSpec, key: str, default: int) -> int:
         n = int(value)
     except ValueError:
         raise AttackError(f"attack {spec.text!r}: {key} must be an integer, got {value!r}") from None
-    if n < 1:
-        raise AttackError(f"attack {spec.text!r}: {key} must be ≥ 1, got {n}")
+    if not 1 <= n <= MAX_COUNT:
+        raise AttackError(f"attack {spec.text!r}: {key} must be ≥ 1 and ≤ {MAX_COUNT}, got {value}")
     return n
 
 

@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from a3bench.cli import options
-from a3bench.cli.common import console, handle_errors, print_table
+from a3bench.cli.common import console, esc, handle_errors, print_table
 
 @handle_errors
 def attack_command(
@@ -21,7 +21,7 @@ def attack_command(
     eps: Optional[str] = typer.Option(None, "--eps", help="Budget: 8/255, 0.1, 2e-3 (default: the checkpoint's training eps, else 8/255 CIFAR, 0.1 Fashion-MNIST, 0.3 MNIST)."),
     norm: str = options.NORM,
     suite: Optional[str] = typer.Option(None, "--suite", help="A named suite of attacks (a3bench attacks lists them and what they run; default quick)."),
-    attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, e.g. 'pgd-100:loss=dlr:restarts=5,apgd-t,square'."),
+    attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, e.g. 'pgd-100:loss=dlr:restarts=5,apgd-t,square'; a spec with commas of its own goes in brackets: 'pgd-20,transfer:[ensemble:A,B]'."),
     n_examples: Optional[int] = options.N_EXAMPLES,
     batch_size: int = options.BATCH_SIZE,
     device: str = options.DEVICE,
@@ -48,8 +48,8 @@ def attack_command(
     from a3bench.device import resolve_device
     from a3bench.errors import AttackError
     from a3bench.eval.distributed import current_shard
-    from a3bench.eval.runner import AttackOptions, check_output_path, evaluate
-    from a3bench.schema import default_result_path, settings_differ
+    from a3bench.eval.runner import AttackOptions, evaluate
+    from a3bench.results import check_output_path, default_result_path, model_identity, place
     from a3bench.threat import ThreatModel, default_eps, parse_eps, parse_norm
 
     # Validate everything cheap before loading anything heavy.
@@ -79,22 +79,17 @@ def attack_command(
     con = console()
     err = console(stderr=True)
     if out is None:
-        out = opts.out = default_result_path(ds_name, norm_v, loaded.name)
         n_eff = len(data) if not n_examples else min(n_examples, len(data))
         settings = {"suite": plan.suite, "attacks": list(plan.names), "eps": threat.eps, "norm": norm_v,
                     "n_examples": n_eff, "seed": seed}
-        diff = settings_differ(out, settings)
-        if diff:
-            # never replace a different (often longer) evaluation by default
-            kept = out
-            out = default_result_path(ds_name, norm_v, loaded.name, root="runs")
-            opts.out = out
-            if main_rank:
-                err.print(f"{kept} holds a different evaluation ({', '.join(diff)}): kept; this record goes to {out} "
-                          f"(--out {kept} replaces it)", soft_wrap=True)
+        # never replace a different (often longer) evaluation, or another model's record, by default
+        placed = place(default_result_path(ds_name, norm_v, loaded.name), settings, model_identity(loaded, model))
+        out = opts.out = placed.path
+        if placed.note and main_rank:
+            err.print(esc(placed.note), soft_wrap=True)
     if not quiet:
-        err.print(f"[bold]{loaded.name}[/] on {ds_name} ({threat.label}), {len(plan.attacks)} attack(s): "
-                  f"{', '.join(a.name for a in plan.attacks)}")
+        err.print(f"[bold]{esc(loaded.name)}[/] on {esc(ds_name)} ({esc(threat.label)}), {len(plan.attacks)} attack(s): "
+                  f"{esc(', '.join(a.name for a in plan.attacks))}")
     drawer = None if quiet else AttackDrawer(err)
     try:
         result = evaluate(loaded, data, threat, plan, options=opts, progress=drawer)
@@ -105,7 +100,7 @@ def attack_command(
         return
     print_summary(con, result.record)
     print_label_notes(con, data.info, loaded)
-    con.print(f"record -> {result.path}")
+    con.print(f"record -> {esc(result.path)}", soft_wrap=True)
 
 
 def print_summary(con, record) -> None:
@@ -115,7 +110,7 @@ def print_summary(con, record) -> None:
     from a3bench.stats import wilson_interval
 
     n = record.n_examples or 1
-    table = Table(title=f"{record.name} · {record.dataset} · {record.norm} eps={record.eps_text} · n={record.n_examples} · seed {record.seed}")
+    table = Table(title=esc(f"{record.name} · {record.dataset} · {record.norm} eps={record.eps_text} · n={record.n_examples} · seed {record.seed}"))
     table.add_column("attack", justify="left", no_wrap=True)  # "pgd-50:loss=cw" whole, never folded
     for col in ("acc %", "95% CI", "broken", "of", "sec", "fwd/ex", "bwd/ex"):
         table.add_column(col, justify="right", no_wrap=True)
@@ -127,13 +122,13 @@ def print_summary(con, record) -> None:
     table.add_row("clean", f"{record.clean_acc:.2f}", ci(record.clean_acc), "", "", "", "1", "0")
     for a in record.per_attack:
         if a.status == "skipped":
-            table.add_row(f"[dim]{a.name}[/]", "[dim]skipped[/]", "", "", "", "", "", "")
+            table.add_row(f"[dim]{esc(a.name)}[/]", "[dim]skipped[/]", "", "", "", "", "", "")
             continue
-        table.add_row(a.name, f"{a.robust_acc:.2f}", ci(a.robust_acc), str(a.broken), str(a.n_attacked), f"{a.seconds:.1f}",
+        table.add_row(esc(a.name), _acc(a.robust_acc), ci(a.robust_acc) if a.robust_acc is not None else "", str(a.broken), str(a.n_attacked), f"{a.seconds:.1f}",
                       f"{a.forward_passes / n:.1f}", f"{a.backward_passes / n:.1f}")
     p = record.probe
     if p is not None and p.n_attacked:
-        table.add_row(f"[dim]probe {p.attack}[/]", "[dim]diagnostic[/]", "", str(p.broken), str(p.n_attacked), f"{p.seconds:.1f}",
+        table.add_row(f"[dim]probe {esc(p.attack)}[/]", "[dim]diagnostic[/]", "", str(p.broken), str(p.n_attacked), f"{p.seconds:.1f}",
                       f"{p.forward_passes / n:.1f}", f"{p.backward_passes / n:.1f}")
     lo, hi = record.robust_acc_ci
     c = record.compute
@@ -143,26 +138,30 @@ def print_summary(con, record) -> None:
     print_table(con, table)
     for a in record.per_attack:
         if a.status in ("skipped", "failed"):
-            con.print(f"[dim]{a.name} {a.status}: {a.note}[/]")
+            con.print(f"[dim]{esc(a.name)} {a.status}: {esc(a.note)}[/]")
     if p is not None and p.note:
-        con.print(f"[dim]probe: {p.note}[/]")
+        con.print(f"[dim]probe: {esc(p.note)}[/]")
     for note in record.notes:
-        con.print(f"[dim]note: {note}[/]")
+        con.print(f"[dim]note: {esc(note)}[/]")
     if record.audit:
         a = record.audit
         rate = "—" if a.get("pass_rate") is None else f"{a['pass_rate']:.1f} %"
-        con.print(f"audit: binarization test pass rate {rate} on {a.get('n_testable')} testable example(s) "
-                  f"({a.get('n_not_testable')} not testable) -> {a.get('file')}")
+        con.print(esc(f"audit: binarization test pass rate {rate} on {a.get('n_testable')} testable example(s) "
+                      f"({a.get('n_not_testable')} not testable) -> {a.get('file')}"))
     rnd = (record.compute or {}).get("randomised")
     if rnd:
-        con.print(f"randomised model: each verdict over {rnd['draws']} fresh draws ({rnd['rule']}); "
-                  f"expected robust accuracy over draws {rnd['expected_robust_acc']:.2f} %")
+        con.print(esc(f"randomised model: each verdict over {rnd['draws']} fresh draws ({rnd['rule']}); "
+                      f"expected robust accuracy over draws {rnd['expected_robust_acc']:.2f} %"))
     if record.autoattack_acc is not None:
         con.print(f"AutoAttack accuracy: {record.autoattack_acc:.2f} %" + (f" (reported: {record.reported:.2f} %)" if record.reported is not None else ""))
     for f in record.flags:
         colour = "red" if f.severity == "error" else "yellow"
-        con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
+        con.print(f"[{colour}]{f.severity}[/] {esc(f.name)}: {esc(f.message)}")
     colour = {"reliable": "green", "not-evaluated-fully": "cyan", "suspicious": "yellow", "unreliable": "red"}.get(record.verdict, "white")
-    con.print(f"verdict: [{colour}]{record.verdict}[/] ({record.verdict_reason})")
+    con.print(f"verdict: [{colour}]{record.verdict}[/] ({esc(record.verdict_reason)})")
     if record.flags:
-        con.print("what each flag means and what to run next: a3bench flags " + record.flags[0].name)
+        con.print("what each flag means and what to run next: a3bench flags " + esc(record.flags[0].name))
+
+
+def _acc(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"

@@ -12,7 +12,7 @@ from typing import Optional
 import typer
 
 from a3bench.cli import options
-from a3bench.cli.common import console, handle_errors
+from a3bench.cli.common import console, esc, handle_errors
 
 
 @handle_errors
@@ -38,7 +38,8 @@ def audit_command(
     from a3bench.cli.progress import AuditDrawer
     from a3bench.cli.options import check_counts, load_model_and_dataset, print_label_notes
     from a3bench.errors import AttackError
-    from a3bench.eval.audit import AuditSettings, default_audit_path, run_audit
+    from a3bench.eval.audit import AuditSettings, run_audit
+    from a3bench.results import AUDIT, OutputLock, check_output, default_audit_path, model_identity, place
     from a3bench.schema import write_audit
     from a3bench.device import resolve_device
     from a3bench.threat import ThreatModel, default_eps, parse_eps, parse_norm
@@ -50,6 +51,8 @@ def audit_command(
     if n_inner < 1:
         raise AttackError(f"--n-inner must be ≥ 1, got {n_inner}")
     settings = AuditSettings(n_inner=n_inner)
+    if out is not None:
+        check_output(out, AUDIT)
     dev = resolve_device(device)
 
     loaded, ds_name, data = load_model_and_dataset(model, dataset, data_dir, norm_v, dev)
@@ -60,23 +63,34 @@ def audit_command(
     if eps_v == 0:
         raise AttackError("--eps 0 leaves nothing to audit: the eps-ball is a single point")
     threat = ThreatModel(norm_v, eps_v)
-    out = out or default_audit_path(ds_name, norm_v, loaded.name)
+    identity = model_identity(loaded, model)
     err = console(stderr=True)
+    if out is None:
+        # an audit written with a record (attack --audit), another model's or another evaluation's is kept
+        n_eff = len(data) if not n_examples else min(n_examples, len(data))
+        placed = place(default_audit_path(ds_name, norm_v, loaded.name),
+                       {"eps": threat.eps, "norm": norm_v, "n_examples": n_eff, "seed": seed, "run_id": None}, identity)
+        out = placed.path
+        if placed.note:
+            err.print(esc(placed.note), soft_wrap=True)
     if not quiet:
-        err.print(f"[bold]{loaded.name}[/] on {ds_name} ({threat.label}): auditing {', '.join(a.name for a in plan.attacks)}")
+        err.print(f"[bold]{esc(loaded.name)}[/] on {esc(ds_name)} ({esc(threat.label)}): auditing "
+                  f"{esc(', '.join(a.name for a in plan.attacks))}")
 
     drawer = None if quiet else AuditDrawer(err)
     try:
-        result = run_audit(loaded, data, threat, plan.attacks, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
-                           device=dev, settings=settings, indicators=indicators, progress=drawer)
+        with OutputLock(out, loaded, AUDIT):
+            result = run_audit(loaded, data, threat, plan.attacks, n_examples=n_examples or None, seed=seed, batch_size=batch_size,
+                               device=dev, settings=settings, indicators=indicators, progress=drawer)
+            result.model = identity
+            write_audit(out, result)
     finally:
         if drawer is not None:
             drawer.close()
-    write_audit(out, result)
     con = console()
     print_audit(con, result)
     print_label_notes(con, data.info, loaded)
-    con.print(f"audit -> {out}")
+    con.print(f"audit -> {esc(out)}", soft_wrap=True)
 
 
 def print_audit(con, result) -> None:
@@ -85,8 +99,8 @@ def print_audit(con, result) -> None:
 
     from a3bench.threat import format_eps
 
-    table = Table(title=f"audit · {result.name} · {result.dataset} · {result.norm} eps={format_eps(result.eps)} · "
-                        f"n={result.n_examples} ({result.n_testable} testable) · seed {result.seed}",
+    table = Table(title=esc(f"audit · {result.name} · {result.dataset} · {result.norm} eps={format_eps(result.eps)} · "
+                            f"n={result.n_examples} ({result.n_testable} testable) · seed {result.seed}"),
                   caption="suite: an example passes when any attack passes it; control: a random point of the ball, "
                           "no attack; unbnd: unconstrained attack failures; silent: silent successes; "
                           "nonconv: non-converging losses")
@@ -113,7 +127,7 @@ def print_audit(con, result) -> None:
         else:
             rate = ci = passed = ""
         seconds = (b.seconds if b else 0.0) + (ind.seconds if ind else 0.0)
-        table.add_row(name, rate, ci, passed, count(ind, "unconstrained_failure"), count(ind, "silent_success"),
+        table.add_row(esc(name), rate, ci, passed, count(ind, "unconstrained_failure"), count(ind, "silent_success"),
                       count(ind, "non_converging"), f"{seconds:.1f}")
     for row in (result.suite, result.control):
         if row is not None and row.pass_rate is not None:
@@ -123,15 +137,15 @@ def print_audit(con, result) -> None:
             table.add_row(label, f"{row.pass_rate:.1f}", _ci(row.pass_rate_ci),
                           f"{row.n_passed}/{row.n_testable}", "", "", "", "")
     con.print(table)
-    con.print(f"features: {result.features}" + (" (randomised model)" if result.randomized else ""))
+    con.print(f"features: {esc(result.features)}" + (" (randomised model)" if result.randomized else ""))
     for b in result.binarization + [i for i in result.indicators]:
         if b.status != "ran":
-            con.print(f"[dim]{b.attack} {b.status}: {b.note}[/]")
+            con.print(f"[dim]{esc(b.attack)} {esc(b.status)}: {esc(b.note)}[/]")
     for f in result.flags:
         colour = "red" if f.severity == "error" else "yellow"
-        con.print(f"[{colour}]{f.severity}[/] {f.name}: {f.message}")
+        con.print(f"[{colour}]{f.severity}[/] {esc(f.name)}: {esc(f.message)}")
     if result.flags:
-        con.print("what each flag means and what to run next: a3bench flags " + result.flags[0].name)
+        con.print("what each flag means and what to run next: a3bench flags " + esc(result.flags[0].name))
     else:
         con.print("[green]no audit flag fired[/]")
 

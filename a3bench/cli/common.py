@@ -67,9 +67,20 @@ class Group(_Tidy, TyperGroup):
 
 
 def console(stderr: bool = False):
+    """The console every command prints with. Its markup is a3bench's own: every string
+    that comes from outside (names, paths, cards, notes, exception text) goes in through
+    :func:`esc`; emoji codes (``:smile:``) are never expanded."""
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, emoji=False)
+
+
+def esc(value: object) -> str:
+    """Untrusted text as rich prints it literally: ``[/]evil`` or ``[link=…]`` is text,
+    never markup, so it cannot crash a command or hide a terminal link."""
+    from rich.markup import escape
+
+    return escape(str(value))
 
 
 MAX_ERROR_LINE = 2000  # a backstop: messages quote short excerpts (errors.excerpt) of what they refuse

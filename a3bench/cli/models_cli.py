@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from a3bench.cli.common import console, handle_errors, print_table
+from a3bench.cli.common import console, esc, handle_errors, print_table
 
 
 @handle_errors

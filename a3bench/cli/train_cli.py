@@ -7,7 +7,7 @@ from typing import List, Optional
 
 import typer
 
-from a3bench.cli.common import console, handle_errors
+from a3bench.cli.common import console, esc, handle_errors
 
 
 @handle_errors
@@ -47,24 +47,26 @@ def train_command(
         if hasattr(callbacks, "close"):
             callbacks.close()
     if not result.history:
-        con.print(f"nothing to train: {result.checkpoint} has no epoch left to run")
+        con.print(f"nothing to train: {esc(result.checkpoint)} has no epoch left to run", soft_wrap=True)
         return
     m = result.final
     con.print(
         f"[bold]done[/]: clean {m.clean_acc:.2f} %, PGD-{m.pgd_steps} {m.pgd_acc:.2f} % "
-        f"(first {m.n_eval} test examples, {cfg.attack.norm} eps {cfg.attack.eps:g}) -> {result.checkpoint}"
+        f"(first {m.n_eval} test examples, {esc(cfg.attack.norm)} eps {cfg.attack.eps:g}) -> {esc(result.checkpoint)}",
+        soft_wrap=True,
     )
     print_label_notes(con, dataset_info(cfg.dataset, cfg.data_dir))  # an image folder: which class each label is
 
 
 def _epoch_line(m) -> str:
-    phase = f" [{m.phase}]" if m.phase != "model" else ""
+    """One epoch as rich markup: every name in it escaped."""
+    phase = esc(f" [{m.phase}]") if m.phase != "model" else ""
     line = (
         f"epoch {m.epoch}{phase}: loss {m.train_loss:.3f}  train {m.train_acc:.1f} %  "
         f"clean {m.clean_acc:.2f} %  PGD-{m.pgd_steps} {m.pgd_acc:.2f} %  ({m.seconds:.0f} s)"
     )
     if m.predictor_acc:  # a CrossMax model's heads: each predictor's clean accuracy
-        line += "\n  predictors clean %: " + "  ".join(f"{k} {v:.1f}" for k, v in m.predictor_acc.items())
+        line += "\n  predictors clean %: " + "  ".join(f"{esc(k)} {v:.1f}" for k, v in m.predictor_acc.items())
     return line
 
 

@@ -33,10 +33,8 @@ Which features: see :class:`FeatureMap`. Every choice the papers leave open is a
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -47,7 +45,7 @@ from a3bench.errors import A3BenchError, ModelSpecError, one_line
 from a3bench.eval.judge import DeployedModel, detect_randomness
 from a3bench.flags import BINARIZATION_TEST_FAILED, NON_CONVERGING_LOSS, SILENT_SUCCESS, UNCONSTRAINED_ATTACK_FAILURE
 from a3bench.schema import AuditResult, AuditSettings, BinarizationTest, Flag, Indicators, Severity
-from a3bench.io import safe_name
+from a3bench.results import default_audit_path  # noqa: F401 - where audits go by default
 from a3bench.models.state import swapped
 from a3bench.threat import Norm, ThreatModel, example_seeds
 
@@ -787,11 +785,6 @@ def indicator_flags(indicators: Sequence[Indicators], *, threshold: float = INDI
 
 
 # --------------------------------------------------------------------------- files
-
-
-def default_audit_path(dataset: str, norm: str, model_name: str, root: str | os.PathLike = "results") -> Path:
-    """``results/<dataset>/<norm>/<model>.audit.json``: beside the model's record."""
-    return Path(root) / safe_name(dataset) / safe_name(norm) / f"{safe_name(model_name)}.audit.json"
 
 
 def run_audit(loaded_model, dataset, threat: ThreatModel, attacks: Sequence[Attack], *, n_examples: int | None = None,

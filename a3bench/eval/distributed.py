@@ -118,6 +118,26 @@ def world_size_from_env() -> int:
         return 1
 
 
+MAX_TIMEOUT_S = 30 * 24 * 3600  # timedelta and the process group take far less than 1e300 seconds
+
+
+def timeout_seconds() -> float:
+    """``A3BENCH_DIST_TIMEOUT_S``: a number of seconds in (0, 30 days]; anything else is one
+    ShardError line on every rank, not a traceback."""
+    import math
+
+    text = os.environ.get(TIMEOUT_ENV)
+    if text is None or not text.strip():
+        return float(DEFAULT_TIMEOUT_S)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and 0 < value <= MAX_TIMEOUT_S):
+        raise ShardError(f"{TIMEOUT_ENV}={_short(text)}: give a number of seconds in (0, {MAX_TIMEOUT_S}]")
+    return value
+
+
 def current_shard(device=None) -> Shard:
     """This process's shard, joining the process group torchrun describes on first use.
 
@@ -134,7 +154,7 @@ def current_shard(device=None) -> Shard:
 
     if not dist.is_available():
         raise ShardError("this PyTorch build has no torch.distributed: run without torchrun")
-    timeout = timedelta(seconds=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_S)))
+    timeout = timedelta(seconds=timeout_seconds())
     if not dist.is_initialized():
         cuda = device is not None and getattr(device, "type", str(device)).startswith("cuda")
         backend = "nccl" if cuda and torch.cuda.is_available() else "gloo"

@@ -31,9 +31,9 @@ from a3bench.eval.cascade import BatchResult
 from a3bench.eval.judge import users_model
 from a3bench.eval.provenance import provenance
 from a3bench.eval.strength import strength_of
-from a3bench.eval.outputs import OutputLock, check_output_path  # noqa: F401 — check_output_path re-exported
 from a3bench.eval.setup import DEFAULT_DRAWS, SANITY_EXAMPLES, EvalOptions, Evaluation  # noqa: F401 — re-exported
 from a3bench.flags import ESCALATION_CAPPED, NO_INPUT_GRADIENT, RANDOMIZED_OUTPUTS
+from a3bench.results import OutputLock, audit_path, check_output_path, state_path, write_run  # noqa: F401 - re-exported
 from a3bench.schema import (
     AttackRecord,
     AttackStatus,
@@ -43,13 +43,7 @@ from a3bench.schema import (
     ProbeRecord,
     ResultRecord,
     ResumeState,
-    audit_path,
-    outcomes_path,
     read_state,
-    state_path,
-    write_audit,
-    write_outcomes,
-    write_record,
     write_state,
 )
 from a3bench.stats import wilson_interval
@@ -629,15 +623,9 @@ class _Run:
             record.compute["probe"] = "off (--no-probe)"
         path = None
         if self.out is not None and self.ev.shard.is_main:
-            opath = outcomes_path(self.out)
-            record.outcomes_file = opath.name
-            write_outcomes(opath, outcomes)
-            if audited is not None:
-                write_audit(audit_path(self.out), audited)
-            write_record(self.out, record)
+            path = write_run(self.out, record, outcomes, audited)  # together or not at all, under one run id
             if not self.options.keep_state:
                 self.state_file.unlink(missing_ok=True)
-            path = self.out
         self.report("done", robust=sum(outcomes.robust), total=n)
         return EvaluationResult(record, outcomes, path)
 

@@ -37,8 +37,9 @@ from a3bench.eval.cascade import BatchResult
 from a3bench.eval.judge import users_model
 from a3bench.eval.setup import EvalOptions, Evaluation
 from a3bench.eval.provenance import provenance
-from a3bench.io import atomic_write_bytes, safe_name
+from a3bench.io import atomic_write_bytes, safe_name, staged_writes
 from a3bench.report.sweep import MIN_NORM, WORST_CASE, eps_labels, plot_png, sweep_markdown  # noqa: F401 (eps_labels: sweep_cli)
+from a3bench.results import default_sweep_dir  # noqa: F401 - where sweeps go by default
 from a3bench.schema import AttackStatus, SweepPerExample, SweepRecord, write_sweep
 from a3bench.threat import Norm, ThreatModel, format_eps, parse_norm
 
@@ -406,10 +407,6 @@ def sweep_stem(model_name: str) -> str:
     return safe_name(model_name)
 
 
-def default_sweep_dir(dataset: str, norm: str, root: str | Path = "results") -> Path:
-    return Path(root) / safe_name(dataset) / safe_name(norm)
-
-
 def save_sweep(result: SweepRecord, out: str | Path) -> Path:
     """Write the sweep JSON with its table (``.sweep.md``) and plot (``.sweep.png``) beside it,
     atomically; returns the JSON path and sets ``result.plot`` (the PNG's file name).
@@ -425,8 +422,9 @@ def save_sweep(result: SweepRecord, out: str | Path) -> Path:
         path = out / f"{stem}.sweep.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     png = path.with_name(f"{stem}.sweep.png")
-    atomic_write_bytes(png, lambda f: f.write(plot_png(result)))
     result.plot = png.name
-    atomic_write_bytes(path.with_name(f"{stem}.sweep.md"), lambda f: f.write(sweep_markdown(result).encode()))
-    write_sweep(path, result)
+    with staged_writes():  # the JSON names the plot: all three change together, the JSON last
+        atomic_write_bytes(png, lambda f: f.write(plot_png(result)))
+        atomic_write_bytes(path.with_name(f"{stem}.sweep.md"), lambda f: f.write(sweep_markdown(result).encode()))
+        write_sweep(path, result)
     return path

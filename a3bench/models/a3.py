@@ -100,7 +100,7 @@ class A3Config:
         if not isinstance(d, dict):
             raise ConfigError(f"a3 must be a mapping, got {excerpt(d)}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(k if isinstance(k, str) and len(k) <= 40 else excerpt(k, 40) for k in d if k not in known)
+        unknown = sorted(k if isinstance(k, str) and len(k) <= 40 and k.isprintable() else excerpt(k, 40) for k in d if k not in known)
         if unknown:
             raise ConfigError(f"unknown a3 key(s): {', '.join(unknown[:10])} (valid: {', '.join(sorted(known))})")
         return cls(**d)

@@ -152,7 +152,7 @@ def _checked_options(entry: ModelEntry, options: Mapping[str, Any] | None) -> di
         raise ConfigError(f"options of architecture {entry.name} must be a mapping, got {excerpt(options)}")
     params = {p.name: p for p in inspect.signature(entry.factory).parameters.values()
               if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in _BUILTIN_ARGS}
-    unknown = sorted(k if isinstance(k, str) and len(k) <= 40 else excerpt(k, 40) for k in options if k not in params)
+    unknown = sorted(k if isinstance(k, str) and len(k) <= 40 and k.isprintable() else excerpt(k, 40) for k in options if k not in params)
     if unknown:
         valid = ", ".join(sorted(params)) or "none"
         raise ConfigError(f"unknown option(s) {', '.join(unknown[:10])} for architecture {entry.name} (valid: {valid})")

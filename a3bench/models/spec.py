@@ -244,7 +244,8 @@ def parse_ensemble_spec(spec: str) -> EnsembleSpec:
         raise ModelSpecError(f"model spec {spec!r}: agg must be one of {', '.join(AGGREGATIONS)}, got {agg!r}")
     k = None
     if "k" in options:
-        if not options["k"].isdigit() or not 1 <= int(options["k"]) <= len(members):
+        # ASCII digits only: "²".isdigit() is true, and int("²") raises
+        if not (options["k"].isascii() and options["k"].isdigit()) or not 1 <= int(options["k"]) <= len(members):
             raise ModelSpecError(f"model spec {spec!r}: k must be an integer in 1..{len(members)} (the number of members), got {options['k']!r}")
         k = int(options["k"])
     return EnsembleSpec(members=members, aggregation=agg, k=k)

@@ -7,6 +7,11 @@ raise :class:`~a3bench.errors.ResultError`: such a comparison would mean nothing
 
 When both runs left per-example outcomes over the same examples, the examples that
 changed are counted and an exact McNemar test says whether the change could be chance.
+
+Nothing is taken on trust (docs/untrusted-input.md): each record is read within its
+schema's ranges, recomputed from its own outcomes file, and its sidecars must carry its
+run id; two records of different models (weights or spec) are refused unless
+``allow_different_model``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from pathlib import Path
 from a3bench.errors import ResultError
 from a3bench.report.fmt import ci, delta, eps_text, md_code, md_text, pct
 from a3bench.report.load import locate_outcomes
-from a3bench.schema import Outcomes, ResultRecord, read_outcomes, read_record
+from a3bench.results import different_model, verify_run_ids
+from a3bench.schema import Outcomes, ResultRecord, outcome_problems, read_outcomes, read_record
 from a3bench.stats import mcnemar_exact
 
 DEFAULT_MAX_DROP = 1.0  # percentage points
@@ -93,21 +99,44 @@ def _require_comparable(cur: ResultRecord, base: ResultRecord) -> None:
         raise ResultError(f"different examples: {cur.n_examples} vs baseline {base.n_examples}")
 
 
+def read_checked(path: Path) -> tuple[ResultRecord, Outcomes | None, Path | None]:
+    """A record that agrees with itself (its schema's ranges), with its outcomes (the
+    numbers recomputed from them) and with its sidecars (one run id); else a ResultError
+    naming the file and the field."""
+    record = read_record(path)
+    problems = verify_run_ids(path)
+    if problems:
+        raise ResultError(problems[0])
+    opath = locate_outcomes(record, path)
+    outcomes = read_outcomes(opath) if opath is not None else None
+    if outcomes is not None:
+        problems = outcome_problems(record, outcomes)
+        if problems:
+            raise ResultError(f"{path} disagrees with its outcomes {opath.name}: {problems[0]}")
+    return record, outcomes, opath
+
+
 def check(
     current: str | os.PathLike,
     baseline: str | os.PathLike,
     max_drop: float = DEFAULT_MAX_DROP,
+    allow_different_model: bool = False,
 ) -> CheckResult:
     if not (max_drop >= 0 and math.isfinite(max_drop)):
         raise ResultError(f"--max-drop must be a number ≥ 0, got {max_drop}")
     cur_path, base_path = Path(current), Path(baseline)
-    cur, base = read_record(cur_path), read_record(base_path)
+    cur, cur_outcomes, cur_o = read_checked(cur_path)
+    base, base_outcomes, base_o = read_checked(base_path)
     _require_comparable(cur, base)
     res = CheckResult(cur, base, cur_path, base_path, max_drop)
+    other = different_model(cur.model, base.model)
+    if other is not None:
+        if not allow_different_model:
+            raise ResultError(f"different models: {other}; pass --allow-different-model to compare them anyway")
+        res.notes.append(f"different models ({other}): compared because --allow-different-model was given")
 
-    cur_o, base_o = locate_outcomes(cur, cur_path), locate_outcomes(base, base_path)
-    if cur_o is not None and base_o is not None:
-        res.mcnemar = compare_outcomes(read_outcomes(base_o), read_outcomes(cur_o))
+    if cur_outcomes is not None and base_outcomes is not None:
+        res.mcnemar = compare_outcomes(base_outcomes, cur_outcomes)
     else:
         missing = [str(p) for p, o in ((base_path, base_o), (cur_path, cur_o)) if o is None]
         res.notes.append(f"no per-example comparison: no outcomes file beside {' and '.join(missing)}")

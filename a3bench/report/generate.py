@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Sequence
 
 from a3bench.errors import ResultError
+from a3bench.io import staged_writes
 from a3bench.report.formats import ReportJob, ReportOutput, format_names, get_format
 from a3bench.report.leaderboard import DEFAULT_DOCS_URL, group_results, unmatched_published
 from a3bench.report.load import load_results
 from a3bench.report.robustbench import read_published
+from a3bench.results import REPORT, OutputLock, check_output, sidecar
 
 FORMATS = tuple(format_names())
 __all__ = ["FORMATS", "NoResults", "ReportOutput", "generate_report"]
@@ -47,13 +49,42 @@ def generate_report(
                         "(*.outcomes.json, *.state.json and *.sweep.json are not records)")
     out_path = Path(out) if out is not None else form.default_out([Path(p) for p in paths])
     form.check_out(out_path)
+    target = _target(form, out_path)
     warnings += unmatched_published(group_results(results, published), published)
     job = ReportJob(results, out_path, published, docs_url, model_reports, rank_all)
     try:
-        output = form.write(job)
+        if target is None:
+            output = form.write(job)
+        else:
+            # every page is staged and renamed into place at the end, the leaderboard or index
+            # last: a full disk leaves the previous report as it was, never pages without an index
+            with OutputLock(None, error=ResultError, lock=sidecar(target, REPORT.lock_suffix), target=target), staged_writes():
+                output = form.write(job)
     except OSError as e:
         where = f" {e.filename}" if e.filename else ""
         raise ResultError(f"cannot write{where}: {e.strerror or e}") from None
     output.warnings = warnings + output.warnings
     output.results, output.published = results, published
     return output
+
+
+def _target(form, out: Path | None) -> Path | None:
+    """The file that names the others (the leaderboard, the site's index, the export's
+    model_info folder), checked by the output guard (a3bench/results.py) before any work:
+    a page already there must be one a3bench wrote. None: the format writes nothing."""
+    if out is None or form.out_is == "none":
+        return None
+    if form.name == "html":
+        from a3bench.report.site import site_location
+
+        folder, index = site_location(out)
+        target = folder / index
+    elif form.out_is == "folder":
+        target = out / "model_info"
+        if target.is_symlink() or (target.exists() and not target.is_dir()):
+            raise ResultError(f"--out {out}: {target} is not a folder")
+        return target
+    else:
+        target = out
+    check_output(target, REPORT, error=ResultError)
+    return target

@@ -259,7 +259,7 @@ def train(
     resume: bool = False,
     callbacks: TrainCallbacks | None = None,
 ) -> TrainResult:
-    from a3bench.data import dataset_info, load_dataset
+    from a3bench.data import dataset_info
 
     cb = callbacks or TrainCallbacks()
     out = Path(out)
@@ -267,6 +267,20 @@ def train(
     device = resolve_device(cfg.device)
     build_model(cfg, dataset_info(cfg.dataset, cfg.data_dir), device="meta")  # options and sizes, before the data
     check_output(out, log_path, resume=resume)  # before any work: nothing is lost, nothing is wasted
+    with train_lock(out):  # a second run on the same --out is refused while this one runs
+        return _train(cfg, out, log_path, device, resume, cb)
+
+
+def train_lock(out: Path):
+    """``<checkpoint stem>.train.lock`` beside the checkpoint (a3bench/results.py)."""
+    from a3bench.results import OutputLock
+
+    return OutputLock(None, error=TrainingError, lock=out.with_name(out.stem + ".train.lock"), target=out)
+
+
+def _train(cfg: Config, out: Path, log_path: Path, device, resume: bool, cb: TrainCallbacks) -> TrainResult:
+    from a3bench.data import load_dataset
+
     torch.manual_seed(cfg.seed)
 
     train_set = load_dataset(cfg.dataset, "train", cfg.data_dir).first(cfg.train.n_train)
@@ -293,25 +307,64 @@ def train(
             optimizer_state = None
         optimizer = phase.make_optimizer()
         if optimizer_state is not None:
-            optimizer.load_state_dict(optimizer_state)
+            _load_optimizer_state(optimizer, optimizer_state, out)
             optimizer_state = None
         while progress.phase_epoch < phase.epochs and progress.phase_step < phase.total_steps:
             metrics = _train_epoch(cfg, model, phase, optimizer, progress, train_set, heldout, threat, gen, device, cb, out)
             history.append(metrics)
             _save(out, model, cfg, train_set.info, optimizer, gen, device, progress, history)
-            with log_path.open("a") as f:
-                f.write(json.dumps(asdict(metrics)) + "\n")
+            _append_line(log_path, json.dumps(asdict(metrics)))
             cb.on_epoch_end(metrics)
     model.eval()
     return TrainResult(checkpoint=out, metrics_log=log_path, history=history)
 
 
+def _append_line(path: Path, line: str) -> None:
+    """Append to the metrics log without following a link out of the run folder."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    with os.fdopen(fd, "a") as f:
+        f.write(line + "\n")
+
+
+def _load_optimizer_state(optimizer: torch.optim.Optimizer, state, out: Path) -> None:
+    """The optimizer state of a checkpoint (``--resume``), checked like any other input:
+    the same hyperparameters as the config's optimizer, and per-parameter buffers of the
+    parameters' shapes, finite — else one CheckpointError, never a crash mid-epoch."""
+    fresh = [{k: v for k, v in g.items() if k not in ("params", "lr", "initial_lr")} for g in optimizer.param_groups]
+    damaged = f"--resume: the optimizer state in {out} is damaged"
+    try:
+        optimizer.load_state_dict(state)
+    except Exception as e:  # noqa: BLE001 - an edited state can fail in any way
+        raise CheckpointError(f"{damaged}: {type(e).__name__}: {one_line(e, 120)}") from None
+    for group, expected in zip(optimizer.param_groups, fresh):
+        for key, value in expected.items():
+            if group.get(key) != value and not (isinstance(value, float) and isinstance(group.get(key), float)
+                                                and math.isclose(group[key], value)):
+                raise CheckpointError(f"{damaged}: {key} is {one_line(repr(group.get(key)), 40)}, the config says {value!r}")
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if not isinstance(value, torch.Tensor):
+                    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                        raise CheckpointError(f"{damaged}: {key} is {one_line(repr(value), 40)}")
+                    continue
+                if value.dim() > 0 and tuple(value.shape) != tuple(p.shape):
+                    raise CheckpointError(f"{damaged}: {key} has shape {tuple(value.shape)}, its parameter {tuple(p.shape)}")
+                if not value.is_floating_point() or not bool(torch.isfinite(value).all()):
+                    raise CheckpointError(f"{damaged}: {key} holds values that are not finite numbers")
+
+
 def check_output(out: Path, log_path: Path, *, resume: bool) -> None:
     """Refuse, before any work, an output that would lose a user's files or that cannot be
-    written: a folder, an existing run without ``--resume``, an unwritable place."""
+    written: a folder, a link (a run never writes through one, out of its folder), a
+    device or FIFO, an existing run without ``--resume``, an unwritable place."""
     for path in (out, log_path):
+        if path.is_symlink():
+            raise TrainingError(f"{path} is a symbolic link: a run never writes through one (give the real path)")
         if path.is_dir():
             raise TrainingError(f"--out {path} is a folder; give a checkpoint file path such as {out / 'model.pt'}")
+        if path.exists() and not path.is_file():
+            raise TrainingError(f"{path} is not a regular file (a device, FIFO or socket): refusing to write there")
     if not resume:
         existing = [str(p) for p in (out, log_path) if p.exists() or p.is_symlink()]
         if existing:
