@@ -141,3 +141,28 @@ def test_a_long_attack_saves_inside_a_batch_and_resumes_with_the_same_outcomes(m
     assert state.current["unit"] == 6 and state.current["batches_done"] == 1 and seen == [6]
     resumed = evaluate(standard_model, fmnist_test, LINF, "fgsm,spsa-2:samples=4", out=out, resume=True, **kw)
     assert resumed.outcomes.broken_by == whole.outcomes.broken_by and resumed.outcomes.adv_pred == whole.outcomes.adv_pred
+
+
+def _lie():
+    from a3bench.flags import GRADIENT_INCONSISTENT
+
+    return [GRADIENT_INCONSISTENT("the gradient lies")]
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("no-escalation", "nothing got past them yet"),
+    ("agree", "agree on the worst case"),
+    ("capped", "not every attack past them ran"),
+    ("still-breaking", "may be lower still"),
+])
+def test_an_unreliable_verdict_says_what_makes_the_number_reportable(case, expect):
+    from a3bench.eval.diagnostics import verdict
+
+    per = [AttackRecord("apgd-ce", 50.0, broken=5), AttackRecord("bpda-graph", 40.0, broken=10),
+           AttackRecord("square-20000:restarts=2", 40.0 if case != "still-breaking" else 39.0, broken=0 if case != "still-breaking" else 3)]
+    esc = None if case == "no-escalation" else {"attacks": ["bpda-graph", "square-20000:restarts=2"], "triggers": ["gradient-inconsistent"]}
+    if case == "capped":
+        esc = {**esc, "attacks": ["bpda-graph"], "left_out": ["square-20000:restarts=2"]}
+        per = per[:2]
+    v, reason = verdict(_lie(), None, per, esc)
+    assert v is Verdict.UNRELIABLE and reason.startswith("gradient-inconsistent") and expect in reason, reason

@@ -403,10 +403,16 @@ def sweep_flags(norm, eps: Sequence[float], curves: dict[str, list[float | None]
 # --------------------------------------------------------------------------- the verdict
 
 
-def verdict(flags: Sequence[Flag], strength: Strength | None = None) -> tuple[Verdict, str]:
+LIE_FLAGS = (F_.GRADIENT_INCONSISTENT.name, F_.NO_INPUT_GRADIENT.name, F_.BLACK_BOX_BEATS_WHITE_BOX.name)
+
+
+def verdict(flags: Sequence[Flag], strength: Strength | None = None, per_attack: Sequence[AttackRecord] = (),
+            escalation: dict | None = None) -> tuple[Verdict, str]:
     """Roll flags up: any error → unreliable, any warning → suspicious; else, when the
     evaluation was weaker than AutoAttack (``strength``, :mod:`a3bench.eval.strength`),
-    not-evaluated-fully; else reliable. The runner always passes ``strength``.
+    not-evaluated-fully; else reliable. The runner always passes ``strength``, the
+    per-attack records and the escalation, so that an unreliable verdict says what would
+    make the number reportable (:func:`path_to_a_number`).
 
     Returns (verdict, one-line reason naming the flags, or the shortfall, that decided it).
     """
@@ -415,10 +421,40 @@ def verdict(flags: Sequence[Flag], strength: Strength | None = None) -> tuple[Ve
     errors = [f for f in flags if f.severity is ERROR]
     warnings = [f for f in flags if f.severity is WARNING]
     if errors:
-        return Verdict.UNRELIABLE, "; ".join(sorted({f.name for f in errors}))
+        reason = "; ".join(sorted({f.name for f in errors}))
+        path = path_to_a_number(errors, per_attack, escalation)
+        return Verdict.UNRELIABLE, f"{reason} — {path}" if path else reason
     if warnings:
         return Verdict.SUSPICIOUS, "; ".join(sorted({f.name for f in warnings}))
     if strength is not None and not strength.complete:
         return Verdict.NOT_EVALUATED_FULLY, (f"no diagnostic fired, but the evaluation is weaker than AutoAttack: {shortfall(strength)}; "
                                              "--suite standard or full gives a number to rank")
     return Verdict.RELIABLE, "no diagnostic fired"
+
+
+def path_to_a_number(errors: Sequence[Flag], per_attack: Sequence[AttackRecord], escalation: dict | None) -> str | None:
+    """When the gradients mislead, what the worst case is worth and what would make it
+    reportable: either the attacks that do not use the gradient ran after the lie was
+    found and the last of them broke nothing more (they agree on the worst case: report it,
+    as an upper bound), or they did not run, or did not all run, or still broke examples
+    (nothing got past the lie yet, or not for sure: what to run)."""
+    if not any(f.name in LIE_FLAGS for f in errors):
+        if any(f.name == F_.ADAPTIVE_BEATS_AUTOATTACK.name for f in errors):
+            return "report the worst case of the whole suite, not AutoAttack's number"
+        return None
+    esc = escalation or {}
+    names = list(esc.get("attacks") or [])
+    ran = {r.name: r for r in per_attack if r.status is AttackStatus.RAN}
+    if not names or esc.get("withdrawn"):
+        return ("gradients mislead and nothing got past them yet: run --suite full, which adds the attacks that do not use "
+                "the gradient (bpda-graph, transfer:distill, spsa-100, square-20000), for a number to report")
+    missing = [n for n in names if n not in ran] + list(esc.get("left_out") or [])
+    if missing:
+        return (f"gradients mislead and not every attack past them ran ({', '.join(missing)}): rerun with --resume"
+                + (" and a larger --max-passes" if esc.get("left_out") else "") + " for a number to report")
+    last = ran[names[-1]]
+    if last.broken == 0:
+        return (f"gradients mislead, and the attacks that do not use them agree on the worst case ({', '.join(names)} ran; "
+                f"the last, {last.name}, broke nothing more): report the worst case, an upper bound on robust accuracy")
+    return (f"gradients mislead, and the last attack past them ({last.name}) still broke {last.broken} example(s): the worst "
+            "case may be lower still; run it with more queries before reporting it")

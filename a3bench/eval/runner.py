@@ -639,7 +639,8 @@ class _Run:
         lo, hi = wilson_interval(n_robust, n)
         fwd = sum(r.forward_passes for r in per_attack) + n * ev.deployed.draws + (probe_record.forward_passes if probe_record else 0)
         bwd = sum(r.backward_passes for r in per_attack) + (probe_record.backward_passes if probe_record else 0)
-        verdict, reason = diagnostics.verdict(flags, strength_of(per_attack, self.plan.suite, randomised=outcomes.correct_share is not None))
+        verdict, reason = diagnostics.verdict(flags, strength_of(per_attack, self.plan.suite, randomised=outcomes.correct_share is not None),
+                                              per_attack, state.escalation)
         randomised = None
         if outcomes.correct_share is not None:
             shares = outcomes.correct_share
