@@ -688,14 +688,20 @@ class CurrentAttack:
     record: AttackRecord
     batches_done: int = 0
     unconfirmed: int = 0
+    unit: int | None = None  # examples per batch of this attack (a state from before units: --batch-size)
 
 
 @dataclass
 class EscalationState:
-    """``state.escalation``: what was added when the gradients were found to lie."""
+    """``state.escalation``: what was added when the gradients were found to lie
+    (docs/diagnostics.md#escalation)."""
 
     attacks: list[str] = field(default_factory=list)
     reason: str | None = None
+    triggers: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    max_passes: int | None = None
+    withdrawn: str | None = None
 
 
 def _check_state(state: "ResumeState", n: int) -> None:
@@ -740,14 +746,17 @@ def _check_state(state: "ResumeState", n: int) -> None:
         if len(set(cur.todo)) != len(cur.todo):
             raise ResultError("current.todo lists an example twice")
         _at_least(cur.batches_done, "current.batches_done")
-        bs = state.identity.get("batch_size")
+        bs = cur.unit if cur.unit is not None else state.identity.get("batch_size")
+        if cur.unit is not None and cur.unit < 1:
+            raise ResultError(f"current.unit must be ≥ 1, got {cur.unit}")
         if isinstance(bs, int) and not isinstance(bs, bool) and bs > 0 and cur.batches_done > -(-len(cur.todo) // bs):
             raise ResultError(f"current.batches_done {cur.batches_done} is more than its {len(cur.todo)} example(s) make")
         _at_least(cur.unconfirmed, "current.unconfirmed")
         for name in ("broken", "n_attacked", "forward_passes", "backward_passes", "seconds"):
             _at_least(getattr(cur.record, name), f"current.record.{name}")
         state.current = {"index": cur.index, "todo": cur.todo, "batches_done": cur.batches_done,
-                         "record": _plain(cur.record), "unconfirmed": cur.unconfirmed}
+                         "record": _plain(cur.record), "unconfirmed": cur.unconfirmed,
+                         **({"unit": cur.unit} if cur.unit is not None else {})}
 
 
 def write_state(path: str | os.PathLike, state: ResumeState) -> None:
