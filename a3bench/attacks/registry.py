@@ -76,8 +76,7 @@ _ATTACKS: dict[str, _Entry] = {}
 _SUITES: dict[str, Suite] = {}
 
 # Modules that register more attacks/suites; imported on the first lookup (not when
-# a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here (an entry with
-# ``arg_head`` before the catch-all entry of the same head).
+# a3bench.attacks is imported) so `a3bench --help` stays instant. Add yours here.
 ATTACK_MODULES: list[str] = ["a3bench.attacks.distill", "a3bench.attacks.adaptive", "a3bench.attacks.crossmax", "a3bench.attacks.bpda_graph", "a3bench.attacks.spsa",
                               "a3bench.attacks.square", "a3bench.attacks.gama", "a3bench.attacks.attention",
                               "a3bench.attacks.suites"]  # suites last: they name the others
@@ -192,7 +191,8 @@ def parse_attack(text: str) -> tuple[_Entry, AttackSpec]:
     head = head.strip().lower()
     if not head.isascii():  # "pgd-٣" would be pgd-3 under another name, run twice
         raise AttackError(f"attack {text!r}: names are ASCII (digits 0-9)")
-    for entry in _ATTACKS.values():
+    # entries keyed on their argument's head first, whatever order the modules registered in
+    for entry in sorted(_ATTACKS.values(), key=lambda e: e.arg_head is None):
         m = entry.regex.fullmatch(head)
         if m is None:
             continue
