@@ -35,6 +35,7 @@ def benchmark(
     seed: int = 0,
     batch_size: int = 256,
     out: str | Path | None = None,
+    progress: bool | Any = False,
     **options: Any,
 ):
     """Evaluate ``model`` and return its :class:`~a3bench.schema.ResultRecord`.
@@ -46,9 +47,16 @@ def benchmark(
             (x float in [0,1], y class indices), or a DataLoader yielding such pairs.
         norm, eps: the threat model (eps may be ``"8/255"``). suite / attacks: as for
             ``a3bench attack`` (default suite ``quick``).
-        n_examples: the first N examples (all when None). device: ``auto`` picks CUDA when present.
-        out: also write the record (and its outcomes) there. options: any other argument of
-            :func:`a3bench.eval.runner.evaluate` (``resume``, ``audit``, ``probe``, ``draws`` ...).
+        n_examples: the first N examples. Default None: **all of them** — a dataset name's whole
+            test split (10,000 for Fashion-MNIST and CIFAR; ``suite="full"`` on all of them
+            takes hours on a CPU); pass e.g. ``n_examples=500`` for a first look.
+        device: ``auto`` picks CUDA when present.
+        out: also write the record (and its outcomes) there.
+        progress: ``True`` prints progress to stderr as ``a3bench attack`` does (a line per
+            stage and every minute, with the time left); a callable receives every
+            :class:`~a3bench.eval.runner.ProgressEvent`; ``False`` (default) is silent.
+        options: any other field of :class:`~a3bench.eval.runner.AttackOptions` (``resume``,
+            ``audit``, ``probe``, ``draws``, ``engine``, ``max_passes`` ...).
     """
     from a3bench.errors import AttackError
     from a3bench.eval.runner import evaluate
@@ -63,8 +71,20 @@ def benchmark(
         model = load_model(model, dataset=named.info.name if named else None, norm=threat.norm.value)
     dataset = as_dataset(data, model)
     spec = None if isinstance(model, nn.Module) else getattr(model, "name", None)
-    return evaluate(model, dataset, threat, attacks, suite=suite, n_examples=n_examples, seed=seed, batch_size=batch_size,
-                    device=device, out=out, spec=spec, **options).record
+    drawer = None
+    if progress is True:
+        from a3bench.cli.common import console
+        from a3bench.cli.progress import AttackDrawer
+
+        drawer = AttackDrawer(console(stderr=True), plain=True)
+    elif progress:
+        drawer = progress
+    try:
+        return evaluate(model, dataset, threat, attacks, suite=suite, n_examples=n_examples, seed=seed, batch_size=batch_size,
+                        device=device, out=out, spec=spec, progress=drawer, **options).record
+    finally:
+        if progress is True and drawer is not None:
+            drawer.close()
 
 
 def attack(name: str):

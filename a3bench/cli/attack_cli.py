@@ -34,6 +34,7 @@ def attack_command(
     no_probe: bool = typer.Option(False, "--no-probe", help="Skip the convergence probe (docs/diagnostics.md#not-converged)."),
     draws: int = typer.Option(10, "--draws", help="Fresh forward passes per verdict when the model turns out to be randomised (majority rule)."),
     engine: str = options.ENGINE,
+    name: Optional[str] = typer.Option(None, "--name", help="The label boards show for this model (default: its card's name or file name); the default record path is named after it, so two own models never share a record."),
     max_passes: Optional[int] = typer.Option(None, "--max-passes", help="The most forward + backward passes the escalation may spend (projected before it runs; what does not fit is left out and flagged escalation-capped). Default: no cap."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar (CI logs); the summary is still printed."),
 ) -> None:
@@ -62,7 +63,7 @@ def attack_command(
     # every option of the run, checked once, before anything heavy
     opts = AttackOptions(n_examples=n_examples or None, seed=seed, batch_size=batch_size, device=device, draws=draws,
                          spec=model, data_dir=data_dir, engine=engine, out=out, resume=resume, probe=not no_probe,
-                         keep_state=keep_state, audit=audit_n if audit else None, max_passes=max_passes)
+                         keep_state=keep_state, audit=audit_n if audit else None, max_passes=max_passes, name=name)
     if out is not None:
         check_output_path(out)
     dev = resolve_device(device)
@@ -83,7 +84,7 @@ def attack_command(
         settings = {"suite": plan.suite, "attacks": list(plan.names), "eps": threat.eps, "norm": norm_v,
                     "n_examples": n_eff, "seed": seed}
         # never replace a different (often longer) evaluation, or another model's record, by default
-        placed = place(default_result_path(ds_name, norm_v, loaded.name), settings, model_identity(loaded, model))
+        placed = place(default_result_path(ds_name, norm_v, name or loaded.name), settings, model_identity(loaded, model))
         out = opts.out = placed.path
         if placed.note and main_rank:
             err.print(esc(placed.note), soft_wrap=True)

@@ -72,7 +72,8 @@ class AttackOptions(EvalOptions):
     audit: after the cascade, audit the plan's attacks on the first ``audit`` examples
     (docs/audit.md). max_passes: the most forward passes the escalation may spend
     (projected before it runs; what does not fit is left out, listed in the record and
-    flagged ``escalation-capped``); None: no cap.
+    flagged ``escalation-capped``); None: no cap. name: the label boards show (default:
+    the model card's name, else the model's); the default record path is named after it.
     """
 
     out: str | Path | None = None
@@ -82,9 +83,13 @@ class AttackOptions(EvalOptions):
     adapt_plan: bool = True
     audit: int | None = None
     max_passes: int | None = None
+    name: str | None = None  # the label boards show (default: the model card's name, else the model's)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip() or len(self.name) > 200
+                                      or not self.name.isprintable()):
+            raise AttackError(f"--name must be printable text of 1 to 200 characters, got {self.name!r}")
         if self.audit is not None and (isinstance(self.audit, bool) or not isinstance(self.audit, int) or self.audit < 1):
             raise AttackError(f"--audit needs a number of examples ≥ 1, got {self.audit!r}")
         if self.max_passes is not None and (isinstance(self.max_passes, bool) or not isinstance(self.max_passes, int) or self.max_passes < 0):
@@ -648,7 +653,7 @@ class _Run:
             randomised = {"draws": ev.deployed.draws, "rule": "broken when the majority of the draws misclassify (ties: correct)",
                           "expected_robust_acc": round(100.0 * sum(robust_shares) / n, 4) if n else 0.0}
         return ResultRecord(
-            name=card.name or loaded.name,
+            name=self.options.name or card.name or loaded.name,
             dataset=ev.info.name,
             eps=self.threat.eps,
             clean_acc=pct(n_clean),
