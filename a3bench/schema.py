@@ -381,7 +381,8 @@ class AuditSummary:
     flags: list[str] = field(default_factory=list)
 
 
-def _check_audit_summary(data: dict[str, Any]) -> None:
+def check_audit_summary(data: dict[str, Any]) -> None:
+    """``record.audit`` (or an audit's summary) in its ranges; ResultError naming the field otherwise."""
     a = _from_dict(AuditSummary, data, "audit")
     _in(a.pass_rate, "audit.pass_rate")
     _in(a.control_pass_rate, "audit.control_pass_rate")
@@ -440,7 +441,7 @@ def _check_record(rec: "ResultRecord") -> None:
         if p.broken > p.n_attacked:
             raise ResultError(f"probe.broken ({p.broken}) exceeds its n_attacked ({p.n_attacked})")
     if rec.audit is not None:
-        _check_audit_summary(rec.audit)
+        check_audit_summary(rec.audit)
     for key in ("sha256", "spec", "name"):
         if rec.model.get(key) is not None and not isinstance(rec.model.get(key), str):
             raise ResultError(f"model.{key}: expected a string, got {_short(rec.model.get(key))}")

@@ -168,7 +168,22 @@ class PreActBlock(nn.Module):
         return out + shortcut
 
 
-class PreActResNet18(Backbone):
+class _Staged(Backbone):
+    """A stem ``conv1``, residual ``stages`` with an A3 point after each, BN-ReLU, global
+    average pooling: the shape PreAct ResNet-18 and WideResNet-28-10 share."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.conv1(x)
+        for stage, a3 in zip(self.stages, self.a3s):
+            out = a3(stage(out))
+        out = F.relu(self.bn(out))
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+
+    def point_modules(self) -> dict[str, nn.Module]:
+        return {f"stage{i + 1}": a3 for i, a3 in enumerate(self.a3s)}
+
+
+class PreActResNet18(_Staged):
     insertion_points = ("stage1", "stage2", "stage3", "stage4")
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, input_size: int = 32, a3: A3Config | None = None):
@@ -186,39 +201,16 @@ class PreActResNet18(Backbone):
         self.bn = nn.BatchNorm2d(512)
         self.head = nn.Linear(512, num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        for stage, a3 in zip(self.stages, self.a3s):
-            out = a3(stage(out))
-        out = F.relu(self.bn(out))
-        return F.adaptive_avg_pool2d(out, 1).flatten(1)
-
-    def point_modules(self) -> dict[str, nn.Module]:
-        return {f"stage{i + 1}": a3 for i, a3 in enumerate(self.a3s)}
 
 
 # --- WideResNet-28-10 (Zagoruyko & Komodakis 2016) ------------------------------------------
 
 
-class WideBlock(nn.Module):
-    def __init__(self, in_planes: int, planes: int, stride: int):
-        super().__init__()
-        self.bn1 = nn.BatchNorm2d(in_planes)
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.shortcut = None
-        if stride != 1 or in_planes != planes:
-            self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(x))
-        shortcut = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv2(F.relu(self.bn2(self.conv1(out))))
-        return out + shortcut
+# WideResNet's block is the pre-activation basic block (the same modules, the same forward).
+WideBlock = PreActBlock
 
 
-class WideResNet(Backbone):
+class WideResNet(_Staged):
     insertion_points = ("stage1", "stage2", "stage3")
 
     def __init__(
@@ -246,15 +238,6 @@ class WideResNet(Backbone):
         self.bn = nn.BatchNorm2d(widths[-1])
         self.head = nn.Linear(widths[-1], num_classes)
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.conv1(x)
-        for stage, a3 in zip(self.stages, self.a3s):
-            out = a3(stage(out))
-        out = F.relu(self.bn(out))
-        return F.adaptive_avg_pool2d(out, 1).flatten(1)
-
-    def point_modules(self) -> dict[str, nn.Module]:
-        return {f"stage{i + 1}": a3 for i, a3 in enumerate(self.a3s)}
 
 
 # --- small ViT, patch 4 -------------------------------------------------------------------

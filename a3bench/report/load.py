@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from a3bench.errors import ResultError, one_line
-from a3bench.schema import (AUXILIARY_SUFFIXES, Flag, Outcomes, ResultRecord, SweepRecord, _from_dict, audit_path, outcomes_path,
-                            read_audit, read_outcomes, read_record, read_sweep)
+from a3bench.schema import (AUXILIARY_SUFFIXES, AuditSummary, Flag, Outcomes, ResultRecord, SweepRecord, _from_dict, audit_path,
+                            check_audit_summary, outcomes_path, read_audit, read_outcomes, read_record, read_sweep)
 
 # Directories a scan does not enter: our own RobustBench export uses RobustBench's
 # field types (strings for numbers), so it must never be read back as records.
@@ -45,30 +45,6 @@ class LoadedSweep:
     @property
     def attacks(self) -> list[str]:
         return [c for c in self.record.curves if c != "worst-case"]
-
-
-@dataclass
-class AuditSummary:
-    """The numbers of an attack audit a report shows (:meth:`a3bench.schema.AuditResult.summary`),
-    typed: a record's ``audit`` field is read through it, so a malformed one is refused, never used."""
-
-    pass_rate: float | None = None
-    pass_rate_ci: list[float] | None = None
-    n_testable: int = 0
-    n_not_testable: int = 0
-    per_attack: dict[str, float | None] = field(default_factory=dict)
-    control_pass_rate: float | None = None
-    indicators: dict[str, int | None] = field(default_factory=dict)
-    flags: list[str] = field(default_factory=list)
-    file: str | None = None
-
-    def check(self) -> None:
-        rates = [self.pass_rate, self.control_pass_rate, *self.per_attack.values(), *(self.pass_rate_ci or [])]
-        if any(r is not None and not 0 <= r <= 100 for r in rates):
-            raise ResultError("a pass rate is outside [0, 100] %")
-        counts = [self.n_testable, self.n_not_testable, *(v for v in self.indicators.values() if v is not None)]
-        if any(c < 0 for c in counts):
-            raise ResultError("a count is negative")
 
 
 @dataclass
@@ -211,7 +187,7 @@ def summary_from(data: Any, where: str) -> AuditSummary:
     known = {k: v for k, v in data.items() if k in AuditSummary.__dataclass_fields__} if isinstance(data, dict) else data
     try:
         s = _from_dict(AuditSummary, known, "audit")
-        s.check()
+        check_audit_summary(known)
     except ResultError as e:
         raise ResultError(f"{where}: audit: {one_line(e, 160)}") from None
     return s
