@@ -723,8 +723,10 @@ MALFORMED_AUDITS = [
 
 
 @pytest.mark.parametrize("audit", MALFORMED_AUDITS)
-def test_a_malformed_record_audit_is_a_warning_not_a_traceback(tmp_path: Path, audit):
-    """Issue 24 item 12: ``record.audit`` is untrusted; report reads it through a typed summary."""
+def test_a_malformed_record_audit_is_one_line_not_a_traceback(tmp_path: Path, audit):
+    """Issue 24 items 6 and 12: ``record.audit`` is untrusted; report reads records through the
+    schema's checks, as ``check`` does, and refuses one whose audit is malformed, with one
+    line naming the field (never a traceback, never shown as if it were sound)."""
     root = tmp_path / "results"
     p = write(root, "m", make_record("m"))
     data = json.loads(p.read_text())
@@ -733,10 +735,8 @@ def test_a_malformed_record_audit_is_a_warning_not_a_traceback(tmp_path: Path, a
     for fmt, out in (("md", tmp_path / "LB.md"), ("html", tmp_path / "site"), ("term", None)):
         res = runner.invoke(app, ["report", str(root), "--format", fmt] + (["--out", str(out)] if out else []))
         assert "Traceback" not in res.output and (res.exception is None or isinstance(res.exception, SystemExit)), res.output
-        if isinstance(audit, dict):  # the record is fine but for its audit: shown without it, a warning says why
-            assert res.exit_code == 0 and "the audit is not shown" in res.output, res.output
-        else:  # not even an object where the schema wants one: the record is refused, in one line
-            assert res.exit_code == 2 and res.output.startswith("error:") and "audit" in res.output and len(res.output.splitlines()) == 1
+        assert res.exit_code == 2 and res.output.startswith("error:") and "audit" in res.output, res.output
+        assert len(res.output.strip().splitlines()) == 1
 
 
 # --------------------------------------------------------------------------- untrusted text (issue 24 item 8)

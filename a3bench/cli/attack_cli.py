@@ -21,7 +21,7 @@ def attack_command(
     eps: Optional[str] = typer.Option(None, "--eps", help="Budget: 8/255, 0.1, 2e-3 (default: the checkpoint's training eps, else 8/255 CIFAR, 0.1 Fashion-MNIST, 0.3 MNIST)."),
     norm: str = options.NORM,
     suite: Optional[str] = typer.Option(None, "--suite", help="A named suite of attacks (a3bench attacks lists them and what they run; default quick)."),
-    attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, e.g. 'pgd-100:loss=dlr:restarts=5,apgd-t,square'; a spec with commas of its own goes in brackets: 'pgd-20,transfer:[ensemble:A,B]'."),
+    attacks: Optional[str] = typer.Option(None, "--attacks", help="Comma-separated attacks, e.g. 'pgd-100:loss=dlr:restarts=5,apgd-t,square'; commas inside one attack's own spec go in brackets or quotes (docs/attacks.md)."),
     n_examples: Optional[int] = options.N_EXAMPLES,
     batch_size: int = options.BATCH_SIZE,
     device: str = options.DEVICE,

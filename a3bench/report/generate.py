@@ -54,18 +54,23 @@ def generate_report(
     job = ReportJob(results, out_path, published, docs_url, model_reports, rank_all)
     try:
         if target is None:
-            output = form.write(job)
+            output = _write(form, job)
         else:
             # every page is staged and renamed into place at the end, the leaderboard or index
             # last: a full disk leaves the previous report as it was, never pages without an index
             with OutputLock(None, error=ResultError, lock=sidecar(target, REPORT.lock_suffix), target=target), staged_writes():
-                output = form.write(job)
+                output = _write(form, job)
     except OSError as e:
         where = f" {e.filename}" if e.filename else ""
         raise ResultError(f"cannot write{where}: {e.strerror or e}") from None
     output.warnings = warnings + output.warnings
     output.results, output.published = results, published
     return output
+
+
+def _write(form, job: ReportJob) -> ReportOutput:
+    """The work itself, once --out has passed the guard."""
+    return form.write(job)
 
 
 def _target(form, out: Path | None) -> Path | None:
