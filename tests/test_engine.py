@@ -51,6 +51,8 @@ def test_the_engine_is_in_the_record_and_the_outcomes_match(engine, robust_model
 
 def test_plain_leaves_nothing_on_the_users_model(robust_model, fmnist_test):
     model = copy.deepcopy(robust_model)
+    for p in model.parameters():
+        p.requires_grad_(True)  # as a user's model comes: the run freezes it and must give it back as it was
     evaluate(model, fmnist_test, LINF, "pgd-2", n_examples=8, batch_size=8, probe=False, engine="plain")
     assert not model._forward_pre_hooks and all(p.requires_grad for p in model.parameters())
 
