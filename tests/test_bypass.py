@@ -120,13 +120,12 @@ def test_an_honest_model_pays_nothing_for_the_bridged_attacks(network, fmnist_te
 
 
 @pytest.mark.expensive
-@pytest.mark.parametrize("kind,place", [("sign", "input"), ("zero", "between"), ("noise", "deep"), ("shattered", "between")])
+@pytest.mark.parametrize("kind,place", [("sign", "input"), ("shattered", "between")])
 def test_the_bridged_suite_is_within_a_point_of_the_network_without_the_lie(kind, place, network, fmnist_test):
-    """APGD-CE, APGD-DLR and APGD-T through the bridges on 200 examples, against the same
+    """APGD-CE, APGD-DLR and APGD-T through the bridges on 100 examples, against the same
     three on the network: within 1 point (issue 23)."""
-    x, y = fmnist_test.first(200).tensors()
     lying = _frozen(Liar(network, kind, place))
-    honest = evaluate(network, fmnist_test, LINF, "apgd-ce,apgd-dlr,apgd-t", n_examples=200, batch_size=200, probe=False)
+    honest = evaluate(network, fmnist_test, LINF, "apgd-ce,apgd-dlr,apgd-t", n_examples=100, batch_size=100, probe=False)
     bridged = evaluate(lying, fmnist_test, LINF, "bpda-graph:base=apgd-ce,bpda-graph:base=apgd-dlr,bpda-graph:base=apgd-t",
-                       n_examples=200, batch_size=200, probe=False)
+                       n_examples=100, batch_size=100, probe=False)
     assert abs(bridged.record.robust_acc - honest.record.robust_acc) <= 1.0, (honest.record.robust_acc, bridged.record.robust_acc)
