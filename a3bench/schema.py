@@ -970,7 +970,7 @@ class AuditResult:
     compute: dict[str, float] = field(default_factory=dict)
     schema_version: int = AUDIT_SCHEMA_VERSION
     kind: str = "audit"
-    run_id: str | None = None  # the record's, when written by attack --audit (docs/results.md#run-ids)
+    run_id: str | None = None  # the record's, when written by attack --audit (docs/results.md#run-ids-a-record-and-its-sidecars-change-together)
     model: dict[str, Any] = field(default_factory=dict)  # sha256 and spec of the audited model, as in a record
 
     @property

@@ -480,3 +480,39 @@ def test_no_adv_keeps_none_and_verify_says_so(rec):
     record = json.loads(rec.read_text())
     assert record["adv"] is None and record["compute"]["adv"] == "off (--no-adv)"
     _one_error(cli("verify", rec, "--quiet"), "--no-adv")
+
+
+def test_a_users_own_file_where_the_adv_file_belongs_is_never_replaced(rec):
+    rec.with_name("r.adv.pt").write_text("my own notes\n")
+    _one_error(cli("attack", "--model", MODEL, "--eps", "0.1", "--attacks", "fgsm", "-n", 8, "--out", rec, "--quiet"),
+               "r.adv.pt exists and is not an a3bench file kept beside a record")
+    assert rec.with_name("r.adv.pt").read_text() == "my own notes\n"
+
+
+@pytest.mark.parametrize("fail_at", [0, 1, 2], ids=["outcomes", "adv", "record"])
+def test_a_run_that_fails_half_way_leaves_record_outcomes_and_points_as_they_were(rec, monkeypatch, fail_at):
+    """The points are staged with the outcomes and the record: a full disk while writing any
+    of them leaves all three as they were."""
+    import errno
+
+    from a3bench.advfile import read_adv
+    from a3bench.results import verify_run_ids, write_run
+    from a3bench.schema import read_outcomes, read_record
+
+    record, outcomes, adv = read_record(rec), read_outcomes(rec.with_name("r.outcomes.json")), read_adv(rec.with_name("r.adv.pt"))
+    before = {p.name: p.read_bytes() for p in rec.parent.iterdir()}
+    outcomes.robust[0] = not outcomes.robust[0]  # another run: another run id
+    outcomes.clean_correct = outcomes.broken_by = None
+    real, calls = os.fsync, []
+
+    def full(fd):
+        calls.append(fd)
+        if len(calls) > fail_at:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError):
+        write_run(rec, record, outcomes, adv=adv)
+    monkeypatch.setattr(os, "fsync", real)
+    assert {p.name: p.read_bytes() for p in rec.parent.iterdir()} == before and verify_run_ids(rec) == []
