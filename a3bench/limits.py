@@ -34,6 +34,9 @@ MAX_OPTION = 1 << 14  # an integer architecture option (a ViT's dim, depth, head
 # Data: decoded bytes of one split, pixels of one image.
 MAX_DATA_BYTES = 1 << 31
 MAX_IMAGE_PIXELS = MAX_SIDE * MAX_SIDE
+# Adversarial examples (``<stem>.adv.pt``, ``verify --adv``): float32 points, checked on disk
+# before loading. 5,000 ImageNet images at 224×224 are 3 GB; 10,000 CIFAR ones 123 MB.
+MAX_ADV_BYTES = 1 << 32
 
 # Seeds: what numpy and torch generators accept everywhere, with room for offsets.
 MAX_SEED = 2**32 - 1

@@ -4,7 +4,7 @@ One home for:
 
 - the default paths (``results/<dataset>/<norm>/<model>.json``) and every sidecar a record
   keeps beside it (``<stem>.outcomes.json``, ``.state.json``, ``.audit.json``,
-  ``.sweep.json``, ``.adv.pt``, ``.lock``), all named from the record's *stem*, so
+  ``.sweep.json``, ``.adv.pt``, ``.adv.state.pt``, ``.lock``), all named from the record's *stem*, so
   ``--out r.json`` and ``--out r`` share their sidecars and their lock;
 - the ``runs/`` rule: a default path that holds another evaluation, or another model
   (weights sha256 or spec), is kept, and the new file goes to ``runs/`` instead;
@@ -12,8 +12,9 @@ One home for:
   ``report``, ``train``): before any work it refuses what it did not write (a checkpoint,
   a record of another kind, a device, a FIFO, a link, a user's own file) and a folder
   where a file belongs; then it holds a lock for the run;
-- run ids: a record, its outcomes and its audit carry one id, written together
-  (:func:`write_run`) and verified by ``check`` and ``report`` (:func:`verify_run_ids`).
+- run ids: a record, its outcomes, its audit and its adversarial examples carry one id,
+  written together (:func:`write_run`) and verified by ``check``, ``report`` and
+  ``verify`` (:func:`verify_run_ids`).
 
 Nothing here imports torch at module level: reports and CI gates stay light.
 """
@@ -38,13 +39,14 @@ OUTCOMES_SUFFIX = ".outcomes.json"
 STATE_SUFFIX = ".state.json"
 SWEEP_SUFFIX = ".sweep.json"
 AUDIT_SUFFIX = ".audit.json"
-ADV_SUFFIX = ".adv.pt"  # adversarial examples beside the outcomes (reserved)
+ADV_SUFFIX = ".adv.pt"  # the adversarial examples beside the outcomes (a3bench/advfile.py)
+ADV_STATE_SUFFIX = ".adv.state.pt"  # those of a running evaluation, beside its resume state
 LOCK_SUFFIX = ".lock"
 
 # Files kept beside a record, never records themselves (``report`` skips them).
-AUXILIARY_SUFFIXES = (OUTCOMES_SUFFIX, STATE_SUFFIX, SWEEP_SUFFIX, AUDIT_SUFFIX, ADV_SUFFIX)
+AUXILIARY_SUFFIXES = (OUTCOMES_SUFFIX, STATE_SUFFIX, SWEEP_SUFFIX, AUDIT_SUFFIX, ADV_SUFFIX, ADV_STATE_SUFFIX)
 # A record's own sidecars: written by the run that writes the record, under its lock.
-RECORD_SIDECARS = (OUTCOMES_SUFFIX, STATE_SUFFIX, AUDIT_SUFFIX, ADV_SUFFIX)
+RECORD_SIDECARS = (OUTCOMES_SUFFIX, STATE_SUFFIX, AUDIT_SUFFIX, ADV_SUFFIX, ADV_STATE_SUFFIX)
 
 
 def record_stem(path: str | os.PathLike) -> str:
@@ -85,6 +87,10 @@ def sweep_path(record_path: str | os.PathLike) -> Path:
 
 def adv_path(record_path: str | os.PathLike) -> Path:
     return sidecar(record_path, ADV_SUFFIX)
+
+
+def adv_state_path(record_path: str | os.PathLike) -> Path:
+    return sidecar(record_path, ADV_STATE_SUFFIX)
 
 
 def lock_path(record_path: str | os.PathLike) -> Path:
@@ -255,8 +261,10 @@ def _json(is_kind: Callable[[Any], bool]) -> Callable[[Path], bool]:
     return recognise
 
 
-def _any_file(path: Path) -> bool:
-    return True
+def _is_adv(path: Path) -> bool:
+    from a3bench.advfile import is_adv_file
+
+    return is_adv_file(path)
 
 
 # What a3bench's pages say about themselves (report/leaderboard.py, markdown.py, site.py).
@@ -291,7 +299,7 @@ class OutputKind:
 
 RECORD = OutputKind("a3bench result record", _json(_is_record),
                     ((OUTCOMES_SUFFIX, _json(_is_outcomes)), (STATE_SUFFIX, _json(_is_state)), (AUDIT_SUFFIX, _json(_is_audit)),
-                     (ADV_SUFFIX, _any_file)))
+                     (ADV_SUFFIX, _is_adv), (ADV_STATE_SUFFIX, _is_adv)))
 def _audit_owner(path: Path) -> str | None:
     """An audit written with a record (attack --audit) belongs to it: only a standalone audit is replaced."""
     from a3bench.schema import read_json
@@ -509,10 +517,13 @@ def run_id_of(outcomes: Any) -> str:
     return hashlib.sha256(json_text(d).encode()).hexdigest()[:16]
 
 
-def write_run(out: str | os.PathLike, record: Any, outcomes: Any, audit: Any = None) -> Path:
-    """Write a record with its outcomes (and audit) under one run id, together or not at
-    all: every file is staged first, then renamed into place, the record last (a failure
-    half-way — a full disk — leaves the previous files as they were)."""
+def write_run(out: str | os.PathLike, record: Any, outcomes: Any, audit: Any = None, adv: Any = None) -> Path:
+    """Write a record with its outcomes (and audit, and adversarial examples:
+    :class:`~a3bench.advfile.AdvExamples`) under one run id, together or not at all: every
+    file is staged first, then renamed into place, the record last (a failure half-way — a
+    full disk — leaves the previous files as they were). Without ``adv``, an
+    adversarial-examples file of an earlier run beside the record is removed afterwards:
+    it would not be this record's."""
     from a3bench.schema import write_audit, write_outcomes, write_record
 
     out = Path(out)
@@ -522,18 +533,30 @@ def write_run(out: str | os.PathLike, record: Any, outcomes: Any, audit: Any = N
     record.outcomes_file = opath.name
     if audit is not None:
         audit.run_id = rid
+    if adv is not None:
+        from a3bench.advfile import write_adv
+
+        adv.run_id = rid
+        if record.adv is not None:
+            record.adv["file"] = adv_path(out).name
     with staged_writes():
         write_outcomes(opath, outcomes)
         if audit is not None:
             write_audit(audit_path(out), audit)
+        if adv is not None:
+            write_adv(adv_path(out), adv)
         write_record(out, record)
+    if adv is None and _is_adv(adv_path(out)):
+        adv_path(out).unlink(missing_ok=True)
     return out
 
 
 def verify_run_ids(record_path: str | os.PathLike) -> list[str]:
-    """What does not belong together around the record at ``record_path``: outcomes or an
-    audit file from another run. [] when everything there is the record's own (or carries
-    no id, as files from before run ids). Files that are missing are not problems here."""
+    """What does not belong together around the record at ``record_path``: outcomes, an
+    audit or an adversarial-examples file from another run. [] when everything there is the
+    record's own (or carries no id, as files from before run ids). Files that are missing
+    are not problems here. The adversarial examples are only peeked at (their tensors
+    mapped, not read)."""
     from a3bench.schema import read_audit, read_json, read_record
 
     path = Path(record_path)
@@ -566,6 +589,18 @@ def verify_run_ids(record_path: str | os.PathLike) -> list[str]:
             return problems
         if (record.audit or audit.run_id is not None) and audit.run_id != rid:
             problems.append(_mismatch(apath, audit.run_id, path, rid))
+    vpath = adv_path(path)
+    if vpath.is_file():
+        from a3bench.advfile import peek_run_id
+
+        try:
+            theirs = peek_run_id(vpath)
+        except ResultError as e:
+            if record.adv:
+                problems.append(str(e))
+            return problems
+        if (record.adv or theirs is not None) and theirs != rid:
+            problems.append(_mismatch(vpath, theirs, path, rid))
     return problems
 
 

@@ -310,6 +310,7 @@ class ResultRecord:
     per_attack: list[AttackRecord] = field(default_factory=list)
     probe: ProbeRecord | None = None
     audit: dict[str, Any] | None = None  # the attack audit's summary (docs/audit.md) and its file, when one ran
+    adv: dict[str, Any] | None = None  # the adversarial examples kept (AdvSummary); None: none kept (--no-adv, older records)
     diagnostics: dict[str, Any] = field(default_factory=dict)  # gradient check, where a gradient lies, escalation
     robust_acc_ci: list[float] = field(default_factory=list)  # 95 % Wilson interval, percent
     flags: list[Flag] = field(default_factory=list)
@@ -396,6 +397,27 @@ def check_audit_summary(data: dict[str, Any]) -> None:
         _check_interval(a.pass_rate_ci, a.pass_rate, "audit.pass_rate_ci")
 
 
+@dataclass
+class AdvSummary:
+    """What ``record.adv`` holds: the file of adversarial examples beside the record
+    (``<stem>.adv.pt``, docs/results.md#adversarial-examples-advpt), how many points it
+    holds and for how many broken examples (those an attack broke, not the clean
+    misclassifications). ``points`` < ``broken`` when the run resumed a state from before
+    a3bench kept points: the others cannot be re-checked."""
+
+    file: str | None = None
+    points: int = 0
+    broken: int = 0
+
+
+def _check_adv_summary(data: dict[str, Any]) -> None:
+    a = _from_dict(AdvSummary, data, "adv")
+    _at_least(a.points, "adv.points")
+    _at_least(a.broken, "adv.broken")
+    if a.points > a.broken:
+        raise ResultError(f"adv.points ({a.points}) exceeds adv.broken ({a.broken})")
+
+
 def _check_interval(ci: list[float], value: float | None, where: str) -> None:
     if len(ci) != 2:
         raise ResultError(f"{where} must be [low, high], got {_short(ci)}")
@@ -442,6 +464,10 @@ def _check_record(rec: "ResultRecord") -> None:
             raise ResultError(f"probe.broken ({p.broken}) exceeds its n_attacked ({p.n_attacked})")
     if rec.audit is not None:
         check_audit_summary(rec.audit)
+    if rec.adv is not None:
+        _check_adv_summary(rec.adv)
+        if rec.adv.get("broken", 0) > rec.n_examples:
+            raise ResultError(f"adv.broken ({rec.adv.get('broken')}) exceeds n_examples ({rec.n_examples})")
     for key in ("sha256", "spec", "name"):
         if rec.model.get(key) is not None and not isinstance(rec.model.get(key), str):
             raise ResultError(f"model.{key}: expected a string, got {_short(rec.model.get(key))}")
@@ -474,6 +500,10 @@ def outcome_problems(record: "ResultRecord", outcomes: "Outcomes") -> list[str]:
                 problems.append(f"per_attack[{i}].broken: the record says {a.name} broke {a.broken}, "
                                 f"its outcomes say {counts.get(a.name, 0)}")
                 break
+        broken = sum(k for by, k in counts.items() if by != "clean")
+        if record.adv is not None and record.adv.get("broken") != broken:
+            problems.append(f"adv.broken: the record says an attack broke {record.adv.get('broken')} example(s), "
+                            f"its outcomes say {broken}")
     return problems
 
 

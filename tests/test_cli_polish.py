@@ -27,7 +27,7 @@ def log_console(width: int = 80) -> Console:
     return Console(file=io.StringIO(), width=width, force_terminal=False, color_system=None)
 
 
-@pytest.mark.parametrize("command", ["", "train", "attack", "sweep-eps", "models", "report", "check"])
+@pytest.mark.parametrize("command", ["", "train", "attack", "sweep-eps", "models", "report", "check", "verify"])
 def test_dash_h_is_help(command: str):
     args = [command, "-h"] if command else ["-h"]
     res = runner.invoke(app, args)
@@ -134,7 +134,7 @@ def test_offline_stops_robustbench_downloads(tmp_path: Path, monkeypatch):
 
 # --------------------------------------------------------------------------- discoverability (issue 22, item 10)
 
-COMMANDS = ["", "train", "attack", "attacks", "models", "report", "check", "sweep-eps", "audit"]
+COMMANDS = ["", "train", "attack", "attacks", "models", "report", "check", "sweep-eps", "audit", "verify"]
 
 
 def _words(text: str) -> list[str]:

@@ -110,11 +110,20 @@ def _outcomes(record: Path) -> bytes:
     return record.with_name(record.stem + ".outcomes.json").read_bytes()
 
 
+def _same_points(a: Path, b: Path) -> bool:
+    """The adversarial examples beside two records are the same points, found by the same attacks."""
+    import torch
+
+    pa, pb = (torch.load(r.with_name(r.stem + ".adv.pt"), weights_only=True) for r in (a, b))
+    return len(pa["positions"]) > 0 and all(torch.equal(pa[k], pb[k]) for k in ("positions", "points", "attack")) \
+        and pa["attacks"] == pb["attacks"]
+
+
 def test_sharded_attack_outcomes_are_byte_identical(checkpoint, factory, single_run, tmp_path):
     out = tmp_path / "r.json"
     proc = _torchrun(_attack_args(factory, out), _env(checkpoint))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert _outcomes(out) == _outcomes(single_run)
+    assert _outcomes(out) == _outcomes(single_run) and _same_points(out, single_run)  # the points travel between ranks
     sharded, single = json.loads(out.read_text()), json.loads(single_run.read_text())
     assert sharded["provenance"]["processes"] == 2 and single["provenance"]["processes"] == 1
     strip = lambda r: [(a["name"], a["broken"], a["n_attacked"], a["forward_passes"], a["backward_passes"]) for a in r["per_attack"]]  # noqa: E731
@@ -160,7 +169,7 @@ def test_killed_sharded_run_resumes_to_the_same_bytes(checkpoint, factory, singl
     assert not out.exists() and state.is_file()
     resumed = _torchrun(_attack_args(factory, out, "--resume"), _env(checkpoint))
     assert resumed.returncode == 0, resumed.stderr[:2000]
-    assert _outcomes(out) == _outcomes(single_run)
+    assert _outcomes(out) == _outcomes(single_run) and _same_points(out, single_run)
     assert not state.exists()
 
 

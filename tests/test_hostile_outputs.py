@@ -550,6 +550,7 @@ def test_hostile_text_from_a_model_card_and_paths_prints_as_text(box):
     assert f"{folder}/s.sweep.json" in out
     # check: a note naming a path with markup (no outcomes beside the record)
     (box.root / folder / "r.outcomes.json").unlink()
+    (box.root / folder / "r.adv.pt").unlink()  # a record from before run ids kept no adversarial examples either
     _edit(box.root / folder / "r.json", lambda d: d.update(run_id=None))
     out = _literal(runner.invoke(app, ["check", f"{folder}/r.json", "--baseline", f"{folder}/r.json"], env=env))
     assert f"{folder}/r.json" in out

@@ -362,12 +362,13 @@ def test_resume_extends_a_run_with_more_attacks(standard_model, fmnist_test, tmp
 def test_interrupted_run_leaves_previous_record(standard_model, fmnist_test, tmp_path):
     out = tmp_path / "r.json"
     evaluate(standard_model, fmnist_test, LINF, "fgsm", n_examples=40, out=out)
-    before = out.read_bytes()
+    before, adv_before = out.read_bytes(), out.with_name("r.adv.pt").read_bytes()
     with pytest.raises(KeyboardInterrupt):
         evaluate(standard_model, fmnist_test, LINF, "fgsm,pgd-3", n_examples=40, out=out, seed=2, progress=_Interrupt("batch", 1))
-    assert out.read_bytes() == before
+    assert out.read_bytes() == before and out.with_name("r.adv.pt").read_bytes() == adv_before
     json.loads(state_path(out).read_text())  # the state file is whole, too
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json", "r.outcomes.json", "r.state.json"]
+    # the running evaluation's points (fgsm's) sit beside its state
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.adv.pt", "r.adv.state.pt", "r.json", "r.outcomes.json", "r.state.json"]
 
 
 # --------------------------------------------------------------------------- AutoAttack cross-check

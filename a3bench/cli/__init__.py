@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from a3bench.cli import attack_cli, attacks_cli, models_cli, train_cli
-from a3bench.cli import audit_cli, check_cli, flags_cli, report_cli, sweep_cli
+from a3bench.cli import audit_cli, check_cli, flags_cli, report_cli, sweep_cli, verify_cli
 from a3bench.cli.common import Command, Group
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.command("check", cls=Command)(check_cli.check_command)
 app.command("sweep-eps", cls=Command)(sweep_cli.sweep_command)
 app.command("audit", cls=Command)(audit_cli.audit_command)
 app.command("flags", cls=Command)(flags_cli.flags_command)
+app.command("verify", cls=Command)(verify_cli.verify_command)
 
 
 def _version(value: bool) -> None:

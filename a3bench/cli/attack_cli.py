@@ -32,6 +32,7 @@ def attack_command(
     audit_n: int = typer.Option(100, "--audit-n", help="Examples the audit runs on (the first N of those evaluated)."),
     keep_state: bool = typer.Option(False, "--keep-state", help="Keep the resume state after the record is written: a later --resume with more attacks after these extends this evaluation."),
     no_probe: bool = typer.Option(False, "--no-probe", help="Skip the convergence probe (docs/diagnostics.md#not-converged)."),
+    no_adv: bool = typer.Option(False, "--no-adv", help="Keep no adversarial examples (by default the point that broke each example is kept in <record>.adv.pt, for a3bench verify; 3.1 KB per broken Fashion-MNIST example, docs/verify.md)."),
     draws: int = typer.Option(10, "--draws", help="Fresh forward passes per verdict when the model turns out to be randomised (majority rule)."),
     engine: str = options.ENGINE,
     name: Optional[str] = typer.Option(None, "--name", help="The label boards show for this model (default: its card's name or file name); the default record path is named after it, so two own models never share a record."),
@@ -63,7 +64,8 @@ def attack_command(
     # every option of the run, checked once, before anything heavy
     opts = AttackOptions(n_examples=n_examples or None, seed=seed, batch_size=batch_size, device=device, draws=draws,
                          spec=model, data_dir=data_dir, engine=engine, out=out, resume=resume, probe=not no_probe,
-                         keep_state=keep_state, audit=audit_n if audit else None, max_passes=max_passes, name=name)
+                         keep_state=keep_state, audit=audit_n if audit else None, max_passes=max_passes, name=name,
+                         save_adv=not no_adv)
     if out is not None:
         check_output_path(out)
     dev = resolve_device(device)

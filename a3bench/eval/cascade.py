@@ -60,6 +60,9 @@ class BatchResult:
     backward_passes: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)  # pyautoattack's warnings during the batch
+    # float32 CPU rows of x_adv for the examples the judge confirmed broken, in batch order
+    # (None: none, or not kept): only those travel between ranks
+    points: torch.Tensor | None = None
     error: str | None = None  # the attack raised on this batch: "RuntimeError: ..."
     fatal: tuple[str, str] | None = None  # (exception type, message) that ends the run on every rank
 
@@ -104,8 +107,9 @@ class Cascade:
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, positions: torch.Tensor, deployed: DeployedModel, *,
                  batch_size: int, seed: int, strict: bool = True, shard: Shard | None = None,
-                 attacked: DeployedModel | None = None) -> None:
+                 attacked: DeployedModel | None = None, keep_points: bool = False) -> None:
         self.x, self.y, self.positions = x, y, positions
+        self.keep_points = keep_points  # hand the confirmed points on (BatchResult.points; ``attack`` keeps them)
         self.deployed = deployed
         self.attacked = attacked  # the engine's copy the attacks call (its A3 modes restored after every batch too)
         self.batch_size, self.seed, self.strict = int(batch_size), int(seed), strict
@@ -206,6 +210,8 @@ class Cascade:
                 self.attacked.restore()
         result.seconds = time.perf_counter() - t0
         result.broken = rc.broken.cpu().tolist()
+        if self.keep_points and any(result.broken):
+            result.points = out.x_adv.detach()[rc.broken].float().cpu()  # what the judge confirmed, no extra pass
         result.pred = rc.pred.cpu().tolist()
         result.distance = ctx.threat.distance(out.x_adv.detach(), xb).float().cpu().tolist()
         result.correct_share = rc.correct_share.cpu().tolist() if rc.correct_share is not None else None

@@ -24,8 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from a3bench.advfile import AdvExamples, KeptPoints, read_adv, write_adv
 from a3bench.attacks.base import Attack
-from a3bench.errors import AttackError, ResultError, one_line
+from a3bench.errors import AttackError, ResultError, excerpt, one_line
 from a3bench.eval import diagnostics
 from a3bench.eval.cascade import BatchResult
 from a3bench.eval.judge import users_model
@@ -33,7 +34,8 @@ from a3bench.eval.provenance import provenance
 from a3bench.eval.strength import strength_of
 from a3bench.eval.setup import DEFAULT_DRAWS, SANITY_EXAMPLES, EvalOptions, Evaluation  # noqa: F401 — re-exported
 from a3bench.flags import ESCALATION_CAPPED, NO_INPUT_GRADIENT, RANDOMIZED_OUTPUTS
-from a3bench.results import OutputLock, audit_path, check_output_path, state_path, write_run  # noqa: F401 - re-exported
+from a3bench.io import staged_writes
+from a3bench.results import OutputLock, adv_state_path, audit_path, check_output_path, state_path, write_run  # noqa: F401 - re-exported
 from a3bench.schema import (
     AttackRecord,
     AttackStatus,
@@ -69,6 +71,9 @@ class AttackOptions(EvalOptions):
     ``--resume`` with more attacks after these extends this evaluation. adapt_plan: adapt
     the plan to a randomised model (autoattack-rand for autoattack, EOT-PGD added) and
     escalate when gradients lie (suites that escalate); False runs exactly the plan given.
+    save_adv: keep the point that broke each example, with the attack that found it, in
+    ``<stem>.adv.pt`` beside the record (docs/results.md#adversarial-examples-advpt;
+    ``a3bench verify`` re-checks them); False (``--no-adv``) keeps none.
     audit: after the cascade, audit the plan's attacks on the first ``audit`` examples
     (docs/audit.md). max_passes: the most forward passes the escalation may spend
     (projected before it runs; what does not fit is left out, listed in the record and
@@ -84,6 +89,7 @@ class AttackOptions(EvalOptions):
     audit: int | None = None
     max_passes: int | None = None
     name: str | None = None  # the label boards show (default: the model card's name, else the model's)
+    save_adv: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -124,6 +130,7 @@ class EvaluationResult:
     record: ResultRecord
     outcomes: Outcomes
     path: Path | None = None  # where the record was written
+    adv: AdvExamples | None = None  # the points that broke the examples an attack broke (None: --no-adv)
 
 
 def evaluate(loaded_model, dataset, threat: ThreatModel, attacks=None, *, suite: str | None = None,
@@ -211,6 +218,10 @@ class _Run:
         self.n = ev.n
         self.out = Path(options.out) if options.out is not None else None
         self.state_file = state_path(self.out) if self.out is not None else None
+        self.adv_state_file = adv_state_path(self.out) if self.out is not None else None
+        # the points the judge confirmed, per example, with their attack (rank 0 keeps them)
+        self.kept = KeptPoints() if options.save_adv else None
+        ev.cascade.keep_points = options.save_adv
         self.identity = _jsonable({
             "model": ev.fingerprint,
             "dataset": ev.info.name,
@@ -256,9 +267,17 @@ class _Run:
         return (eta_attack or 0.0) + rest / rate
 
     def save(self, state: ResumeState) -> None:
+        """The resume state; with it, when new points came in, the points so far
+        (``<stem>.adv.state.pt``, renamed into place just before the state: a kill between
+        the two leaves points for a batch the state does not count, dropped on resume)."""
         if self.state_file is not None and self.ev.shard.is_main:
             state.elapsed = self.elapsed(state)
-            write_state(self.state_file, state)
+            with staged_writes():
+                if self.kept is not None and self.kept.dirty:
+                    write_adv(self.adv_state_file, self._adv_examples(state, all_kept=True))
+                write_state(self.state_file, state)
+            if self.kept is not None:
+                self.kept.dirty = False
 
     def elapsed(self, state: ResumeState) -> float:
         """Seconds this evaluation has run, over every session that resumed it."""
@@ -277,7 +296,11 @@ class _Run:
                 self._check_identity(state)
             state = shard.broadcast(state)
             self.elapsed_before = state.elapsed
+            if shard.is_main and self.kept is not None:
+                self._resume_points(state)
         else:
+            if shard.is_main and self.adv_state_file is not None:
+                self.adv_state_file.unlink(missing_ok=True)  # an earlier run's points are not this run's
             checks = None
             if shard.is_main:
                 with users_model("the clean pass"):
@@ -293,6 +316,59 @@ class _Run:
         self._finalise_plan(state)
         self.save(state)
         return state
+
+    def _resume_points(self, state: ResumeState) -> None:
+        """The points of the batches done before the kill, read back like any untrusted input
+        (docs/untrusted-input.md): the same examples, threat and attacks as the state, every
+        point inside the threat model around its own example. A point for an example the
+        state counts as robust was saved just before a kill (its batch runs again): dropped.
+        A state from before a3bench kept points has none: the record says how many lack one."""
+        path = self.adv_state_file
+        if path is None or not path.is_file():
+            return
+
+        def refuse(why: str):
+            return ResultError(f"cannot resume from {path}: {why}; delete it to resume without its points")
+
+        try:
+            adv = read_adv(path, ResultError)
+        except ResultError as e:
+            raise ResultError(f"{e}; delete it to resume without its points") from None
+        ev = self.ev
+        theirs = (adv.dataset, adv.norm, adv.eps, adv.n_examples, tuple(adv.points.shape[1:]))
+        ours = (ev.info.name, self.threat.norm.value, self.threat.eps, self.n, tuple(ev.x.shape[1:]))
+        if (theirs if len(adv) else theirs[:4]) != (ours if len(adv) else ours[:4]):
+            raise refuse(f"its points are of another evaluation ({excerpt(adv.dataset)}, {excerpt(adv.norm)} eps {adv.eps:g}, "
+                         f"n {adv.n_examples}, shape {theirs[4]}), not this one")
+        where = {int(p): k for k, p in enumerate(ev.positions.tolist())}
+        rows, ks = [], []
+        for i, p in enumerate(adv.positions.tolist()):
+            k = where.get(p)
+            if k is None:
+                raise refuse(f"point {i} is for position {p}, not an example of this evaluation")
+            by = state.broken_by[k]
+            if by is None:
+                continue  # saved ahead of the state: its batch runs again
+            if by != adv.attack_of(i):
+                raise refuse(f"point {i} (position {p}) says {excerpt(adv.attack_of(i))} broke it, the state says {excerpt(by)}")
+            rows.append(i)
+            ks.append(k)
+        if not rows:
+            return
+        points = adv.points[rows]
+        outside = self.threat.violations(points, ev.x[ks].cpu())
+        if bool(outside.any()):
+            i = rows[int(outside.nonzero()[0])]
+            raise refuse(f"point {i} (position {int(adv.positions[i])}) lies outside {self.threat.label} or [0,1] around its example")
+        for k, point in zip(ks, points):
+            self.kept.rows[k] = (state.broken_by[k], point)
+
+    def _adv_examples(self, state: ResumeState, *, all_kept: bool = False) -> AdvExamples:
+        """The kept points as a file's content: those of the examples an attack broke (all
+        kept ones for the resume state's file)."""
+        return self.kept.examples(self.ev.positions, tuple(self.ev.x.shape[1:]), n_examples=self.n, dataset=self.ev.info.name,
+                                  norm=self.threat.norm.value, eps=self.threat.eps,
+                                  keep=lambda k, attack: all_kept or state.broken_by[k] == attack)
 
     def _check_identity(self, state: ResumeState) -> None:
         old = {k: v for k, v in state.identity.items() if k != "attacks"}
@@ -515,6 +591,9 @@ class _Run:
                 state.broken_by[k] = attack.name
                 state.adv_pred[k] = int(r.pred[j])
                 state.adv_distance[k] = float(r.distance[j])
+        if r.points is not None and self.kept is not None and self.ev.shard.is_main:
+            for k, point in zip((k for j, k in enumerate(r.examples) if r.broken[j]), r.points):
+                self.kept.add(k, attack.name, point)
         if r.rising is not None and attack is self.probe_target:
             state.rising = sorted(set(state.rising) | {k for k, up in zip(r.examples, r.rising) if up})
         if r.outside:
@@ -626,13 +705,24 @@ class _Run:
             record.compute["audit_seconds"] = round(float(audited.compute.get("seconds", 0.0)), 3)
         if not self.options.probe:
             record.compute["probe"] = "off (--no-probe)"
+        adv = None
+        if self.kept is not None and self.ev.shard.is_main:
+            adv = self._adv_examples(state)
+            broken = sum(1 for ok, by in zip(outcomes.clean_correct, state.broken_by) if ok and by is not None)
+            record.adv = {"file": None, "points": len(adv), "broken": broken}
+            if len(adv) < broken:
+                record.notes.append(f"adversarial examples kept for {len(adv)} of the {broken} example(s) an attack broke: "
+                                    "the others were broken before this run resumed, by an a3bench that kept none")
+        elif not self.options.save_adv:
+            record.compute["adv"] = "off (--no-adv)"
         path = None
         if self.out is not None and self.ev.shard.is_main:
-            path = write_run(self.out, record, outcomes, audited)  # together or not at all, under one run id
+            path = write_run(self.out, record, outcomes, audited, adv)  # together or not at all, under one run id
             if not self.options.keep_state:
                 self.state_file.unlink(missing_ok=True)
+                self.adv_state_file.unlink(missing_ok=True)
         self.report("done", robust=sum(outcomes.robust), total=n)
-        return EvaluationResult(record, outcomes, path)
+        return EvaluationResult(record, outcomes, path, adv)
 
     def _record(self, per_attack, outcomes: Outcomes, flags: list[Flag], probe_record, state) -> ResultRecord:
         from a3bench.models.a3 import a3_summary, has_a3

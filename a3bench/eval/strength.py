@@ -21,6 +21,10 @@ from a3bench.schema import AttackRecord, AttackStatus, ResultRecord, Strength
 # the version each one is, and how many components that version has (pyautoattack's
 # ``standard``: apgd-ce, apgd-t, fab-t, square; ``rand``: apgd-ce, apgd-dlr with EOT).
 AUTOATTACK_GROUPS = {"autoattack": ("standard", 4), "autoattack-rand": ("rand", 2)}
+# The suite of a record ``a3bench verify --adv`` writes: someone else's adversarial examples,
+# each re-checked here (docs/verify.md). How hard they were searched for is not known, so
+# such a record is never complete, never reliable, and reports mark its row.
+EXTERNAL_SUITE = "external"
 
 
 def needed_version(randomised: bool) -> str:
@@ -51,6 +55,11 @@ def evaluation_strength(record: ResultRecord) -> Strength:
     return strength_of(record.per_attack, record.suite, randomised=is_randomised(record))
 
 
+def is_external(record: ResultRecord) -> bool:
+    """A verified external evaluation (``a3bench verify --adv ... --out``), not a3bench's own."""
+    return record.suite == EXTERNAL_SUITE
+
+
 def shortfall(strength: Strength) -> str | None:
     """Why an evaluation is weaker than AutoAttack, in one line; None when it is not."""
     if strength.complete:
@@ -66,6 +75,8 @@ def shortfall(strength: Strength) -> str | None:
 def strength_label(strength: Strength) -> str:
     """A short cell for a leaderboard: the suite, or the attacks when none was named, and
     a mark when AutoAttack did not run completely."""
+    if strength.suite == EXTERNAL_SUITE:
+        return "external (verified)"
     what = strength.suite or ",".join(strength.attacks[:3]) + ("…" if len(strength.attacks) > 3 else "") or "none"
     if strength.complete:
         return what + (" (AA rand)" if strength.autoattack == "rand" else "")

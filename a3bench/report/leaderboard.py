@@ -9,6 +9,9 @@ A row is a model measured here or, with ``--robustbench``, an entry RobustBench 
   accuracy among its ranked records, as RobustBench does; the others are listed behind it.
 - Ranks are what the 95 % intervals support: a row's rank is a range ("1–3") when its
   interval overlaps those of its neighbours, a single number only when it does not.
+- A verified external evaluation (``a3bench verify --adv ... --out``, docs/verify.md) is a
+  row of its own beside a3bench's rows of the same group, marked ``external`` and never
+  ranked: its points were re-checked here, how hard they were searched for is not known.
 
 The boards are built as a :class:`~a3bench.report.doc.Page` (:func:`leaderboard_page`)
 and written as markdown or HTML by the output formats.
@@ -19,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
-from a3bench.eval.strength import shown_verdict, strength_label
+from a3bench.eval.strength import is_external, shown_verdict, strength_label
 from a3bench.report import doc
 from a3bench.report.doc import Cell, Column, Table, TableRow, text
 from a3bench.report.fmt import DASH, ci, delta, eps_text, external_href, pct
@@ -45,6 +48,7 @@ COLUMNS = [c.name for c in BOARD_COLUMNS]
 
 DEFAULT_DOCS_URL = "docs/diagnostics.md"
 PUBLISHED = "published"
+EXTERNAL = "external"
 
 
 def wilson(acc: float, n: int | None) -> tuple[float, float]:
@@ -75,6 +79,11 @@ class Row:
     @property
     def measured(self) -> bool:
         return self.result is not None
+
+    @property
+    def external(self) -> bool:
+        """A verified external evaluation (docs/verify.md): shown, never ranked."""
+        return self.result is not None and is_external(self.result.record)
 
     @property
     def ranked(self) -> bool:
@@ -125,7 +134,11 @@ class Group:
 
     @property
     def measured(self) -> list[Row]:
-        return [r for r in self.rows + self.apart if r.measured]
+        return [r for r in self.rows + self.apart if r.measured and not r.external]
+
+    @property
+    def external(self) -> list[Row]:
+        return [r for r in self.rows + self.apart if r.external]
 
     @property
     def published(self) -> list[Row]:
@@ -136,8 +149,11 @@ class Group:
         n = sorted({r.n_examples for r in self.measured if r.n_examples is not None})
         counts = ", ".join(f"{k:,}" for k in n) or "?"
         line = f"{len(self.measured)} model(s) measured here on {counts} test examples each"
-        if self.apart:
-            line += f" ({len(self.apart)} evaluated with less than AutoAttack, listed apart)"
+        weaker = [r for r in self.apart if not r.external]
+        if weaker:
+            line += f" ({len(weaker)} evaluated with less than AutoAttack, listed apart)"
+        if self.external:
+            line += f"; {len(self.external)} external evaluation(s), their adversarial examples re-checked here (not ranked)"
         if self.published:
             pn = sorted({r.n_examples for r in self.published if r.n_examples is not None})
             line += f"; {len(self.published)} published by RobustBench (not measured here; {', '.join(f'{k:,}' for k in pn) or '?'} examples)"
@@ -207,7 +223,11 @@ def group_results(results: Iterable[LoadedResult], published: Iterable[Published
         groups.setdefault(key, Group(r.dataset, r.norm, r.eps, eps_text(r)))
         members.setdefault(key, []).append(res)
     for key, g in groups.items():
-        g.rows, g.apart = model_rows(members[key], rank_all)
+        own = [r for r in members[key] if not is_external(r.record)]
+        g.rows, g.apart = model_rows(own, rank_all)
+        # a row each, beside ours: in the ranked table, or apart with ours when none of ours is ranked
+        beside = g.rows if g.rows or not g.apart else g.apart
+        beside += [Row.from_result(r) for r in members[key] if is_external(r.record)]
     for e in published:
         if e.eps is None or e.robust_acc is None:
             continue  # corruptions: another threat model
@@ -218,7 +238,7 @@ def group_results(results: Iterable[LoadedResult], published: Iterable[Published
     for g in groups.values():
         g.rows.sort(key=sort_key)
         g.apart.sort(key=sort_key)
-        assign_ranks(g.rows)
+        assign_ranks([r for r in g.rows if not r.external])
     return [groups[k] for k in sorted(groups)]
 
 
@@ -248,7 +268,8 @@ def _model_cell(row: Row, links: BoardLinks) -> Cell:
         return Cell.of(text(doc.Link(row.name, e.link), f" · {e.venue or 'N/A'}, {PUBLISHED}"), row.name.lower())
     paper = links.paper(row.link)
     label = "paper" if external_href(paper) else "model"  # a card's link is a paper, or the model's own folder
-    return Cell.of(text(doc.Link(row.name, links.report(row.result)), (" · ", doc.Link(label, paper)) if paper else None), row.name.lower())
+    return Cell.of(text(doc.Link(row.name, links.report(row.result)), (" · ", doc.Link(label, paper)) if paper else None,
+                        f" · {EXTERNAL}" if row.external else None), row.name.lower())
 
 
 def _flags_cell(row: Row, links: BoardLinks) -> Cell:

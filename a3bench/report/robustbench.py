@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from a3bench.errors import ResultError, one_line
+from a3bench.eval.strength import is_external
 from a3bench.io import inside, safe_name, write_json_atomic
 from a3bench.schema import read_json
 from a3bench.report.fmt import eps_text, external_href
@@ -73,7 +74,11 @@ def model_info(res: LoadedResult) -> dict[str, Any]:
         info["external"] = _acc(r.robust_acc)
         ran = r.strength.attacks if r.strength is not None else []  # the attacks that ran, not those skipped
         suite = f" ({', '.join(ran)})" if ran else ""
-        notes.append(f"{_acc(r.robust_acc)}% robust accuracy is from a3bench's adaptive worst case{suite} on {r.n_examples} examples.")
+        if is_external(r):
+            notes.append(f"{_acc(r.robust_acc)}% robust accuracy is from an external evaluation on {r.n_examples} examples, "
+                         "its adversarial examples re-checked by a3bench verify.")
+        else:
+            notes.append(f"{_acc(r.robust_acc)}% robust accuracy is from a3bench's adaptive worst case{suite} on {r.n_examples} examples.")
     if r.flags:
         notes.append(f"a3bench diagnostics: {r.verdict} ({', '.join(f.name for f in r.flags)}).")
     if notes:

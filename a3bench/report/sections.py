@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from a3bench.eval.strength import shortfall, shown_verdict
+from a3bench.eval.strength import is_external, shortfall, shown_verdict
 from a3bench.io import safe_name
 from a3bench.report import doc
 from a3bench.report.doc import Cell, Column, Table, TableRow, text
@@ -78,7 +78,9 @@ def summary(res: LoadedResult) -> doc.Section:
     verdict, reason = shown_verdict(r)
     strength = r.strength
     asked = f" ({', '.join(map(str, r.attacks))})" if r.attacks else ""
-    if strength is not None and strength.complete:
+    if is_external(r):
+        how = "an external evaluation: its adversarial examples were re-checked here by a3bench verify (docs/verify.md)"
+    elif strength is not None and strength.complete:
         how = f"AutoAttack {strength.autoattack} ran completely" + (" (the model is randomised)" if strength.randomised else "")
     else:
         how = shortfall(strength) if strength is not None else DASH
