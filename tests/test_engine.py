@@ -106,9 +106,8 @@ def test_autoattack_through_the_engine_gives_pyautoattacks_own_outcomes(robust_m
 
     x, y = fmnist_test.first(100).tensors()
     model = _frozen(robust_model)
-    aa = import_autoattack().AutoAttack(model, norm="Linf", eps=0.1, version="standard", seed=0, device="cpu")
-    aa.logger.log = lambda *a, **k: None
-    x_adv = aa.run_standard_evaluation(x, y, bs=100)
+    aa = import_autoattack().AutoAttack(model, norm="Linf", eps=0.1, version="standard", seed=0)
+    x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=100)
     with torch.no_grad():
         direct = (model(x_adv).argmax(1) == y).tolist()
     ours = evaluate(model, fmnist_test, LINF, "autoattack", n_examples=100, batch_size=100, probe=False, engine="auto")
