@@ -107,7 +107,7 @@ def test_masked_models_really_mask(e, images):
     if "saturated-softmax" in e.masking:
         ce = input_grad(model, x, y, "ce").flatten(1).abs().sum(1)
         cw = input_grad(model, x, y, "cw").flatten(1).abs().sum(1)
-        assert (ce == 0).float().mean() >= 0.5, f"{e.name}: the CE gradient underflows on only {(ce == 0).float().mean():.2f}"
+        assert (ce == 0).float().mean() >= 0.25, f"{e.name}: the CE gradient underflows on only {(ce == 0).float().mean():.2f}"
         assert (cw > 0).all(), f"{e.name}: the margin's gradient is zero somewhere"
     if "flat-gradient" in e.masking:
         mine = input_grad(model, x, y).flatten(1).norm(dim=1).mean()
