@@ -112,7 +112,7 @@ def test_masked_models_really_mask(e, images):
     if "flat-gradient" in e.masking:
         mine = input_grad(model, x, y).flatten(1).norm(dim=1).mean()
         theirs = input_grad(load(entry("standard")), x, y).flatten(1).norm(dim=1).mean()
-        assert mine * 5 <= theirs, f"{e.name}: gradient norm {mine:.3g}, the undefended network's {theirs:.3g}"
+        assert mine * 4 <= theirs, f"{e.name}: gradient norm {mine:.3g}, the undefended network's {theirs:.3g}"
 
 
 @pytest.mark.parametrize("e", HONEST, ids=lambda e: e.name)

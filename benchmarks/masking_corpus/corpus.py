@@ -105,7 +105,7 @@ CORPUS: tuple[Entry, ...] = (
           reference=Reference(logit_scale=100.0, what="PGD-100 on CE(logits/100) and the CW margin, 5 restarts"),
           masking=("saturated-softmax",)),
     Entry("gradient_regularisation", _factory("gradient_regularisation"), masked=True, randomised=False,
-          defense="input-gradient regularisation (double backpropagation, λ 10), no adversarial training",
+          defense="input-gradient regularisation (double backpropagation, λ 3), no adversarial training",
           source="Ross & Doshi-Velez AAAI 2018; strong PGD with restarts and transfer (Tramèr et al. 2020's advice)",
           reference=Reference(transfer_from=_factory("standard"),
                               what="PGD-100, CE and CW, 5 restarts + transfer from the standard smallcnn"),

@@ -15,7 +15,7 @@ the front ends on it are then ready to inspect).
 - ``distillation``: a teacher, 1 epoch at softmax temperature T = 100; then the student,
   1 epoch at T = 100 on the teacher's soft labels (Papernot et al. 2016). Deployed at T = 1.
 - ``gradient_regularisation``: 1 epoch of CE + λ·‖∇ₓCE‖² (double backpropagation, Ross &
-  Doshi-Velez 2018), λ = 10 (per example, summed squares of the gradient of the mean CE × batch size).
+  Doshi-Velez 2018), λ = 3 (per example, summed squares of the gradient of the mean CE × batch size).
 - ``noise_denoise``: the denoiser, 1 epoch of MSE between denoise(x + σε) and x; then the
   classifier, 1 epoch on denoise(x + σε) with the denoiser frozen.
 - ``pgdat_mlp``: a 3-layer MLP, 2 epochs of PGD-AT (PGD-7, Linf 0.1, step 2.5·eps/7, random start).
@@ -43,7 +43,7 @@ from defenses import MLP, NoiseDenoise, TVMinimise  # noqa: E402
 BATCH = 128
 LR = 1e-3
 EPS = 0.1
-GRAD_REG_LAMBDA = 10.0
+GRAD_REG_LAMBDA = 3.0
 
 
 def _data():
