@@ -7,6 +7,13 @@ For each of the three bundled CNNs: clean accuracy, AutoAttack's number, the wor
 the paired per-example outcomes (robust or not, on the same test images): joint vs
 attenuate-only, and each of them vs PGD-AT. Prints markdown (README.md's table).
 Refuses records of different examples, eps or seeds: paired tests need the same images.
+
+    python benchmarks/ablation_stats.py --interim [--state-dir benchmarks/ablation]
+
+While the whole-test-set runs are still going: the same table and tests from their resume
+states, after the longest first part of the cascade that every model has finished (e.g.
+APGD-CE and APGD-T). Each number is then an upper bound on that model's final worst case
+(later attacks can only break more), and the table says after which attacks it stands.
 """
 
 from __future__ import annotations
@@ -23,7 +30,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", default="results/fmnist/Linf")
     ap.add_argument("--models", default="joint,attenuate-only,pgdat")
+    ap.add_argument("--interim", action="store_true", help="from the resume states of runs in progress")
+    ap.add_argument("--state-dir", default="benchmarks/ablation")
     args = ap.parse_args()
+    if args.interim:
+        interim(args.state_dir, args.models.split(","))
+        return
 
     from a3bench.schema import read_outcomes, read_record
     from a3bench.stats import mcnemar_exact
@@ -56,6 +68,54 @@ def main() -> None:
         only_b = sum(y and not x for x, y in zip(outs[a].robust, outs[b].robust))
         diff = 100.0 * (only_a - only_b) / n
         print(f"| {LABELS[a]} vs {LABELS[b]} | {only_a} | {only_b} | {diff:+.2f} | {mcnemar_exact(only_a, only_b):.3g} |")
+
+
+def interim(state_dir: str, keys: list[str]) -> None:
+    from a3bench.data import load_dataset
+    from a3bench.schema.state import read_state
+    from a3bench.stats import mcnemar_exact, wilson_interval
+
+    states = {}
+    for k in keys:
+        path = Path(state_dir) / f"{MODELS[k]}.state.json"
+        if path.is_file():
+            states[k] = read_state(path)
+    if not states:
+        raise SystemExit(f"error: no resume state in {state_dir}")
+    ident = {(s.identity["n_examples"], s.identity["eps"], s.identity["seed"], s.identity["positions"]) for s in states.values()}
+    if len(ident) != 1:
+        raise SystemExit("error: the runs are on different examples, eps or seeds: no paired test")
+    n, eps, seed, _ = next(iter(ident))
+    done = [[a.name for a in s.finished] for s in states.values()]
+    prefix = []
+    for names in zip(*done):
+        if len(set(names)) != 1:
+            break
+        prefix.append(names[0])
+    y = load_dataset("fmnist", "test").first(n).tensors()[1].tolist()
+    robust, clean = {}, {}
+    for k, s in states.items():
+        clean[k] = [p == t for p, t in zip(s.clean_pred, y)]
+        robust[k] = [c and (b is None or b not in prefix) for c, b in zip(clean[k], s.broken_by)]
+    after = ", ".join(prefix) or "no attack yet"
+    print(f"Fashion-MNIST, Linf {eps:g}, {n:,} test images, seed {seed}, `--suite full` in progress: robust after {after} "
+          f"(an upper bound on each final worst case)\n")
+    print("| model | clean % | robust after the common attacks % [95 % CI] | attacks finished |")
+    print("|---|---:|---:|---|")
+    for k, s in states.items():
+        r = sum(robust[k])
+        lo, hi = wilson_interval(r, n)
+        print(f"| {LABELS[k]} (`{MODELS[k]}`) | {100.0 * sum(clean[k]) / n:.2f} | {100.0 * r / n:.2f} [{lo:.1f}, {hi:.1f}] | "
+              f"{', '.join(a.name for a in s.finished) or '—'} |")
+    print(f"\nExact McNemar tests on the paired outcomes (robust after {after}, same images):\n")
+    print("| pair | robust only in the first | robust only in the second | difference (points) | p (two-sided) |")
+    print("|---|---:|---:|---:|---:|")
+    for a, b in PAIRS:
+        if a not in robust or b not in robust:
+            continue
+        only_a = sum(x and not z for x, z in zip(robust[a], robust[b]))
+        only_b = sum(z and not x for x, z in zip(robust[a], robust[b]))
+        print(f"| {LABELS[a]} vs {LABELS[b]} | {only_a} | {only_b} | {100.0 * (only_a - only_b) / n:+.2f} | {mcnemar_exact(only_a, only_b):.3g} |")
 
 
 if __name__ == "__main__":
