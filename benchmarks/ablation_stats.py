@@ -10,10 +10,10 @@ Refuses records of different examples, eps or seeds: paired tests need the same 
 
     python benchmarks/ablation_stats.py --interim [--state-dir benchmarks/ablation]
 
-While the whole-test-set runs are still going: the same table and tests from their resume
-states, after the longest first part of the cascade that every model has finished (e.g.
-APGD-CE and APGD-T). Each number is then an upper bound on that model's final worst case
-(later attacks can only break more), and the table says after which attacks it stands.
+While the whole-test-set runs are still going: from their resume states, each model's
+robust accuracy after every attack it has finished, and the paired tests of each pair after
+the first attacks of the cascade that both have finished (e.g. APGD-CE and APGD-T). Each
+number is an upper bound on that model's final worst case (later attacks only break more).
 """
 
 from __future__ import annotations
@@ -70,6 +70,15 @@ def main() -> None:
         print(f"| {LABELS[a]} vs {LABELS[b]} | {only_a} | {only_b} | {diff:+.2f} | {mcnemar_exact(only_a, only_b):.3g} |")
 
 
+def _common_prefix(lists: list[list[str]]) -> list[str]:
+    prefix = []
+    for names in zip(*lists):
+        if len(set(names)) != 1:
+            break
+        prefix.append(names[0])
+    return prefix
+
+
 def interim(state_dir: str, keys: list[str]) -> None:
     from a3bench.data import load_dataset
     from a3bench.schema.state import read_state
@@ -86,37 +95,38 @@ def interim(state_dir: str, keys: list[str]) -> None:
     if len(ident) != 1:
         raise SystemExit("error: the runs are on different examples, eps or seeds: no paired test")
     n, eps, seed, _ = next(iter(ident))
-    done = [[a.name for a in s.finished] for s in states.values()]
-    prefix = []
-    for names in zip(*done):
-        if len(set(names)) != 1:
-            break
-        prefix.append(names[0])
     y = load_dataset("fmnist", "test").first(n).tensors()[1].tolist()
-    robust, clean = {}, {}
-    for k, s in states.items():
-        clean[k] = [p == t for p, t in zip(s.clean_pred, y)]
-        robust[k] = [c and (b is None or b not in prefix) for c, b in zip(clean[k], s.broken_by)]
-    after = ", ".join(prefix) or "no attack yet"
-    print(f"Fashion-MNIST, Linf {eps:g}, {n:,} test images, seed {seed}, `--suite full` in progress: robust after {after} "
-          f"(an upper bound on each final worst case)\n")
-    print("| model | clean % | robust after the common attacks % [95 % CI] | attacks finished |")
-    print("|---|---:|---:|---|")
-    for k, s in states.items():
-        r = sum(robust[k])
-        lo, hi = wilson_interval(r, n)
-        print(f"| {LABELS[k]} (`{MODELS[k]}`) | {100.0 * sum(clean[k]) / n:.2f} | {100.0 * r / n:.2f} [{lo:.1f}, {hi:.1f}] | "
-              f"{', '.join(a.name for a in s.finished) or '—'} |")
-    print(f"\nExact McNemar tests on the paired outcomes (robust after {after}, same images):\n")
-    print("| pair | robust only in the first | robust only in the second | difference (points) | p (two-sided) |")
-    print("|---|---:|---:|---:|---:|")
-    for a, b in PAIRS:
-        if a not in robust or b not in robust:
-            continue
-        only_a = sum(x and not z for x, z in zip(robust[a], robust[b]))
-        only_b = sum(z and not x for x, z in zip(robust[a], robust[b]))
-        print(f"| {LABELS[a]} vs {LABELS[b]} | {only_a} | {only_b} | {100.0 * (only_a - only_b) / n:+.2f} | {mcnemar_exact(only_a, only_b):.3g} |")
+    done = {k: [a.name for a in s.finished] for k, s in states.items()}
 
+    def robust_after(k: str, prefix: list[str]) -> list[bool]:
+        s = states[k]
+        return [p == t and (b is None or b not in prefix) for p, t, b in zip(s.clean_pred, y, s.broken_by)]
+
+    print(f"Fashion-MNIST, Linf {eps:g}, {n:,} test images, seed {seed}, `--suite full` in progress. Robust % after each "
+          f"finished attack of the cascade, in order (each an upper bound on the final worst case: later attacks only break more)\n")
+    print("| model | clean % | robust after each finished attack % | last [95 % CI] |")
+    print("|---|---:|---|---:|")
+    for k in states:
+        steps = [f"{a} {100.0 * sum(robust_after(k, done[k][: i + 1])) / n:.2f}" for i, a in enumerate(done[k])]
+        last = sum(robust_after(k, done[k]))
+        lo, hi = wilson_interval(last, n)
+        print(f"| {LABELS[k]} (`{MODELS[k]}`) | {100.0 * sum(robust_after(k, [])) / n:.2f} | {' → '.join(steps) or 'none finished yet'} | "
+              + (f"{100.0 * last / n:.2f} [{lo:.1f}, {hi:.1f}] |" if steps else "— |"))
+    print("\nExact McNemar tests on the paired outcomes (same images), each pair after the attacks both have finished:\n")
+    print("| pair | after | robust % (first, second) | robust only in the first | robust only in the second | difference (points) | p (two-sided) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for a, b in PAIRS:
+        if a not in states or b not in states:
+            continue
+        prefix = _common_prefix([done[a], done[b]])
+        if not prefix:
+            print(f"| {LABELS[a]} vs {LABELS[b]} | no common attack finished yet | | | | | |")
+            continue
+        ra, rb = robust_after(a, prefix), robust_after(b, prefix)
+        only_a = sum(x and not z for x, z in zip(ra, rb))
+        only_b = sum(z and not x for x, z in zip(ra, rb))
+        print(f"| {LABELS[a]} vs {LABELS[b]} | {', '.join(prefix)} | {100.0 * sum(ra) / n:.2f}, {100.0 * sum(rb) / n:.2f} | "
+              f"{only_a} | {only_b} | {100.0 * (only_a - only_b) / n:+.2f} | {mcnemar_exact(only_a, only_b):.3g} |")
 
 if __name__ == "__main__":
     main()
