@@ -126,6 +126,24 @@ def test_honest_models_are_deterministic_with_a_gradient(e, images):
     assert (g.flatten(1).abs().sum(1) > 0).all()
 
 
+@pytest.mark.parametrize("e", [e for e in CORPUS if "zero-gradient" in e.masking], ids=lambda e: e.name)
+def test_the_naive_pgd20_runs_where_no_gradient_reaches_the_input(e, images):
+    """The 'what the defense's authors ran' PGD-20 on a front end outside autograd: no path
+    from the input at all, so its gradient is zero and PGD-20 stays at its random start —
+    it must say so with a number, not raise (it once killed the benchmark on tv_minimise)."""
+    from dataclasses import replace
+
+    x, y = images
+    model = load(e)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    cheap = replace(e.reference, steps=2, restarts=1, eot=1, transfer_from=None)
+    torch.manual_seed(0)
+    res = run_reference(model, x[:8], y[:8], 0.1, cheap, randomised=e.randomised, seed=0, naive=True)
+    assert res.naive_pgd20_acc is not None and 0.0 <= res.naive_pgd20_acc <= res.clean_acc
+    assert 0.0 <= res.robust_acc <= res.clean_acc
+
+
 # --------------------------------------------------------------------------- expensive
 
 SUBSET = ("distillation", "sap", "standard")  # two masked, one honest: the cheapest to attack in full
