@@ -4,6 +4,7 @@ for paired per-example comparisons. Pure Python: reports and CI gates need no to
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -15,6 +16,12 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
     return (100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half))
+
+
+def discordant(a: Sequence[bool], b: Sequence[bool]) -> tuple[int, int]:
+    """The discordant pairs of two paired outcomes (robust or not on the same examples):
+    true only in ``a``, true only in ``b`` — the counts :func:`mcnemar_exact` takes."""
+    return sum(1 for x, y in zip(a, b) if x and not y), sum(1 for x, y in zip(a, b) if y and not x)
 
 
 def mcnemar_exact(b: int, c: int) -> float:

@@ -38,7 +38,7 @@ def main() -> None:
         return
 
     from a3bench.schema import read_outcomes, read_record
-    from a3bench.stats import mcnemar_exact
+    from a3bench.stats import discordant, mcnemar_exact
 
     keys = args.models.split(",")
     recs, outs = {}, {}
@@ -64,8 +64,7 @@ def main() -> None:
     for a, b in PAIRS:
         if a not in outs or b not in outs:
             continue
-        only_a = sum(x and not y for x, y in zip(outs[a].robust, outs[b].robust))
-        only_b = sum(y and not x for x, y in zip(outs[a].robust, outs[b].robust))
+        only_a, only_b = discordant(outs[a].robust, outs[b].robust)
         diff = 100.0 * (only_a - only_b) / n
         print(f"| {LABELS[a]} vs {LABELS[b]} | {only_a} | {only_b} | {diff:+.2f} | {mcnemar_exact(only_a, only_b):.3g} |")
 
@@ -82,7 +81,7 @@ def _common_prefix(lists: list[list[str]]) -> list[str]:
 def interim(state_dir: str, keys: list[str]) -> None:
     from a3bench.data import load_dataset
     from a3bench.schema.state import read_state
-    from a3bench.stats import mcnemar_exact, wilson_interval
+    from a3bench.stats import discordant, mcnemar_exact, wilson_interval
 
     states = {}
     for k in keys:
@@ -123,8 +122,7 @@ def interim(state_dir: str, keys: list[str]) -> None:
             print(f"| {LABELS[a]} vs {LABELS[b]} | no common attack finished yet | | | | | |")
             continue
         ra, rb = robust_after(a, prefix), robust_after(b, prefix)
-        only_a = sum(x and not z for x, z in zip(ra, rb))
-        only_b = sum(z and not x for x, z in zip(ra, rb))
+        only_a, only_b = discordant(ra, rb)
         print(f"| {LABELS[a]} vs {LABELS[b]} | {', '.join(prefix)} | {100.0 * sum(ra) / n:.2f}, {100.0 * sum(rb) / n:.2f} | "
               f"{only_a} | {only_b} | {100.0 * (only_a - only_b) / n:+.2f} | {mcnemar_exact(only_a, only_b):.3g} |")
 

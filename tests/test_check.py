@@ -15,7 +15,7 @@ from a3bench.errors import ResultError
 from a3bench.schema import Flag, ResultRecord, outcomes_path, write_record
 from a3bench.io import write_json_atomic
 from a3bench.report.check import check, mcnemar_exact
-from a3bench.stats import wilson_interval
+from a3bench.stats import discordant, wilson_interval
 
 runner = CliRunner()
 
@@ -56,6 +56,15 @@ def test_mcnemar_hand_checked():
     # b=1, c=9: 2 * (C(10,0) + C(10,1)) / 2^10 = 22/1024.
     assert mcnemar_exact(1, 9) == pytest.approx(22 / 1024)
     assert 0 < mcnemar_exact(400, 600) < 1e-9  # exact integers, no overflow at CI-sized counts
+
+
+def test_discordant_pairs_carry_the_whole_difference():
+    a = [True, True, False, False, True, False]
+    b = [True, False, True, False, False, False]
+    assert discordant(a, b) == (2, 1)
+    assert discordant(b, a) == (1, 2)
+    only_a, only_b = discordant(a, b)
+    assert only_a - only_b == sum(a) - sum(b)
 
 
 def test_identical_passes(tmp_path: Path):

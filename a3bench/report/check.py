@@ -26,7 +26,7 @@ from a3bench.report.fmt import ci, delta, eps_text, md_code, md_text, pct
 from a3bench.report.load import locate_outcomes
 from a3bench.results import different_model, verify_run_ids
 from a3bench.schema import Outcomes, ResultRecord, outcome_problems, read_outcomes, read_record
-from a3bench.stats import mcnemar_exact
+from a3bench.stats import discordant, mcnemar_exact
 
 DEFAULT_MAX_DROP = 1.0  # percentage points
 _EPS_TOL = 1e-9
@@ -79,8 +79,7 @@ def compare_outcomes(base: Outcomes, cur: Outcomes) -> McNemar:
     if base.labels is not None and cur.labels is not None and base.labels != cur.labels:
         raise ResultError(f"different examples: the labels in {base.path} and {cur.path} differ")
     pairs = list(zip(base.robust, cur.robust))
-    b = sum(1 for x, y in pairs if x and not y)
-    c = sum(1 for x, y in pairs if not x and y)
+    b, c = discordant(base.robust, cur.robust)
     return McNemar(
         newly_broken=b,
         newly_robust=c,
