@@ -579,28 +579,24 @@ def verify_run_ids(record_path: str | os.PathLike) -> list[str]:
         if theirs != rid:
             problems.append(_mismatch(p, theirs, path, rid))
         break  # the file the record names wins, as in report/load.py
-    apath = audit_path(path)
-    if apath.is_file():
-        try:
-            audit = read_audit(apath)
-        except ResultError as e:
-            if record.audit:
-                problems.append(str(e))
-            return problems
-        if (record.audit or audit.run_id is not None) and audit.run_id != rid:
-            problems.append(_mismatch(apath, audit.run_id, path, rid))
-    vpath = adv_path(path)
-    if vpath.is_file():
+    def adv_run_id(p: Path) -> str | None:
         from a3bench.advfile import peek_run_id
 
+        return peek_run_id(p)
+
+    # the sidecars the record may name: an unreadable one is a problem only when it does
+    sidecars = ((audit_path(path), lambda p: read_audit(p).run_id, record.audit), (adv_path(path), adv_run_id, record.adv))
+    for side, run_id_of, named in sidecars:
+        if not side.is_file():
+            continue
         try:
-            theirs = peek_run_id(vpath)
+            theirs = run_id_of(side)
         except ResultError as e:
-            if record.adv:
+            if named:
                 problems.append(str(e))
-            return problems
-        if (record.adv or theirs is not None) and theirs != rid:
-            problems.append(_mismatch(vpath, theirs, path, rid))
+            continue
+        if (named or theirs is not None) and theirs != rid:
+            problems.append(_mismatch(side, theirs, path, rid))
     return problems
 
 

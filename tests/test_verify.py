@@ -376,6 +376,17 @@ def test_check_and_report_see_an_adv_file_of_another_run(rec):
     assert len(problems) == 1 and "another run" in problems[0] and "r.adv.pt" in problems[0]
 
 
+def test_an_unreadable_audit_the_record_does_not_name_does_not_hide_the_adv_file(rec):
+    from a3bench.results import audit_path, verify_run_ids
+
+    _, _, adv = _load(rec)
+    adv["run_id"] = "0123456789abcdef"
+    _save_adv(rec, adv)
+    audit_path(rec).write_text("not json")
+    problems = verify_run_ids(rec)
+    assert len(problems) == 1 and "another run" in problems[0] and "r.adv.pt" in problems[0]
+
+
 def test_a_record_spec_that_would_run_code_is_refused(rec, tmp_path):
     marker = tmp_path / "RAN"
     (tmp_path / "evil.py").write_text(f"import pathlib\ndef make():\n    pathlib.Path({str(marker)!r}).touch()\n")
